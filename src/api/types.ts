@@ -1,0 +1,139 @@
+// The object model wsgate reads: its own kinds (group wsgate.io, version v1alpha1) and the Kubernetes kinds
+// it consumes. The Kubernetes kinds are the types of @kubernetes/client-node, so that the controller (which gets
+// them from the API server) and `wsgate serve` (which reads them from YAML) share one translator.
+// The OpenAPI schema in ./schema.ts describes the same wsgate.io kinds for the API server; a test keeps them aligned.
+import type {
+  V1EndpointSlice,
+  V1Ingress,
+  V1IngressClass,
+  V1ObjectMeta,
+  V1Secret,
+  V1Service,
+} from '@kubernetes/client-node';
+
+export type Ingress = V1Ingress;
+export type IngressClass = V1IngressClass;
+export type Service = V1Service;
+export type EndpointSlice = V1EndpointSlice;
+export type Secret = V1Secret;
+export type ObjectMeta = V1ObjectMeta;
+
+export const GROUP = 'wsgate.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+/** The controller name an IngressClass must carry in spec.controller for wsgate to own it. */
+export const CONTROLLER_NAME = 'wsgate.io/ingress-controller';
+/** Ingress annotation prefix for policy knobs (`wsgate.io/idle-timeout-seconds`, ...). */
+export const ANNOTATION_PREFIX = 'wsgate.io/';
+
+export type PathType = 'Exact' | 'Prefix';
+export const PATH_TYPES: readonly PathType[] = ['Exact', 'Prefix'];
+
+export type LoadBalancingPolicy = 'LeastConnections' | 'RoundRobin' | 'ConsistentHash';
+export const LOAD_BALANCING_POLICIES: readonly LoadBalancingPolicy[] = ['LeastConnections', 'RoundRobin', 'ConsistentHash'];
+
+export type ProxyProtocolVersion = 'None' | 'V1' | 'V2';
+export const PROXY_PROTOCOL_VERSIONS: readonly ProxyProtocolVersion[] = ['None', 'V1', 'V2'];
+
+/** What a consistent hash is computed from; exactly one member is set. */
+export interface HashOnSpec {
+  clientIP?: boolean;
+  header?: string;
+  cookie?: string;
+}
+
+export interface LoadBalancingSpec {
+  /** Default LeastConnections: WebSocket connections live long, so connect-time round robin leaves backends uneven. */
+  policy?: LoadBalancingPolicy;
+  hashOn?: HashOnSpec;
+}
+
+export interface PolicySpec {
+  /** Seconds without a byte in either direction before a tunnel is closed; 0 = never. Default 0. */
+  idleTimeoutSeconds?: number;
+  /** Seconds to wait for a TCP connection to a backend endpoint. Default 5. */
+  connectTimeoutSeconds?: number;
+  /** Live connections allowed on the route (per wsgate process); 0 = unlimited. Default 0. */
+  maxConnections?: number;
+  /** Live connections allowed per client IP on the route (per process); 0 = unlimited. Default 0. */
+  maxConnectionsPerClient?: number;
+  /** Origin header values allowed for WebSocket handshakes; empty = any. */
+  allowedOrigins?: string[];
+  /** Sec-WebSocket-Protocol values allowed; empty = whatever the client offers passes through. */
+  subprotocols?: string[];
+  loadBalancing?: LoadBalancingSpec;
+}
+
+export interface BackendRef {
+  /** Service name, in the route's namespace. */
+  service: string;
+  /** Service port, by number or by name. */
+  port: number | string;
+  /** Relative share of new connections; default 1, 0 = none. */
+  weight?: number;
+}
+
+export interface WebSocketRouteRule {
+  path?: { type?: PathType; value?: string };
+  backends: BackendRef[];
+  policy?: PolicySpec;
+}
+
+export interface WebSocketRouteSpec {
+  hostnames?: string[];
+  tls?: { secretName: string };
+  rules: WebSocketRouteRule[];
+  policy?: PolicySpec;
+}
+
+export interface Condition {
+  type: 'Accepted' | 'ResolvedRefs';
+  status: 'True' | 'False';
+  reason: string;
+  message: string;
+  observedGeneration?: number;
+  lastTransitionTime?: string;
+}
+
+export interface RouteStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+}
+
+export interface WebSocketRoute {
+  apiVersion: typeof API_VERSION;
+  kind: 'WebSocketRoute';
+  metadata: ObjectMeta;
+  spec: WebSocketRouteSpec;
+  status?: RouteStatus;
+}
+
+export interface TCPTunnelSpec {
+  /** The proxy's listening port for this tunnel. */
+  port: number;
+  /** When set, TLS passthrough: routed by the ClientHello's SNI, never decrypted. */
+  sniHostnames?: string[];
+  backends: BackendRef[];
+  proxyProtocol?: ProxyProtocolVersion;
+  idleTimeoutSeconds?: number;
+  connectTimeoutSeconds?: number;
+  maxConnections?: number;
+}
+
+export interface TCPTunnel {
+  apiVersion: typeof API_VERSION;
+  kind: 'TCPTunnel';
+  metadata: ObjectMeta;
+  spec: TCPTunnelSpec;
+  status?: RouteStatus;
+}
+
+/** Every kind wsgate reads, as found in a YAML file or a watch. */
+export type KubeObject =
+  | (Ingress & { kind: 'Ingress' })
+  | (IngressClass & { kind: 'IngressClass' })
+  | (Service & { kind: 'Service' })
+  | (EndpointSlice & { kind: 'EndpointSlice' })
+  | (Secret & { kind: 'Secret' })
+  | WebSocketRoute
+  | TCPTunnel;

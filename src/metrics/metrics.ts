@@ -1,0 +1,120 @@
+// All of wsgate's Prometheus metrics, in their own registry (never prom-client's global one), created once per
+// process by the entry point and passed down. Labels are routes (`namespace/name`), never clients.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** How a connection ended, as counted in wsgate_connections_total{outcome}. */
+export type Outcome =
+  | 'completed' // both sides closed cleanly
+  | 'client_error' // the client reset or errored
+  | 'upstream_error' // the backend reset or errored
+  | 'idle_timeout' // the route's idle timeout fired
+  | 'shutdown' // wsgate closed it while draining
+  | 'rejected'; // never became a tunnel (see handshake_rejections_total for why)
+
+export type Direction = 'upstream' | 'downstream';
+
+// Buckets for connection lifetimes: WebSockets live from milliseconds to days.
+const DURATION_BUCKETS = [0.01, 0.1, 1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400];
+const HANDSHAKE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly connectionsActive: Gauge<'route' | 'layer'>;
+  readonly connectionsTotal: Counter<'route' | 'layer' | 'outcome'>;
+  readonly tunnelBytes: Counter<'route' | 'direction'>;
+  readonly connectionDuration: Histogram<'route' | 'layer'>;
+  readonly handshakeDuration: Histogram<'route'>;
+  readonly handshakeRejections: Counter<'route' | 'reason'>;
+  readonly upstreamConnectErrors: Counter<'route' | 'reason'>;
+  readonly httpRequests: Counter<'route' | 'code'>;
+  readonly configReloads: Counter<'result'>;
+  readonly configLastReloadSuccess: Gauge;
+  readonly routes: Gauge<'kind'>;
+  readonly buildInfo: Gauge<'version'>;
+}
+
+export function createMetrics(version: string, opts: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const m: Metrics = {
+    registry,
+    connectionsActive: new Gauge({
+      name: 'wsgate_connections_active',
+      help: 'Open proxied connections (WebSocket/HTTP upgrade tunnels at l7, TCP tunnels at l4).',
+      labelNames: ['route', 'layer'],
+      registers,
+    }),
+    connectionsTotal: new Counter({
+      name: 'wsgate_connections_total',
+      help: 'Connections that ended, by how they ended.',
+      labelNames: ['route', 'layer', 'outcome'],
+      registers,
+    }),
+    tunnelBytes: new Counter({
+      name: 'wsgate_tunnel_bytes_total',
+      help: 'Bytes relayed through tunnels; upstream = client to backend, downstream = backend to client.',
+      labelNames: ['route', 'direction'],
+      registers,
+    }),
+    connectionDuration: new Histogram({
+      name: 'wsgate_connection_duration_seconds',
+      help: 'Lifetime of finished tunnels.',
+      labelNames: ['route', 'layer'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    }),
+    handshakeDuration: new Histogram({
+      name: 'wsgate_handshake_duration_seconds',
+      help: 'From request head received to the backend 101 relayed to the client.',
+      labelNames: ['route'],
+      buckets: HANDSHAKE_BUCKETS,
+      registers,
+    }),
+    handshakeRejections: new Counter({
+      name: 'wsgate_handshake_rejections_total',
+      help: 'WebSocket handshakes and L4 connections refused by wsgate, by reason.',
+      labelNames: ['route', 'reason'],
+      registers,
+    }),
+    upstreamConnectErrors: new Counter({
+      name: 'wsgate_upstream_connect_errors_total',
+      help: 'Failed TCP connects to backend endpoints, by reason (refused, reset, timeout, unreachable, other).',
+      labelNames: ['route', 'reason'],
+      registers,
+    }),
+    httpRequests: new Counter({
+      name: 'wsgate_http_requests_total',
+      help: 'Plain HTTP requests proxied, by response status code.',
+      labelNames: ['route', 'code'],
+      registers,
+    }),
+    configReloads: new Counter({
+      name: 'wsgate_config_reloads_total',
+      help: 'Configuration reloads, by result (success, failure).',
+      labelNames: ['result'],
+      registers,
+    }),
+    configLastReloadSuccess: new Gauge({
+      name: 'wsgate_config_last_reload_success_timestamp_seconds',
+      help: 'Unix time of the last successful configuration reload.',
+      registers,
+    }),
+    routes: new Gauge({
+      name: 'wsgate_routes',
+      help: 'Routes in the live table, by kind (http, tunnel).',
+      labelNames: ['kind'],
+      registers,
+    }),
+    buildInfo: new Gauge({
+      name: 'wsgate_build_info',
+      help: 'Always 1; the version label says which wsgate is running.',
+      labelNames: ['version'],
+      registers,
+    }),
+  };
+  m.buildInfo.set({ version }, 1);
+  m.configReloads.inc({ result: 'success' }, 0);
+  m.configReloads.inc({ result: 'failure' }, 0);
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'wsgate_' });
+  return m;
+}

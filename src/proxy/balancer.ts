@@ -1,0 +1,141 @@
+// Chooses the endpoint for a new connection. Connections live for hours, so the default is least connections:
+// it counts live tunnels per endpoint across the whole process (and across table swaps), which connect-time
+// round robin cannot. ConsistentHash uses weighted rendezvous hashing, so that an endpoint leaving moves only
+// the clients that were on it.
+import { createHash } from 'node:crypto';
+import type { Backend, Endpoint, LoadBalancing } from '../model/table.ts';
+
+export interface Pick {
+  readonly endpoint: Endpoint;
+  /** `address:port`, the key under which live connections are counted. */
+  readonly key: string;
+  readonly backend: string;
+}
+
+/** What a consistent hash may be computed from; only the part the route's hashOn names is read. */
+export interface HashInput {
+  readonly clientIP: string;
+  readonly header?: (name: string) => string | undefined;
+  readonly cookie?: (name: string) => string | undefined;
+}
+
+export function endpointKey(e: Endpoint): string {
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+export class Balancer {
+  /** Live connections per endpoint key, process-wide. */
+  readonly #active = new Map<string, number>();
+  /** Round-robin cursors per route id. */
+  readonly #cursors = new Map<string, number>();
+
+  acquire(key: string): void {
+    this.#active.set(key, (this.#active.get(key) ?? 0) + 1);
+  }
+
+  release(key: string): void {
+    const n = (this.#active.get(key) ?? 0) - 1;
+    if (n <= 0) this.#active.delete(key);
+    else this.#active.set(key, n);
+  }
+
+  activeOn(key: string): number {
+    return this.#active.get(key) ?? 0;
+  }
+
+  /**
+   * Picks an endpoint among the backends' ready endpoints, skipping keys in `exclude` (endpoints that already
+   * refused this connection). Returns undefined when none is left.
+   */
+  pick(
+    routeId: string,
+    backends: readonly Backend[],
+    lb: LoadBalancing,
+    input: HashInput,
+    exclude?: ReadonlySet<string>,
+  ): Pick | undefined {
+    const candidates: { endpoint: Endpoint; key: string; backend: string; weight: number }[] = [];
+    for (const b of backends) {
+      if (b.weight <= 0) continue;
+      for (const endpoint of b.endpoints) {
+        const key = endpointKey(endpoint);
+        if (exclude?.has(key)) continue;
+        candidates.push({ endpoint, key, backend: b.name, weight: b.weight });
+      }
+    }
+    if (candidates.length === 0) return undefined;
+    if (candidates.length === 1) return candidates[0];
+    switch (lb.policy) {
+      case 'RoundRobin':
+        return this.#roundRobin(routeId, candidates);
+      case 'ConsistentHash': {
+        const key = hashKey(lb.hashOn, input);
+        // No header/cookie on this request: fall back to the client's address, still sticky.
+        return rendezvous(key ?? input.clientIP, candidates);
+      }
+      default:
+        return this.#leastConnections(routeId, candidates);
+    }
+  }
+
+  #leastConnections<T extends { key: string; weight: number }>(routeId: string, c: readonly T[]): T {
+    // Lowest (active / weight); ties rotate from a cursor so that an idle pool fills evenly.
+    const start = this.#advance(routeId, c.length);
+    let best = c[start]!;
+    let bestScore = this.activeOn(best.key) / best.weight;
+    for (let i = 1; i < c.length; i++) {
+      const cand = c[(start + i) % c.length]!;
+      const score = this.activeOn(cand.key) / cand.weight;
+      if (score < bestScore) {
+        best = cand;
+        bestScore = score;
+      }
+    }
+    return best;
+  }
+
+  #roundRobin<T extends { weight: number }>(routeId: string, c: readonly T[]): T {
+    // Weighted by repetition: an endpoint of weight w gets w slots in the cycle.
+    let total = 0;
+    for (const x of c) total += x.weight;
+    let slot = this.#advance(routeId, total);
+    for (const x of c) {
+      if (slot < x.weight) return x;
+      slot -= x.weight;
+    }
+    return c[c.length - 1]!;
+  }
+
+  #advance(routeId: string, modulo: number): number {
+    const n = this.#cursors.get(routeId) ?? 0;
+    this.#cursors.set(routeId, n + 1 >= Number.MAX_SAFE_INTEGER ? 0 : n + 1);
+    return n % modulo;
+  }
+}
+
+function hashKey(hashOn: Extract<LoadBalancing, { policy: 'ConsistentHash' }>['hashOn'], input: HashInput): string | undefined {
+  switch (hashOn.kind) {
+    case 'clientIP':
+      return input.clientIP;
+    case 'header':
+      return input.header?.(hashOn.name);
+    case 'cookie':
+      return input.cookie?.(hashOn.name);
+  }
+}
+
+function rendezvous<T extends { key: string; weight: number }>(hashKeyValue: string, c: readonly T[]): T {
+  let best = c[0]!;
+  let bestScore = -Infinity;
+  for (const cand of c) {
+    const h = createHash('sha1').update(hashKeyValue).update('\0').update(cand.key).digest();
+    // A uniform (0,1) from 52 bits; weighted rendezvous score = -w / ln(u).
+    const u = (h.readUIntBE(0, 6) * 64 + (h[6]! & 63) + 0.5) / 2 ** 54;
+    const score = -cand.weight / Math.log(u);
+    if (score > bestScore) {
+      best = cand;
+      bestScore = score;
+    }
+  }
+  return best;
+}
