@@ -1,0 +1,282 @@
+// The OpenAPI v3 structural schemas of wsgate's own kinds (wsgate.io/v1alpha1 WebSocketRoute and TCPTunnel).
+// One source for two consumers: the CustomResourceDefinitions in ./crds.ts (the API server validates with them)
+// and ./validate.ts (`wsgate serve --config` validates with them), so a file that loads also applies, and back.
+//
+// Each object's `properties` is typed by `PropsOf<T>` over the TypeScript type in ./types.ts: adding, removing
+// or renaming a field there without doing the same here fails the typecheck. Enums come from the same constants.
+//
+// Structural (https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/
+// #specifying-a-structural-schema): every node has a `type` (or `x-kubernetes-int-or-string`), no anyOf/oneOf, no
+// `default`s. Defaults live in one place, the translator, so that files mode and the cluster behave the same.
+// Patterns are written in the common subset of RE2 (the API server) and ECMAScript (the validator): no lookaround.
+import {
+  LOAD_BALANCING_POLICIES,
+  PATH_TYPES,
+  PROXY_PROTOCOL_VERSIONS,
+  type BackendRef,
+  type Condition,
+  type HashOnSpec,
+  type LoadBalancingSpec,
+  type PolicySpec,
+  type RouteStatus,
+  type TCPTunnelSpec,
+  type WebSocketRouteRule,
+  type WebSocketRouteSpec,
+} from './types.ts';
+
+export type SchemaType = 'object' | 'array' | 'string' | 'integer' | 'number' | 'boolean';
+
+/** The subset of apiextensions.k8s.io/v1 JSONSchemaProps that wsgate's schemas use (and the validator knows). */
+export interface SchemaNode {
+  type?: SchemaType;
+  description?: string;
+  properties?: Record<string, SchemaNode>;
+  required?: string[];
+  items?: SchemaNode;
+  enum?: string[];
+  minimum?: number;
+  maximum?: number;
+  pattern?: string;
+  minLength?: number;
+  maxLength?: number;
+  minItems?: number;
+  maxItems?: number;
+  minProperties?: number;
+  maxProperties?: number;
+  format?: 'date-time';
+  /** Accepts an integer or a string; numeric keywords apply to integers, string keywords to strings. */
+  'x-kubernetes-int-or-string'?: true;
+}
+
+/** Every key a SchemaNode may carry; the structural test rejects any other key found in a schema. */
+export const SCHEMA_KEYS: readonly (keyof SchemaNode)[] = [
+  'type',
+  'description',
+  'properties',
+  'required',
+  'items',
+  'enum',
+  'minimum',
+  'maximum',
+  'pattern',
+  'minLength',
+  'maxLength',
+  'minItems',
+  'maxItems',
+  'minProperties',
+  'maxProperties',
+  'format',
+  'x-kubernetes-int-or-string',
+];
+
+/** One schema per field of T, no more and no less: keeps the schema aligned with ./types.ts at compile time. */
+type PropsOf<T> = { [K in keyof Required<T>]: SchemaNode };
+
+/** DNS-1123 subdomain (RFC 1123 labels joined by dots), as Kubernetes validates object and host names. */
+export const DNS1123_SUBDOMAIN = '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*';
+/** A route hostname: an exact DNS-1123 subdomain, or `*.` followed by one (a wildcard for one or more labels). */
+export const HOSTNAME_PATTERN = `^(\\*\\.)?${DNS1123_SUBDOMAIN}$`;
+/** An absolute request path: starts with `/`, no whitespace, no query or fragment. */
+export const PATH_PATTERN = '^/[^\\s?#]*$';
+/** A Service name: a DNS-1035 label. */
+export const SERVICE_NAME_PATTERN = '^[a-z]([-a-z0-9]*[a-z0-9])?$';
+/** A Service port name (IANA_SVC_NAME): lowercase alphanumerics and single inner hyphens, at least one letter. */
+export const PORT_NAME_PATTERN = '^([a-z0-9]+-)*[a-z0-9]*[a-z][a-z0-9]*(-[a-z0-9]+)*$';
+/** An HTTP token (RFC 9110 §5.6.2): header names, cookie names, subprotocols. */
+export const TOKEN_PATTERN = "^[-!#$%&'*+.^_`|~0-9A-Za-z]+$";
+
+function hostnames(description: string): SchemaNode {
+  return {
+    type: 'array',
+    description,
+    maxItems: 16,
+    items: { type: 'string', pattern: HOSTNAME_PATTERN, maxLength: 253 },
+  };
+}
+
+function nonNegativeInteger(description: string, maximum?: number): SchemaNode {
+  const node: SchemaNode = { type: 'integer', description, minimum: 0 };
+  if (maximum !== undefined) node.maximum = maximum;
+  return node;
+}
+
+function connectTimeout(): SchemaNode {
+  return {
+    type: 'integer',
+    description: 'Seconds to wait for a TCP connection to a backend endpoint. Default 5.',
+    minimum: 1,
+    maximum: 3600,
+  };
+}
+
+function idleTimeout(): SchemaNode {
+  return nonNegativeInteger('Seconds without a byte in either direction before a tunnel is closed; 0 = never. Default 0.');
+}
+
+function maxConnections(): SchemaNode {
+  return nonNegativeInteger('Live connections allowed (per wsgate process); 0 = unlimited. Default 0.');
+}
+
+const hashOnProps: PropsOf<HashOnSpec> = {
+  clientIP: { type: 'boolean', description: 'Hash on the client IP address.' },
+  header: { type: 'string', description: 'Hash on the value of this request header.', pattern: TOKEN_PATTERN, maxLength: 256 },
+  cookie: { type: 'string', description: 'Hash on the value of this cookie.', pattern: TOKEN_PATTERN, maxLength: 256 },
+};
+
+const loadBalancingProps: PropsOf<LoadBalancingSpec> = {
+  policy: {
+    type: 'string',
+    description: 'How a new connection picks an endpoint. Default LeastConnections.',
+    enum: [...LOAD_BALANCING_POLICIES],
+  },
+  hashOn: {
+    type: 'object',
+    description: 'What a ConsistentHash policy hashes; exactly one member is set.',
+    properties: hashOnProps,
+    minProperties: 1,
+    maxProperties: 1,
+  },
+};
+
+const policyProps: PropsOf<PolicySpec> = {
+  idleTimeoutSeconds: idleTimeout(),
+  connectTimeoutSeconds: connectTimeout(),
+  maxConnections: maxConnections(),
+  maxConnectionsPerClient: nonNegativeInteger('Live connections allowed per client IP (per process); 0 = unlimited. Default 0.'),
+  allowedOrigins: {
+    type: 'array',
+    description: 'Origin header values allowed for WebSocket handshakes; empty = any.',
+    items: { type: 'string', minLength: 1, maxLength: 2048 },
+  },
+  subprotocols: {
+    type: 'array',
+    description: 'Sec-WebSocket-Protocol values allowed; empty = whatever the client offers passes through.',
+    items: { type: 'string', pattern: TOKEN_PATTERN, maxLength: 256 },
+  },
+  loadBalancing: { type: 'object', description: 'Load balancing across endpoints.', properties: loadBalancingProps },
+};
+
+function policy(description: string): SchemaNode {
+  return { type: 'object', description, properties: policyProps };
+}
+
+const backendRefProps: PropsOf<BackendRef> = {
+  service: {
+    type: 'string',
+    description: "Service name, in the route's namespace.",
+    pattern: SERVICE_NAME_PATTERN,
+    minLength: 1,
+    maxLength: 63,
+  },
+  port: {
+    'x-kubernetes-int-or-string': true,
+    description: 'Service port, by number (1-65535) or by name.',
+    minimum: 1,
+    maximum: 65535,
+    pattern: PORT_NAME_PATTERN,
+    maxLength: 15,
+  },
+  weight: nonNegativeInteger('Relative share of new connections; 0 = none. Default 1.', 1_000_000),
+};
+
+function backends(): SchemaNode {
+  return {
+    type: 'array',
+    description: 'The Services that receive connections, weighted.',
+    minItems: 1,
+    maxItems: 16,
+    items: { type: 'object', properties: backendRefProps, required: ['service', 'port'] },
+  };
+}
+
+const ruleProps: PropsOf<WebSocketRouteRule> = {
+  path: {
+    type: 'object',
+    description: 'The request path this rule matches. Default: Prefix /.',
+    properties: {
+      type: { type: 'string', description: 'Exact, or Prefix (by path element). Default Prefix.', enum: [...PATH_TYPES] },
+      value: { type: 'string', description: 'An absolute path. Default /.', pattern: PATH_PATTERN, maxLength: 1024 },
+    },
+  },
+  backends: backends(),
+  policy: policy("Overrides the route's policy, field by field, for this rule."),
+};
+
+const webSocketRouteSpecProps: PropsOf<WebSocketRouteSpec> = {
+  hostnames: hostnames('Host header values this route serves; empty = any host. A leading "*." matches subdomains.'),
+  tls: {
+    type: 'object',
+    description: 'Terminates TLS for the hostnames with a kubernetes.io/tls Secret in the same namespace.',
+    properties: { secretName: { type: 'string', pattern: `^${DNS1123_SUBDOMAIN}$`, maxLength: 253 } },
+    required: ['secretName'],
+  },
+  rules: {
+    type: 'array',
+    description: 'Path matches and where they go.',
+    minItems: 1,
+    maxItems: 64,
+    items: { type: 'object', properties: ruleProps, required: ['backends'] },
+  },
+  policy: policy('Policy for every rule of the route.'),
+};
+
+const tcpTunnelSpecProps: PropsOf<TCPTunnelSpec> = {
+  port: { type: 'integer', description: "The proxy's listening port for this tunnel.", minimum: 1, maximum: 65535 },
+  sniHostnames: hostnames("When set, TLS passthrough: routed by the ClientHello's SNI, never decrypted."),
+  backends: backends(),
+  proxyProtocol: {
+    type: 'string',
+    description: 'PROXY protocol header sent to the backend. Default None.',
+    enum: [...PROXY_PROTOCOL_VERSIONS],
+  },
+  idleTimeoutSeconds: idleTimeout(),
+  connectTimeoutSeconds: connectTimeout(),
+  maxConnections: maxConnections(),
+};
+
+const conditionProps: PropsOf<Condition> = {
+  type: { type: 'string', enum: ['Accepted', 'ResolvedRefs'] },
+  status: { type: 'string', enum: ['True', 'False'] },
+  reason: { type: 'string', minLength: 1, maxLength: 1024 },
+  message: { type: 'string', maxLength: 32768 },
+  observedGeneration: { type: 'integer', minimum: 0 },
+  lastTransitionTime: { type: 'string', format: 'date-time' },
+};
+
+const statusProps: PropsOf<RouteStatus> = {
+  observedGeneration: { type: 'integer', description: 'The generation the status describes.', minimum: 0 },
+  conditions: {
+    type: 'array',
+    maxItems: 8,
+    items: { type: 'object', properties: conditionProps, required: ['type', 'status', 'reason', 'message'] },
+  },
+};
+
+function root(description: string, specProps: Record<string, SchemaNode>, specRequired: string[]): SchemaNode {
+  return {
+    type: 'object',
+    description,
+    properties: {
+      apiVersion: { type: 'string' },
+      kind: { type: 'string' },
+      metadata: { type: 'object' },
+      spec: { type: 'object', properties: specProps, required: specRequired },
+      status: { type: 'object', properties: statusProps },
+    },
+    required: ['spec'],
+  };
+}
+
+/** A fresh copy on every call, so no caller can change what another sees. */
+export function webSocketRouteSchema(): SchemaNode {
+  return structuredClone(
+    root('Routes WebSocket handshakes by host and path to Services.', webSocketRouteSpecProps, ['rules']),
+  );
+}
+
+/** A fresh copy on every call, so no caller can change what another sees. */
+export function tcpTunnelSchema(): SchemaNode {
+  return structuredClone(
+    root('Forwards raw TCP (or TLS by SNI) from a proxy port to Services.', tcpTunnelSpecProps, ['port', 'backends']),
+  );
+}

@@ -1,0 +1,97 @@
+// `wsgate serve --config PATH`: the data plane fed from YAML files. The numbered steps of a reload:
+//  1. load every file (a parse error or an invalid object rejects the whole reload: the live table stays, as
+//     `nginx -t` refuses a reload, and each problem is logged with file, kind, namespace/name and field);
+//  2. translate (pure) into a table and statuses; statuses that are not all True are logged per object;
+//  3. apply the table atomically; open connections keep what they were given.
+import { readFileSync } from 'node:fs';
+import type { Logger } from '../log/logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { Gateway, type GatewayOptions } from '../gateway.ts';
+import { loadConfig, watchConfig } from '../sources/files.ts';
+import { snapshotFromObjects } from '../translate/objects.ts';
+import type { TranslateResult } from '../translate/snapshot.ts';
+import { translate } from '../translate/translate.ts';
+
+export interface ServeOptions extends Omit<GatewayOptions, 'defaultCertificate'> {
+  readonly configPath: string;
+  readonly ingressClass: string;
+  readonly defaultCertificate: GatewayOptions['defaultCertificate'];
+  /** Debounce of file changes (ms). */
+  readonly debounceMs?: number;
+}
+
+export interface Server {
+  readonly gateway: Gateway;
+  /** Re-reads the configuration now; resolves when the result is live (or refused). */
+  reload(): Promise<boolean>;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function serve(o: ServeOptions): Promise<Server> {
+  const log = o.log.child({ component: 'serve' });
+  const gateway = new Gateway(o);
+  await gateway.start();
+  let reloading: Promise<boolean> = Promise.resolve(true);
+  const reload = (): Promise<boolean> => {
+    reloading = reloading.then(() => reloadOnce(o, gateway, log, o.metrics));
+    return reloading;
+  };
+  await reload();
+  const watcher = watchConfig(o.configPath, () => void reload(), o.debounceMs === undefined ? {} : { debounceMs: o.debounceMs });
+  return {
+    gateway,
+    reload,
+    async stop(graceMs = 0) {
+      watcher.close();
+      await reloading;
+      await gateway.stop(graceMs);
+    },
+  };
+}
+
+async function reloadOnce(o: ServeOptions, gateway: Gateway, log: Logger, metrics: Metrics): Promise<boolean> {
+  try {
+    const { objects, problems } = await loadConfig(o.configPath);
+    if (problems.length > 0) {
+      for (const p of problems) log.error(p, 'invalid configuration');
+      // The first load has no last good configuration to keep: serve what is valid rather than nothing.
+      if (gateway.notReady() !== 'no routing table yet') {
+        metrics.configReloads.inc({ result: 'failure' });
+        log.error({ problems: problems.length }, 'configuration rejected; the last good configuration keeps serving');
+        return false;
+      }
+    }
+    const result = translate(snapshotFromObjects(objects, o.ingressClass));
+    logStatuses(result, log);
+    const { certificateErrors } = await gateway.apply(result.table);
+    for (const e of certificateErrors) log.error(e, 'certificate not loaded');
+    metrics.configReloads.inc({ result: problems.length > 0 ? 'failure' : 'success' });
+    if (problems.length === 0) metrics.configLastReloadSuccess.set(Date.now() / 1000);
+    log.info(
+      { virtualHosts: result.table.virtualHosts.length, tunnels: result.table.tunnels.length },
+      'routing table applied',
+    );
+    return problems.length === 0;
+  } catch (err) {
+    metrics.configReloads.inc({ result: 'failure' });
+    log.error({ err }, 'reload failed; the last good configuration keeps serving');
+    return false;
+  }
+}
+
+/** One line per object whose conditions are not all True, naming it and each failing condition. */
+export function logStatuses(result: TranslateResult, log: Logger): void {
+  for (const s of result.statuses) {
+    for (const c of s.conditions) {
+      if (c.status === 'True') continue;
+      log.warn(
+        { kind: s.kind, namespace: s.namespace, name: s.name, condition: c.type, reason: c.reason, message: c.message },
+        'object not fully accepted',
+      );
+    }
+  }
+}
+
+export function readPemFile(path: string): string {
+  return readFileSync(path, 'utf8');
+}

@@ -1,0 +1,135 @@
+// The data plane as one object: L7 and L4 proxies, certificates, the tunnel registry and the admin server, fed with
+// routing tables by a source (files now, the Kubernetes controller later). apply() is the only way in for
+// configuration, and it never closes a connection.
+import type { AddressInfo } from 'node:net';
+import { AdminServer } from './admin/server.ts';
+import type { Logger } from './log/logger.ts';
+import type { Metrics } from './metrics/metrics.ts';
+import { EMPTY_TABLE, type RoutingTable } from './model/table.ts';
+import { Balancer } from './proxy/balancer.ts';
+import { L4Proxy } from './proxy/l4.ts';
+import { L7Proxy, type ListenAddress } from './proxy/l7.ts';
+import { ConnectionLimits } from './proxy/limits.ts';
+import { TunnelRegistry } from './proxy/tunnel.ts';
+import { CertificateStore, type CertificatePem } from './tls/cert-store.ts';
+
+export interface GatewayOptions {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** Plain HTTP listener; undefined = none. */
+  readonly httpAddr?: ListenAddress;
+  /** TLS listener; undefined = none. */
+  readonly httpsAddr?: ListenAddress;
+  /** Admin server (/metrics, /healthz, /readyz, /debug/routes); undefined = none. */
+  readonly adminAddr?: ListenAddress;
+  /** Bind address of TCPTunnel listeners. */
+  readonly tunnelHost: string;
+  /** Milliseconds for a request head (and a backend's handshake answer). */
+  readonly handshakeTimeoutMs: number;
+  /** The certificate for TLS clients whose SNI matches no route. */
+  readonly defaultCertificate: CertificatePem;
+  /** How often tunnels are swept for idle timeouts and byte counts (ms, default 1000). */
+  readonly sweepIntervalMs?: number;
+}
+
+export class Gateway {
+  readonly registry: TunnelRegistry;
+  readonly certificates: CertificateStore;
+  readonly l7: L7Proxy;
+  readonly l4: L4Proxy;
+  readonly #o: GatewayOptions;
+  readonly #admin: AdminServer | undefined;
+  #table: RoutingTable = EMPTY_TABLE;
+  #applied = false;
+  #listening = false;
+  #draining = false;
+  #adminAddress: AddressInfo | undefined;
+
+  constructor(o: GatewayOptions) {
+    this.#o = o;
+    const log = o.log;
+    this.registry = new TunnelRegistry(o.metrics, log.child({ component: 'tunnel' }), o.sweepIntervalMs);
+    this.certificates = new CertificateStore(o.defaultCertificate);
+    const balancer = new Balancer();
+    const limits = new ConnectionLimits();
+    this.l7 = new L7Proxy({
+      metrics: o.metrics,
+      log: log.child({ component: 'l7' }),
+      registry: this.registry,
+      balancer,
+      limits,
+      certificates: this.certificates,
+      handshakeTimeoutMs: o.handshakeTimeoutMs,
+    });
+    this.l4 = new L4Proxy({ metrics: o.metrics, log, registry: this.registry, balancer, limits, host: o.tunnelHost });
+    if (o.adminAddr) {
+      this.#admin = new AdminServer({ metrics: o.metrics, notReady: () => this.notReady(), table: () => this.#table });
+    }
+  }
+
+  get table(): RoutingTable {
+    return this.#table;
+  }
+
+  /** Binds the admin server and the L7 listeners. Tunnel listeners follow the table (apply). */
+  async start(): Promise<void> {
+    if (this.#admin && this.#o.adminAddr) {
+      this.#adminAddress = await this.#admin.listen(this.#o.adminAddr.host, this.#o.adminAddr.port);
+    }
+    await this.l7.listen(this.#o.httpAddr, this.#o.httpsAddr);
+    this.#listening = true;
+  }
+
+  /**
+   * Makes `table` live: certificates first (so a new host's certificate is there when its route is), then routes.
+   * Returns the certificates that could not be loaded. Connections keep the route and backend they were given.
+   */
+  async apply(table: RoutingTable): Promise<{ certificateErrors: { secret: string; message: string }[] }> {
+    const { errors } = this.certificates.update(table.certificates);
+    this.l7.update(table);
+    await this.l4.update(table);
+    this.#table = table;
+    this.#applied = true;
+    let http = 0;
+    for (const vh of table.virtualHosts) http += vh.routes.length;
+    this.#o.metrics.routes.set({ kind: 'http' }, http);
+    this.#o.metrics.routes.set({ kind: 'tunnel' }, table.tunnels.length);
+    return { certificateErrors: errors };
+  }
+
+  /** Why the process should not receive traffic, or undefined when it should. */
+  notReady(): string | undefined {
+    if (this.#draining) return 'draining';
+    if (!this.#listening) return 'listeners not bound';
+    if (!this.#applied) return 'no routing table yet';
+    const failed = this.l4.failedPorts();
+    if (failed.length > 0) return `tunnel ports not bound: ${failed.join(', ')}`;
+    return undefined;
+  }
+
+  addresses(): { http?: AddressInfo; https?: AddressInfo; admin?: AddressInfo } {
+    return { ...this.l7.addresses(), ...(this.#adminAddress ? { admin: this.#adminAddress } : {}) };
+  }
+
+  /**
+   * Graceful stop: readiness false, listeners closed, open tunnels given `graceMs` to finish on their own, then
+   * closed. The admin server stays up until the end so that the drain can be watched.
+   */
+  async stop(graceMs = 0): Promise<void> {
+    this.#draining = true;
+    await Promise.all([this.l7.close(), this.l4.close()]);
+    if (this.registry.size > 0 && graceMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.registry.drained(),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    await this.registry.closeAll();
+    this.registry.stop();
+    await this.#admin?.close();
+  }
+}

@@ -1,0 +1,369 @@
+// The L4 data plane: one TCP listener per tunnel port. A plain port forwards every connection to its tunnel's
+// backends; a port with SNI names reads the TLS ClientHello (never decrypting anything), picks the tunnel by server
+// name, and replays the bytes it read to the backend before anything else the client sends.
+//
+// Tables are swapped atomically: a connection is routed with the table that was current when it was accepted, and
+// established tunnels belong to the TunnelRegistry, so neither a table swap nor a closed listener touches them.
+import net from 'node:net';
+import { ErrorCodes, WsgateError } from '../errors.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Metrics, Outcome } from '../metrics/metrics.ts';
+import type { LoadBalancing, RoutingTable, TunnelRoute } from '../model/table.ts';
+import type { Balancer } from './balancer.ts';
+import type { ConnectionLimits } from './limits.ts';
+import { proxyV1Header, proxyV2Header } from './proxy-protocol.ts';
+import { parseClientHello } from './sni.ts';
+import type { TunnelRegistry } from './tunnel.ts';
+import { connectUpstream } from './upstream.ts';
+
+export interface L4ProxyDeps {
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly registry: TunnelRegistry;
+  readonly balancer: Balancer;
+  readonly limits: ConnectionLimits;
+  /** Address the tunnel listeners bind (--tunnel-host; default 0.0.0.0). */
+  readonly host: string;
+  /** Milliseconds a client on an SNI port has to send its whole ClientHello (default 5000). */
+  readonly helloTimeoutMs?: number;
+}
+
+/** Why an L4 connection never became a tunnel: the `reason` of wsgate_handshake_rejections_total. */
+export type L4RejectReason =
+  | 'over_limit'
+  | 'hello_timeout'
+  | 'bad_client_hello'
+  | 'no_route'
+  | 'no_endpoint'
+  | 'upstream_refused'
+  | 'upstream_timeout';
+
+/** The tunnels of one port, indexed for lookup by server name. Built once per table, then only read. */
+interface PortRoutes {
+  readonly port: number;
+  readonly exact: ReadonlyMap<string, TunnelRoute>;
+  /** `*.example.com` keyed by `example.com`. */
+  readonly wildcard: ReadonlyMap<string, TunnelRoute>;
+  /** The SNI-less tunnel: every connection on a plain port, the fallback on an SNI port. */
+  readonly plain: TunnelRoute | undefined;
+}
+
+/** TunnelRoute carries no load-balancing policy: tunnels always spread by live connections. */
+const TUNNEL_LOAD_BALANCING: LoadBalancing = Object.freeze({ policy: 'LeastConnections' });
+/** Metric label of a connection rejected before any tunnel was chosen. */
+const NO_ROUTE_LABEL = '';
+
+export class L4Proxy {
+  readonly #deps: L4ProxyDeps;
+  readonly #log: Logger;
+  readonly #helloTimeoutMs: number;
+  #ports: ReadonlyMap<number, PortRoutes> = new Map();
+  readonly #servers = new Map<number, net.Server>();
+  readonly #failed = new Map<number, Error>();
+  /** Accepted sockets that are not yet tunnels (reading the hello, or waiting for the backend). */
+  readonly #pending = new Set<net.Socket>();
+  /** Serialises update() and close(), so listeners are never opened twice for one port. */
+  #queue: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(deps: L4ProxyDeps) {
+    this.#deps = deps;
+    this.#log = deps.log.child({ component: 'l4' });
+    this.#helloTimeoutMs = deps.helloTimeoutMs ?? 5000;
+  }
+
+  /**
+   * Installs a new table: swaps the routes (new connections use them at once), closes the listeners of ports that
+   * are gone (their established tunnels stay), and opens listeners for new ports, and for ports that failed to bind
+   * before. Resolves when every bind has succeeded or failed; a failed port is logged and listed in failedPorts().
+   */
+  update(table: RoutingTable): Promise<void> {
+    const next = this.#queue.then(() => this.#apply(table));
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  /** Ports with a bound listener, ascending. */
+  listening(): number[] {
+    return [...this.#servers.keys()].sort((a, b) => a - b);
+  }
+
+  /** Ports of the current table whose listener could not bind, ascending (for readiness). */
+  failedPorts(): number[] {
+    return [...this.#failed.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * Stops listening and drops connections that are not tunnels yet. Established tunnels are left to the registry
+   * (drain them with registry.closeAll()).
+   */
+  close(): Promise<void> {
+    const next = this.#queue.then(() => {
+      this.#closed = true;
+      this.#ports = new Map();
+      for (const [port, server] of this.#servers) this.#closeServer(port, server);
+      this.#failed.clear();
+      for (const socket of this.#pending) socket.destroy();
+      this.#pending.clear();
+    });
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  async #apply(table: RoutingTable): Promise<void> {
+    if (this.#closed) return;
+    const ports = indexTunnels(table.tunnels);
+    this.#ports = ports;
+    for (const [port, server] of this.#servers) {
+      if (!ports.has(port)) this.#closeServer(port, server);
+    }
+    for (const port of this.#failed.keys()) {
+      if (!ports.has(port)) this.#failed.delete(port);
+    }
+    const binds: Promise<void>[] = [];
+    for (const port of ports.keys()) {
+      if (!this.#servers.has(port)) binds.push(this.#listen(port));
+    }
+    await Promise.all(binds);
+  }
+
+  #listen(port: number): Promise<void> {
+    const { host } = this.#deps;
+    const server = net.createServer({
+      allowHalfOpen: true,
+      // Nothing is read until this proxy decides to: an SNI port reads the hello, a plain port resumes in pipe().
+      pauseOnConnect: true,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: 60_000,
+    });
+    server.on('connection', (socket) => this.#serverOnConnection(port, socket));
+    return new Promise((resolve) => {
+      const onError = (err: Error): void => {
+        const error = new WsgateError(ErrorCodes.LISTEN, `cannot listen on ${host}:${port}`, { cause: err });
+        this.#failed.set(port, error);
+        this.#log.error({ code: error.code, host, port, err }, 'tunnel listener failed to bind');
+        resolve();
+      };
+      server.once('error', onError);
+      server.listen({ port, host }, () => {
+        server.removeListener('error', onError);
+        // Errors after bind (e.g. accept() hitting EMFILE) must not crash the process; Node keeps listening.
+        server.on('error', (err) => this.#log.error({ port, err }, 'tunnel listener error'));
+        if (this.#closed || !this.#ports.has(port)) {
+          // The port went away (or the proxy closed) while binding.
+          server.close();
+        } else {
+          this.#servers.set(port, server);
+          this.#failed.delete(port);
+          this.#log.info({ host, port }, 'tunnel listener bound');
+        }
+        resolve();
+      });
+    });
+  }
+
+  #closeServer(port: number, server: net.Server): void {
+    // close() stops accepting now; its callback would wait for every accepted socket, tunnels included, so the
+    // listener is simply forgotten here and the tunnels live on in the registry.
+    server.close();
+    this.#servers.delete(port);
+    this.#log.info({ port }, 'tunnel listener closed');
+  }
+
+  #serverOnConnection(port: number, client: net.Socket): void {
+    const startedAt = performance.now();
+    // The routes as of acceptance: a table swap from here on does not change where this connection goes.
+    const routes = this.#ports.get(port);
+    if (!routes) {
+      client.destroy();
+      return;
+    }
+    // Until the registry takes the socket, errors are handled by closing it (see #pending and the close checks).
+    client.on('error', () => client.destroy());
+    this.#pending.add(client);
+    client.once('close', () => this.#pending.delete(client));
+    if (routes.exact.size === 0 && routes.wildcard.size === 0) {
+      void this.#forward(routes.plain!, client, undefined, startedAt);
+    } else {
+      this.#readHello(routes, client, startedAt);
+    }
+  }
+
+  /**
+   * 1. Read until the ClientHello is complete (or is not TLS, or is bad, or the timeout fires).
+   * 2. Pause the socket so that nothing more is read; the bytes read so far go to the backend first.
+   * 3. Route by server name: exact, then `*.` wildcard (one label), then the port's SNI-less tunnel.
+   */
+  #readHello(routes: PortRoutes, client: net.Socket, startedAt: number): void {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const finish = (): void => {
+      clearTimeout(timer);
+      client.pause();
+      client.removeListener('data', clientOnData);
+      client.removeListener('end', clientOnEnd);
+    };
+    const timer = setTimeout(() => {
+      finish();
+      this.#reject(client, NO_ROUTE_LABEL, 'hello_timeout');
+    }, this.#helloTimeoutMs);
+    const clientOnEnd = (): void => {
+      // The client gave up before finishing its hello: nothing to route, nothing refused.
+      finish();
+      client.destroy();
+    };
+    const clientOnData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      length += chunk.length;
+      const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, length);
+      const hello = parseClientHello(head);
+      if (hello.state === 'need-more') return;
+      finish();
+      let route: TunnelRoute | undefined;
+      if (hello.state === 'ok') {
+        route = (hello.serverName !== undefined ? matchServerName(routes, hello.serverName) : undefined) ?? routes.plain;
+      } else if (hello.state === 'not-tls') {
+        route = routes.plain;
+      } else {
+        this.#log.debug({ port: routes.port, reason: hello.reason }, 'bad client hello');
+        this.#reject(client, NO_ROUTE_LABEL, 'bad_client_hello');
+        return;
+      }
+      if (!route) {
+        this.#reject(client, NO_ROUTE_LABEL, 'no_route');
+        return;
+      }
+      void this.#forward(route, client, head, startedAt);
+    };
+    client.on('data', clientOnData);
+    client.on('end', clientOnEnd);
+    client.once('close', () => clearTimeout(timer));
+    client.resume();
+  }
+
+  /**
+   * 1. Take a connection slot of the tunnel (maxConnections).
+   * 2. Connect to a backend endpoint.
+   * 3. Write the PROXY header and the bytes already read from the client, in that order, before anything else.
+   * 4. Hand both sockets to the registry, which joins them and releases the slot and endpoint when they close.
+   */
+  async #forward(route: TunnelRoute, client: net.Socket, head: Buffer | undefined, startedAt: number): Promise<void> {
+    const { limits, balancer, metrics, registry } = this.#deps;
+    const clientIP = client.remoteAddress ?? '';
+    if (!limits.tryAcquire(route.id, clientIP, route.maxConnections, 0)) {
+      this.#reject(client, route.route, 'over_limit');
+      return;
+    }
+    let upstream;
+    try {
+      upstream = await connectUpstream(
+        {
+          routeId: route.id,
+          route: route.route,
+          backends: route.backends,
+          loadBalancing: TUNNEL_LOAD_BALANCING,
+          hashInput: { clientIP },
+          connectTimeoutSeconds: route.connectTimeoutSeconds,
+        },
+        balancer,
+        metrics,
+      );
+    } catch (err) {
+      limits.release(route.id, clientIP);
+      const reason = rejectReasonOf(err);
+      this.#log.warn({ route: route.route, client: clientIP, err }, 'tunnel backend connect failed');
+      this.#reject(client, route.route, reason);
+      return;
+    }
+    const { socket, pick } = upstream;
+    const release = (): void => {
+      balancer.release(pick.key);
+      limits.release(route.id, clientIP);
+    };
+    if (client.destroyed) {
+      // The client left (or the proxy closed) while the backend was connecting.
+      socket.destroy();
+      release();
+      metrics.connectionsTotal.inc({ route: route.route, layer: 'l4', outcome: 'client_error' });
+      return;
+    }
+    this.#pending.delete(client);
+    const preface = this.#preface(route, client, head);
+    if (preface) socket.write(preface);
+    registry.open({
+      route: route.route,
+      layer: 'l4',
+      client,
+      upstream: socket,
+      clientAddress: clientIP,
+      backend: pick.key,
+      idleTimeoutMs: route.idleTimeoutSeconds * 1000,
+      startedAt,
+      onEnd: release,
+    });
+  }
+
+  /** The PROXY header (if the tunnel asks for one) followed by the client bytes read while routing, as one write. */
+  #preface(route: TunnelRoute, client: net.Socket, head: Buffer | undefined): Buffer | undefined {
+    const src = { address: client.remoteAddress, port: client.remotePort };
+    const dst = { address: client.localAddress, port: client.localPort };
+    let header: Buffer | undefined;
+    if (route.proxyProtocol === 'V1') header = proxyV1Header(src, dst);
+    else if (route.proxyProtocol === 'V2') header = proxyV2Header(src, dst);
+    if (header && head) return Buffer.concat([header, head]);
+    return header ?? head;
+  }
+
+  #reject(client: net.Socket, route: string, reason: L4RejectReason): void {
+    const { metrics } = this.#deps;
+    metrics.handshakeRejections.inc({ route, reason });
+    const outcome: Outcome = 'rejected';
+    metrics.connectionsTotal.inc({ route, layer: 'l4', outcome });
+    client.destroy();
+  }
+}
+
+function rejectReasonOf(err: unknown): L4RejectReason {
+  if (err instanceof WsgateError) {
+    if (err.code === ErrorCodes.NO_ENDPOINT) return 'no_endpoint';
+    if (err.code === ErrorCodes.UPSTREAM_TIMEOUT) return 'upstream_timeout';
+  }
+  return 'upstream_refused';
+}
+
+/** Groups the table's tunnels by port. The table is sorted, so the first tunnel to claim a name or port wins. */
+export function indexTunnels(tunnels: readonly TunnelRoute[]): ReadonlyMap<number, PortRoutes> {
+  const building = new Map<number, { exact: Map<string, TunnelRoute>; wildcard: Map<string, TunnelRoute>; plain?: TunnelRoute }>();
+  for (const t of tunnels) {
+    let p = building.get(t.port);
+    if (!p) {
+      p = { exact: new Map(), wildcard: new Map() };
+      building.set(t.port, p);
+    }
+    if (t.sniHostnames.length === 0) {
+      p.plain ??= t;
+      continue;
+    }
+    for (const name of t.sniHostnames) {
+      const lower = name.toLowerCase();
+      if (lower.startsWith('*.')) {
+        if (!p.wildcard.has(lower.slice(2))) p.wildcard.set(lower.slice(2), t);
+      } else if (!p.exact.has(lower)) {
+        p.exact.set(lower, t);
+      }
+    }
+  }
+  const out = new Map<number, PortRoutes>();
+  for (const [port, p] of building) out.set(port, { port, exact: p.exact, wildcard: p.wildcard, plain: p.plain });
+  return out;
+}
+
+/** Exact name first, then a `*.` wildcard standing for exactly the first label. */
+function matchServerName(routes: PortRoutes, serverName: string): TunnelRoute | undefined {
+  const exact = routes.exact.get(serverName);
+  if (exact) return exact;
+  const dot = serverName.indexOf('.');
+  if (dot <= 0) return undefined;
+  return routes.wildcard.get(serverName.slice(dot + 1));
+}

@@ -1,0 +1,191 @@
+// Ingress (networking.k8s.io/v1) → route claims and certificate claims.
+//
+// Which Ingresses are ours (selectIngresses), in this order:
+//   1. spec.ingressClassName set: ours when it equals the snapshot's class name;
+//   2. else the legacy annotation kubernetes.io/ingress.class set: ours when it equals the class name;
+//   3. else (no class at all): ours when the snapshot holds an IngressClass of that name, owned by
+//      wsgate.io/ingress-controller, annotated ingressclass.kubernetes.io/is-default-class: "true".
+// Others get no status: they belong to another controller.
+//
+// Each path is a rule. Its id is `Ingress/namespace/name#pathType:host/path` (host `*` when the rule names none),
+// unique because two paths of one Ingress on the same host, type and path conflict. pathType
+// ImplementationSpecific (or none) is Prefix, and may omit the path (then `/`). spec.defaultBackend is a Prefix `/`
+// route on `*` that sorts after every other route of that host (id `...#defaultBackend`).
+// An invalid rule host rejects that rule's paths; an invalid path rejects that path; the rest serves.
+// spec.tls[].hosts name the certificate's hostnames; an entry without hosts covers the hosts of the rules.
+// wsgate.io/* annotations set the policy of every path (policy.ts); a bad value falls back to its default.
+import { CONTROLLER_NAME, type Ingress } from '../api/types.ts';
+import type { HttpRoute, Policy } from '../model/table.ts';
+import { resolveBackends } from './backends.ts';
+import { loadCertificate } from './certificates.ts';
+import type { ObjectReport } from './conditions.ts';
+import { emptyContribution, type Context, type Contribution } from './context.ts';
+import { ANY_HOST, normalizeHostname } from './hostnames.ts';
+import { checkPath, normalizePath } from './paths.ts';
+import { policyFromAnnotations } from './policy.ts';
+import type { Snapshot } from './snapshot.ts';
+
+export const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
+export const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';
+
+export function selectIngresses(s: Snapshot): Ingress[] {
+  const name = s.ingressClassName;
+  const weAreDefault = s.ingressClasses.some(
+    (c) =>
+      c.metadata?.name === name &&
+      c.spec?.controller === CONTROLLER_NAME &&
+      c.metadata?.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true',
+  );
+  return s.ingresses.filter((ing) => {
+    const byField = ing.spec?.ingressClassName;
+    if (typeof byField === 'string' && byField !== '') return byField === name;
+    const byAnnotation = ing.metadata?.annotations?.[LEGACY_CLASS_ANNOTATION];
+    if (typeof byAnnotation === 'string' && byAnnotation !== '') return byAnnotation === name;
+    return weAreDefault;
+  });
+}
+
+type IngressBackend = NonNullable<NonNullable<Ingress['spec']>['defaultBackend']>;
+
+export function translateIngress(ing: Ingress, report: ObjectReport, ctx: Context): Contribution {
+  const out = emptyContribution();
+  const { policy, problems } = policyFromAnnotations(ing.metadata?.annotations);
+  for (const p of problems) report.notAccepted('InvalidAnnotation', p);
+  const spec = ing.spec ?? {};
+  const rules = Array.isArray(spec.rules) ? spec.rules : [];
+  let seq = 0;
+
+  // Hosts of the rules, for TLS entries that name none.
+  const ruleHosts: string[] = [];
+  for (const rule of rules) {
+    const host = rule.host ? normalizeHostname(rule.host) : undefined;
+    if (host !== undefined && !ruleHosts.includes(host)) ruleHosts.push(host);
+  }
+
+  (Array.isArray(spec.tls) ? spec.tls : []).forEach((tls, i) => {
+    const field = `spec.tls[${i}]`;
+    if (typeof tls?.secretName !== 'string' || tls.secretName === '') {
+      report.notAccepted('Invalid', `${field}.secretName: must name a Secret; this TLS entry is not served`);
+      return;
+    }
+    const hostnames: string[] = [];
+    (Array.isArray(tls.hosts) ? tls.hosts : []).forEach((h, j) => {
+      const name = normalizeHostname(h);
+      if (name === undefined) report.notAccepted('Invalid', `${field}.hosts[${j}]: ${JSON.stringify(h)} is not a DNS name or *. wildcard`);
+      else if (!hostnames.includes(name)) hostnames.push(name);
+    });
+    const loaded = loadCertificate(ctx.lookup, report.namespace, tls.secretName, ctx.certificates);
+    if (!loaded.ok) {
+      report.unresolved(loaded.reason, `${field}.secretName: ${loaded.message}; its hosts serve plain HTTP only`);
+      return;
+    }
+    const covered = hostnames.length > 0 || (Array.isArray(tls.hosts) && tls.hosts.length > 0) ? hostnames : ruleHosts;
+    if (covered.length === 0) return;
+    out.certificates.push({
+      owner: report,
+      field,
+      secret: `${report.namespace}/${tls.secretName}`,
+      hostnames: covered,
+      certPem: loaded.certPem,
+      keyPem: loaded.keyPem,
+    });
+  });
+
+  rules.forEach((rule, i) => {
+    const field = `spec.rules[${i}]`;
+    let host = ANY_HOST;
+    if (rule.host !== undefined && rule.host !== '') {
+      const name = normalizeHostname(rule.host);
+      if (name === undefined) {
+        report.notAccepted(
+          'Invalid',
+          `${field}.host: ${JSON.stringify(rule.host)} is not a DNS name or *. wildcard; its paths are not served`,
+        );
+        return;
+      }
+      host = name;
+    }
+    const paths = Array.isArray(rule.http?.paths) ? rule.http.paths : [];
+    paths.forEach((p, j) => {
+      const pathField = `${field}.http.paths[${j}]`;
+      const route = translatePath(p, pathField, host, policy, report, ctx);
+      if (route !== undefined) out.routes.push({ owner: report, field: pathField, hostname: host, fallback: false, seq: seq++, route });
+    });
+  });
+
+  if (spec.defaultBackend !== undefined) {
+    const field = 'spec.defaultBackend';
+    const route = toRoute(spec.defaultBackend, field, `Ingress/${report.key}#defaultBackend`, 'Prefix', '/', policy, report, ctx);
+    if (route !== undefined) out.routes.push({ owner: report, field, hostname: ANY_HOST, fallback: true, seq: seq++, route });
+  }
+  return out;
+}
+
+type IngressPath = NonNullable<NonNullable<NonNullable<Ingress['spec']>['rules']>[number]['http']>['paths'][number];
+
+function translatePath(
+  p: IngressPath,
+  field: string,
+  host: string,
+  policy: Policy,
+  report: ObjectReport,
+  ctx: Context,
+): HttpRoute | undefined {
+  const pathType = p?.pathType ?? 'ImplementationSpecific';
+  if (pathType !== 'Exact' && pathType !== 'Prefix' && pathType !== 'ImplementationSpecific') {
+    report.notAccepted(
+      'Invalid',
+      `${field}.pathType: ${JSON.stringify(pathType)} is not Exact, Prefix or ImplementationSpecific; this path is not served`,
+    );
+    return undefined;
+  }
+  const type = pathType === 'Exact' ? 'Exact' : 'Prefix';
+  let value = p.path;
+  if (value === undefined || value === '') {
+    if (pathType !== 'ImplementationSpecific') {
+      report.notAccepted('Invalid', `${field}.path: is required with pathType ${pathType}; this path is not served`);
+      return undefined;
+    }
+    value = '/';
+  }
+  const problem = checkPath(value);
+  if (problem !== undefined) {
+    report.notAccepted('Invalid', `${field}.path: ${problem}; this path is not served`);
+    return undefined;
+  }
+  const path = normalizePath(type, value);
+  return toRoute(p.backend, `${field}.backend`, `Ingress/${report.key}#${type}:${host}${path}`, type, path, policy, report, ctx);
+}
+
+function toRoute(
+  backend: IngressBackend | undefined,
+  field: string,
+  id: string,
+  pathType: 'Exact' | 'Prefix',
+  path: string,
+  policy: Policy,
+  report: ObjectReport,
+  ctx: Context,
+): HttpRoute | undefined {
+  const service = backend?.service;
+  if (service === undefined) {
+    const why = backend?.resource !== undefined ? 'resource backends are not supported' : 'service is required';
+    report.notAccepted('Invalid', `${field}: ${why}; this path is not served`);
+    return undefined;
+  }
+  const byNumber = service.port?.number;
+  const byName = service.port?.name;
+  const port = typeof byNumber === 'number' ? byNumber : byName;
+  if (typeof service.name !== 'string' || service.name === '' || port === undefined || port === '') {
+    report.notAccepted('Invalid', `${field}.service: needs a name and a port number or name; this path is not served`);
+    return undefined;
+  }
+  const portField = `${field}.service.port.${typeof byNumber === 'number' ? 'number' : 'name'}`;
+  const backends = resolveBackends(
+    [{ ref: { service: service.name, port }, fields: { service: `${field}.service.name`, port: portField } }],
+    report.namespace,
+    ctx.lookup,
+    report,
+  );
+  return { id, route: report.key, pathType, path, backends, policy };
+}

@@ -1,0 +1,76 @@
+// Plain objects (from YAML files, or fixtures in tests) → a Snapshot. Objects are grouped by kind; `List`
+// objects are opened; anything else wsgate does not read (other kinds, other API versions of a kind, values that
+// are not objects) is left out. Shape is not checked here: that is the schema validator's job, and translate()
+// copes with what gets past it.
+import {
+  API_VERSION,
+  type EndpointSlice,
+  type Ingress,
+  type IngressClass,
+  type Secret,
+  type Service,
+  type TCPTunnel,
+  type WebSocketRoute,
+} from '../api/types.ts';
+import type { Snapshot } from './snapshot.ts';
+
+/** The apiVersion each kind must have (or omit) to be read. */
+const API_VERSIONS: Readonly<Record<string, string>> = {
+  Ingress: 'networking.k8s.io/v1',
+  IngressClass: 'networking.k8s.io/v1',
+  Service: 'v1',
+  EndpointSlice: 'discovery.k8s.io/v1',
+  Secret: 'v1',
+  WebSocketRoute: API_VERSION,
+  TCPTunnel: API_VERSION,
+};
+
+/** [ingressClassName='wsgate'] The IngressClass name wsgate serves. */
+export function snapshotFromObjects(objects: readonly unknown[], ingressClassName = 'wsgate'): Snapshot {
+  const s = {
+    ingressClassName,
+    ingressClasses: [] as IngressClass[],
+    ingresses: [] as Ingress[],
+    webSocketRoutes: [] as WebSocketRoute[],
+    tcpTunnels: [] as TCPTunnel[],
+    services: [] as Service[],
+    endpointSlices: [] as EndpointSlice[],
+    secrets: [] as Secret[],
+  };
+  const add = (value: unknown): void => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
+    const o = value as { kind?: unknown; apiVersion?: unknown; items?: unknown };
+    if (o.kind === 'List' && Array.isArray(o.items)) {
+      for (const item of o.items) add(item);
+      return;
+    }
+    if (typeof o.kind !== 'string') return;
+    const apiVersion = API_VERSIONS[o.kind];
+    if (apiVersion === undefined || (o.apiVersion !== undefined && o.apiVersion !== apiVersion)) return;
+    switch (o.kind) {
+      case 'Ingress':
+        s.ingresses.push(o as Ingress);
+        break;
+      case 'IngressClass':
+        s.ingressClasses.push(o as IngressClass);
+        break;
+      case 'Service':
+        s.services.push(o as Service);
+        break;
+      case 'EndpointSlice':
+        s.endpointSlices.push(o as EndpointSlice);
+        break;
+      case 'Secret':
+        s.secrets.push(o as Secret);
+        break;
+      case 'WebSocketRoute':
+        s.webSocketRoutes.push(o as WebSocketRoute);
+        break;
+      case 'TCPTunnel':
+        s.tcpTunnels.push(o as TCPTunnel);
+        break;
+    }
+  };
+  for (const o of objects) add(o);
+  return s;
+}

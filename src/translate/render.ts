@@ -1,0 +1,89 @@
+// A TranslateResult as stable YAML: for golden files and `wsgate translate`. Keys come in a fixed order and every
+// list is already sorted by translate(), so equal results render to equal text. Certificates are shown by Secret,
+// hostnames and the SHA-256 fingerprint of the leaf certificate, never by PEM (keys must not land in a terminal or a
+// diff). Endpoints are `address:port` (`[v6]:port`).
+import { X509Certificate } from 'node:crypto';
+import { stringify } from 'yaml';
+import type { Backend, Certificate, HttpRoute, LoadBalancing, Policy, TunnelRoute } from '../model/table.ts';
+import type { ObjectStatus, TranslateResult } from './snapshot.ts';
+
+export function renderResult(result: TranslateResult): string {
+  const doc = {
+    virtualHosts: result.table.virtualHosts.map((vh) => ({ hostname: vh.hostname, routes: vh.routes.map(renderRoute) })),
+    certificates: result.table.certificates.map(renderCertificate),
+    tunnels: result.table.tunnels.map(renderTunnel),
+    statuses: result.statuses.map(renderStatus),
+  };
+  return stringify(doc, { lineWidth: 0 });
+}
+
+function renderRoute(r: HttpRoute): object {
+  return {
+    id: r.id,
+    route: r.route,
+    pathType: r.pathType,
+    path: r.path,
+    backends: r.backends.map(renderBackend),
+    policy: renderPolicy(r.policy),
+  };
+}
+
+function renderBackend(b: Backend): object {
+  return {
+    name: b.name,
+    weight: b.weight,
+    endpoints: b.endpoints.map((e) => (e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`)),
+  };
+}
+
+function renderPolicy(p: Policy): object {
+  return {
+    idleTimeoutSeconds: p.idleTimeoutSeconds,
+    connectTimeoutSeconds: p.connectTimeoutSeconds,
+    maxConnections: p.maxConnections,
+    maxConnectionsPerClient: p.maxConnectionsPerClient,
+    allowedOrigins: [...p.allowedOrigins],
+    subprotocols: [...p.subprotocols],
+    loadBalancing: renderLoadBalancing(p.loadBalancing),
+  };
+}
+
+function renderLoadBalancing(lb: LoadBalancing): object {
+  if (lb.policy !== 'ConsistentHash') return { policy: lb.policy };
+  const h = lb.hashOn;
+  return { policy: lb.policy, hashOn: h.kind === 'clientIP' ? 'clientIP' : `${h.kind}:${h.name}` };
+}
+
+function renderCertificate(c: Certificate): object {
+  let sha256: string;
+  try {
+    sha256 = new X509Certificate(c.certPem).fingerprint256;
+  } catch {
+    sha256 = '(unparseable)';
+  }
+  return { secret: c.secret, hostnames: [...c.hostnames], sha256 };
+}
+
+function renderTunnel(t: TunnelRoute): object {
+  return {
+    id: t.id,
+    route: t.route,
+    port: t.port,
+    sniHostnames: [...t.sniHostnames],
+    backends: t.backends.map(renderBackend),
+    proxyProtocol: t.proxyProtocol,
+    idleTimeoutSeconds: t.idleTimeoutSeconds,
+    connectTimeoutSeconds: t.connectTimeoutSeconds,
+    maxConnections: t.maxConnections,
+  };
+}
+
+function renderStatus(s: ObjectStatus): object {
+  return {
+    kind: s.kind,
+    namespace: s.namespace,
+    name: s.name,
+    observedGeneration: s.observedGeneration,
+    conditions: s.conditions.map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message })),
+  };
+}

@@ -1,0 +1,66 @@
+// translate(snapshot) → { table, statuses }: the pure core. No sockets, no logger, no metrics, no clock; the same
+// snapshot gives the same result, whatever order its objects are listed in.
+//
+//   1. Index what routes refer to (Services, EndpointSlices, Secrets).
+//   2. Translate each object on its own — selected Ingresses, WebSocketRoutes, TCPTunnels — into claims (routes,
+//      certificates, tunnels), recording problems on the object's report. Bad input is data: it becomes a
+//      condition, and one bad object never takes the others down (even a bug here only fails that object).
+//   3. Settle between objects: route conflicts and precedence, certificate hostnames, tunnel ports
+//      (precedence.ts, certificates.ts). Losers are told on their reports.
+//   4. Assemble the table in RoutingTable order, turn reports into statuses (sorted by kind, namespace, name),
+//      and deep-freeze everything.
+import type { RoutingTable } from '../model/table.ts';
+import { freezeTable } from '../model/table.ts';
+import type { CertificateClaim } from './certificates.ts';
+import { buildCertificates } from './certificates.ts';
+import { ObjectReport, compareStatuses } from './conditions.ts';
+import type { Context, Contribution } from './context.ts';
+import { selectIngresses, translateIngress } from './ingress.ts';
+import { Lookup } from './lookup.ts';
+import { buildVirtualHosts, resolveRouteConflicts, resolveTunnels, type RouteClaim, type TunnelClaim } from './precedence.ts';
+import type { Snapshot, TranslateResult } from './snapshot.ts';
+import { translateTCPTunnel } from './tcptunnel.ts';
+import { translateWebSocketRoute } from './websocketroute.ts';
+
+export function translate(s: Snapshot): TranslateResult {
+  const ctx: Context = { lookup: new Lookup(s), certificates: new Map() };
+  const reports: ObjectReport[] = [];
+  const routes: RouteClaim[] = [];
+  const certificates: CertificateClaim[] = [];
+  const tunnels: TunnelClaim[] = [];
+
+  const run = (report: ObjectReport, translateObject: () => Contribution): void => {
+    reports.push(report);
+    let contribution: Contribution;
+    try {
+      contribution = translateObject();
+    } catch (err) {
+      report.notAccepted('Invalid', `could not be translated: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    routes.push(...contribution.routes);
+    certificates.push(...contribution.certificates);
+    tunnels.push(...contribution.tunnels);
+  };
+
+  for (const ing of selectIngresses(s)) {
+    const report = new ObjectReport('Ingress', ing.metadata);
+    run(report, () => translateIngress(ing, report, ctx));
+  }
+  for (const r of s.webSocketRoutes) {
+    const report = new ObjectReport('WebSocketRoute', r.metadata);
+    run(report, () => translateWebSocketRoute(r, report, ctx));
+  }
+  for (const t of s.tcpTunnels) {
+    const report = new ObjectReport('TCPTunnel', t.metadata);
+    run(report, () => translateTCPTunnel(t, report, ctx));
+  }
+
+  const table: RoutingTable = {
+    virtualHosts: buildVirtualHosts(resolveRouteConflicts(routes)),
+    certificates: buildCertificates(certificates),
+    tunnels: resolveTunnels(tunnels),
+  };
+  const statuses = reports.map((r) => r.toStatus()).sort(compareStatuses);
+  return freezeTable({ table, statuses });
+}

@@ -1,0 +1,60 @@
+// Starts a real Gateway (the whole data plane) on 127.0.0.1 with ephemeral ports, for proxy tests.
+import type { AddressInfo } from 'node:net';
+import { Gateway } from '../../src/gateway.ts';
+import { silentLogger, type Logger } from '../../src/log/logger.ts';
+import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
+import type { RoutingTable } from '../../src/model/table.ts';
+import { generateSelfSigned } from '../../src/tls/selfsigned.ts';
+
+export interface TestGateway {
+  readonly gateway: Gateway;
+  readonly metrics: Metrics;
+  readonly http: AddressInfo;
+  readonly https: AddressInfo;
+  readonly admin: AddressInfo;
+  /** ws://127.0.0.1:PORT */
+  readonly wsUrl: string;
+  /** The value of one sample of a metric, 0 when absent. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  close(): Promise<void>;
+}
+
+const defaultCertificate = generateSelfSigned({ commonName: 'wsgate test default' });
+
+export async function startGateway(
+  t: RoutingTable,
+  o: { handshakeTimeoutMs?: number; sweepIntervalMs?: number; log?: Logger } = {},
+): Promise<TestGateway> {
+  const metrics = createMetrics('test', { defaultMetrics: false });
+  const gateway = new Gateway({
+    log: o.log ?? silentLogger(),
+    metrics,
+    httpAddr: { host: '127.0.0.1', port: 0 },
+    httpsAddr: { host: '127.0.0.1', port: 0 },
+    adminAddr: { host: '127.0.0.1', port: 0 },
+    tunnelHost: '127.0.0.1',
+    handshakeTimeoutMs: o.handshakeTimeoutMs ?? 10_000,
+    defaultCertificate,
+    ...(o.sweepIntervalMs ? { sweepIntervalMs: o.sweepIntervalMs } : {}),
+  });
+  await gateway.start();
+  await gateway.apply(t);
+  const a = gateway.addresses();
+  return {
+    gateway,
+    metrics,
+    http: a.http!,
+    https: a.https!,
+    admin: a.admin!,
+    wsUrl: `ws://127.0.0.1:${a.http!.port}`,
+    async metric(name, labels = {}) {
+      const m = await metrics.registry.getSingleMetric(name)?.get();
+      let sum = 0;
+      for (const v of m?.values ?? []) {
+        if (Object.entries(labels).every(([k, val]) => String((v.labels as Record<string, unknown>)[k]) === val)) sum += v.value;
+      }
+      return sum;
+    },
+    close: () => gateway.stop(0),
+  };
+}
