@@ -49,9 +49,9 @@ export const DEFAULT_POLICY: Policy = Object.freeze({
   connectTimeoutSeconds: 5,
   maxConnections: 0,
   maxConnectionsPerClient: 0,
-  allowedOrigins: Object.freeze([]) as readonly string[],
-  subprotocols: Object.freeze([]) as readonly string[],
-  loadBalancing: Object.freeze({ policy: 'LeastConnections' }) as LoadBalancing,
+  allowedOrigins: Object.freeze([]),
+  subprotocols: Object.freeze([]),
+  loadBalancing: Object.freeze({ policy: 'LeastConnections' }),
 });
 
 /**
@@ -115,7 +115,7 @@ export const EMPTY_TABLE: RoutingTable = Object.freeze({
   virtualHosts: Object.freeze([]),
   certificates: Object.freeze([]),
   tunnels: Object.freeze([]),
-}) as RoutingTable;
+});
 
 /** Deep-freezes a table so a data-plane bug cannot mutate what other connections read. */
 export function freezeTable<T>(value: T): T {

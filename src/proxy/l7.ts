@@ -229,6 +229,7 @@ export class L7Proxy {
       clearTimeout(timer);
       upstream.removeListener('data', onData);
       upstream.removeListener('close', onUpstreamClose);
+      upstream.removeListener('end', onUpstreamClose);
       client.removeListener('close', onClientClose);
     };
     const fail = (r: Rejection): void => {
@@ -280,6 +281,8 @@ export class L7Proxy {
       this.#relayRefusal(client, upstream, parsed, route.route, release);
     };
     upstream.on('data', onData);
+    // allowHalfOpen: a backend that sends FIN without an answer gives 'end', not 'close'.
+    upstream.once('end', onUpstreamClose);
     upstream.once('close', onUpstreamClose);
     client.once('close', onClientClose);
   }
@@ -306,6 +309,7 @@ export class L7Proxy {
       client.once('finish', () => client.destroy());
     };
     client.write(head.raw);
+    upstream.once('end', end);
     upstream.once('close', end);
     client.once('close', end);
     if (head.contentLength !== undefined) {

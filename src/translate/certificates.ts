@@ -44,20 +44,22 @@ function readSecret(lookup: Lookup, namespace: string, name: string): LoadedCert
       message: `Secret ${key} is of type ${JSON.stringify(secret.type ?? '')}, not ${TLS_SECRET_TYPE}`,
     };
   }
-  const field = (k: string): string | undefined => {
+  const invalid = (why: string): LoadedCertificate => ({ ok: false, reason: 'InvalidCertificate', message: `Secret ${key}: ${why}` });
+  // A PEM from stringData as written, else decoded from data; null when data holds something that is not base64.
+  const field = (k: string): string | null | undefined => {
     const plain = secret.stringData?.[k];
     if (typeof plain === 'string') return plain;
     const encoded = secret.data?.[k];
     if (typeof encoded !== 'string') return undefined;
     const compact = encoded.replace(/\s+/g, '');
-    if (!BASE64.test(compact) || compact.length % 4 !== 0) return '';
+    if (!BASE64.test(compact) || compact.length % 4 !== 0) return null;
     return Buffer.from(compact, 'base64').toString('utf8');
   };
   const certPem = field('tls.crt');
   const keyPem = field('tls.key');
-  const invalid = (why: string): LoadedCertificate => ({ ok: false, reason: 'InvalidCertificate', message: `Secret ${key}: ${why}` });
   if (certPem === undefined || keyPem === undefined) return invalid('tls.crt and tls.key are both required');
-  if (certPem === '' || keyPem === '') return invalid('tls.crt or tls.key is not valid base64');
+  if (certPem === null) return invalid('tls.crt is not valid base64');
+  if (keyPem === null) return invalid('tls.key is not valid base64');
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(certPem);

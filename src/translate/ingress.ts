@@ -12,7 +12,8 @@
 // ImplementationSpecific (or none) is Prefix, and may omit the path (then `/`). spec.defaultBackend is a Prefix `/`
 // route on `*` that sorts after every other route of that host (id `...#defaultBackend`).
 // An invalid rule host rejects that rule's paths; an invalid path rejects that path; the rest serves.
-// spec.tls[].hosts name the certificate's hostnames; an entry without hosts covers the hosts of the rules.
+// spec.tls[].hosts name the certificate's hostnames; an entry without hosts covers the hosts of the rules that no
+// other entry names.
 // wsgate.io/* annotations set the policy of every path (policy.ts); a bad value falls back to its default.
 import { CONTROLLER_NAME, type Ingress } from '../api/types.ts';
 import type { HttpRoute, Policy } from '../model/table.ts';
@@ -62,10 +63,20 @@ export function translateIngress(ing: Ingress, report: ObjectReport, ctx: Contex
     if (host !== undefined && !ruleHosts.includes(host)) ruleHosts.push(host);
   }
 
-  (Array.isArray(spec.tls) ? spec.tls : []).forEach((tls, i) => {
+  const tlsEntries = Array.isArray(spec.tls) ? spec.tls : [];
+  // Hosts some TLS entry names: an entry without hosts covers only the other hosts of the rules.
+  const namedTlsHosts = new Set<string>();
+  for (const tls of tlsEntries) {
+    for (const h of Array.isArray(tls?.hosts) ? tls.hosts : []) {
+      const name = normalizeHostname(h);
+      if (name !== undefined) namedTlsHosts.add(name);
+    }
+  }
+
+  tlsEntries.forEach((tls, i) => {
     const field = `spec.tls[${i}]`;
     if (typeof tls?.secretName !== 'string' || tls.secretName === '') {
-      report.notAccepted('Invalid', `${field}.secretName: must name a Secret; this TLS entry is not served`);
+      report.notAccepted('Invalid', `${field}.secretName: must name a Secret (this TLS entry is not served)`);
       return;
     }
     const hostnames: string[] = [];
@@ -76,10 +87,11 @@ export function translateIngress(ing: Ingress, report: ObjectReport, ctx: Contex
     });
     const loaded = loadCertificate(ctx.lookup, report.namespace, tls.secretName, ctx.certificates);
     if (!loaded.ok) {
-      report.unresolved(loaded.reason, `${field}.secretName: ${loaded.message}; its hosts serve plain HTTP only`);
+      report.unresolved(loaded.reason, `${field}.secretName: ${loaded.message} (its hosts serve plain HTTP only)`);
       return;
     }
-    const covered = hostnames.length > 0 || (Array.isArray(tls.hosts) && tls.hosts.length > 0) ? hostnames : ruleHosts;
+    const covered =
+      Array.isArray(tls.hosts) && tls.hosts.length > 0 ? hostnames : ruleHosts.filter((h) => !namedTlsHosts.has(h));
     if (covered.length === 0) return;
     out.certificates.push({
       owner: report,
@@ -99,7 +111,7 @@ export function translateIngress(ing: Ingress, report: ObjectReport, ctx: Contex
       if (name === undefined) {
         report.notAccepted(
           'Invalid',
-          `${field}.host: ${JSON.stringify(rule.host)} is not a DNS name or *. wildcard; its paths are not served`,
+          `${field}.host: ${JSON.stringify(rule.host)} is not a DNS name or *. wildcard (its paths are not served)`,
         );
         return;
       }
@@ -131,11 +143,15 @@ function translatePath(
   report: ObjectReport,
   ctx: Context,
 ): HttpRoute | undefined {
-  const pathType = p?.pathType ?? 'ImplementationSpecific';
+  if (p === null || typeof p !== 'object') {
+    report.notAccepted('Invalid', `${field}: must be an object with path, pathType and backend (not served)`);
+    return undefined;
+  }
+  const pathType = p.pathType ?? 'ImplementationSpecific';
   if (pathType !== 'Exact' && pathType !== 'Prefix' && pathType !== 'ImplementationSpecific') {
     report.notAccepted(
       'Invalid',
-      `${field}.pathType: ${JSON.stringify(pathType)} is not Exact, Prefix or ImplementationSpecific; this path is not served`,
+      `${field}.pathType: ${JSON.stringify(pathType)} is not Exact, Prefix or ImplementationSpecific (this path is not served)`,
     );
     return undefined;
   }
@@ -143,14 +159,14 @@ function translatePath(
   let value = p.path;
   if (value === undefined || value === '') {
     if (pathType !== 'ImplementationSpecific') {
-      report.notAccepted('Invalid', `${field}.path: is required with pathType ${pathType}; this path is not served`);
+      report.notAccepted('Invalid', `${field}.path: is required with pathType ${pathType} (this path is not served)`);
       return undefined;
     }
     value = '/';
   }
   const problem = checkPath(value);
   if (problem !== undefined) {
-    report.notAccepted('Invalid', `${field}.path: ${problem}; this path is not served`);
+    report.notAccepted('Invalid', `${field}.path: ${problem} (this path is not served)`);
     return undefined;
   }
   const path = normalizePath(type, value);
@@ -170,14 +186,14 @@ function toRoute(
   const service = backend?.service;
   if (service === undefined) {
     const why = backend?.resource !== undefined ? 'resource backends are not supported' : 'service is required';
-    report.notAccepted('Invalid', `${field}: ${why}; this path is not served`);
+    report.notAccepted('Invalid', `${field}: ${why} (not served)`);
     return undefined;
   }
   const byNumber = service.port?.number;
   const byName = service.port?.name;
   const port = typeof byNumber === 'number' ? byNumber : byName;
   if (typeof service.name !== 'string' || service.name === '' || port === undefined || port === '') {
-    report.notAccepted('Invalid', `${field}.service: needs a name and a port number or name; this path is not served`);
+    report.notAccepted('Invalid', `${field}.service: needs a name and a port number or name (not served)`);
     return undefined;
   }
   const portField = `${field}.service.port.${typeof byNumber === 'number' ? 'number' : 'name'}`;

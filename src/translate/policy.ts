@@ -51,7 +51,7 @@ export function applyPolicySpec(base: Policy, spec: unknown, field: string): Pol
     connectTimeoutSeconds: seconds('connectTimeoutSeconds', base.connectTimeoutSeconds),
     maxConnections: count('maxConnections', base.maxConnections),
     maxConnectionsPerClient: count('maxConnectionsPerClient', base.maxConnectionsPerClient),
-    allowedOrigins: list('allowedOrigins', base.allowedOrigins, ORIGIN, true, 'an origin (scheme://host[:port])'),
+    allowedOrigins: list('allowedOrigins', base.allowedOrigins, ORIGIN, true, 'an origin like scheme://host[:port]'),
     subprotocols: list('subprotocols', base.subprotocols, TOKEN, false, 'a subprotocol token'),
   };
   const loadBalancing = applyLoadBalancing(base.loadBalancing, p['loadBalancing'], `${field}.loadBalancing`, errors);
@@ -137,7 +137,7 @@ export function policyFromAnnotations(annotations: Record<string, unknown> | und
   const a = annotations ?? {};
   const problems: string[] = [];
   const bad = (name: string, value: unknown, what: string, fallback: string): void => {
-    problems.push(`annotation ${name}: ${JSON.stringify(value)} is not ${what}; using the default ${fallback}`);
+    problems.push(`annotation ${name}: ${JSON.stringify(value)} is not ${what} (using the default ${fallback})`);
   };
   const number = (name: string, fallback: number, integer: boolean): number => {
     const raw = a[name];
@@ -155,7 +155,7 @@ export function policyFromAnnotations(annotations: Record<string, unknown> | und
     const items = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : undefined;
     const normalized = items?.map((s) => (lower ? s.toLowerCase() : s));
     if (normalized === undefined || !normalized.every((s) => check.test(s))) {
-      bad(name, v, `a comma-separated list of ${what}`, '(empty: any)');
+      bad(name, v, `a comma-separated list of ${what}`, 'empty list');
       return [];
     }
     return normalized;
@@ -165,7 +165,7 @@ export function policyFromAnnotations(annotations: Record<string, unknown> | und
     connectTimeoutSeconds: number(ANNOTATIONS.connectTimeoutSeconds, DEFAULT_POLICY.connectTimeoutSeconds, false),
     maxConnections: number(ANNOTATIONS.maxConnections, DEFAULT_POLICY.maxConnections, true),
     maxConnectionsPerClient: number(ANNOTATIONS.maxConnectionsPerClient, DEFAULT_POLICY.maxConnectionsPerClient, true),
-    allowedOrigins: list(ANNOTATIONS.allowedOrigins, ORIGIN, true, 'origins (scheme://host[:port])'),
+    allowedOrigins: list(ANNOTATIONS.allowedOrigins, ORIGIN, true, 'origins like scheme://host[:port]'),
     subprotocols: list(ANNOTATIONS.subprotocols, TOKEN, false, 'subprotocol tokens'),
     loadBalancing: annotationLoadBalancing(a, problems),
   };
@@ -179,7 +179,7 @@ function annotationLoadBalancing(a: Record<string, unknown>, problems: string[])
   if (!LOAD_BALANCING_POLICIES.includes(value as LoadBalancingPolicy)) {
     problems.push(
       `annotation ${ANNOTATIONS.loadBalancing}: ${JSON.stringify(value)} is not one of ` +
-        `${LOAD_BALANCING_POLICIES.join(', ')}; using the default ${fallback.policy}`,
+        `${LOAD_BALANCING_POLICIES.join(', ')} (using the default ${fallback.policy})`,
     );
     return fallback;
   }
@@ -189,7 +189,7 @@ function annotationLoadBalancing(a: Record<string, unknown>, problems: string[])
   if (hashOn === undefined) {
     problems.push(
       `annotation ${ANNOTATIONS.hashOn}: ${JSON.stringify(a[ANNOTATIONS.hashOn] ?? null)} is not clientIP, ` +
-        `header:NAME or cookie:NAME, which ConsistentHash needs; using the default ${fallback.policy}`,
+        `header:NAME or cookie:NAME, which ConsistentHash needs (using the default ${fallback.policy})`,
     );
     return fallback;
   }

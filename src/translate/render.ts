@@ -1,10 +1,11 @@
 // A TranslateResult as stable YAML: for golden files and `wsgate translate`. Keys come in a fixed order and every
 // list is already sorted by translate(), so equal results render to equal text. Certificates are shown by Secret,
 // hostnames and the SHA-256 fingerprint of the leaf certificate, never by PEM (keys must not land in a terminal or a
-// diff). Endpoints are `address:port` (`[v6]:port`).
+// diff). Endpoints are `address:port` (`[v6]:port`). A route's policy shows only the knobs that differ from
+// DEFAULT_POLICY (src/model/table.ts), so `policy: {}` is the default policy. Lists of plain values print on one line.
 import { X509Certificate } from 'node:crypto';
-import { stringify } from 'yaml';
-import type { Backend, Certificate, HttpRoute, LoadBalancing, Policy, TunnelRoute } from '../model/table.ts';
+import { Document, isScalar, visit } from 'yaml';
+import { DEFAULT_POLICY, type Backend, type Certificate, type HttpRoute, type LoadBalancing, type Policy, type TunnelRoute } from '../model/table.ts';
 import type { ObjectStatus, TranslateResult } from './snapshot.ts';
 
 export function renderResult(result: TranslateResult): string {
@@ -14,7 +15,13 @@ export function renderResult(result: TranslateResult): string {
     tunnels: result.table.tunnels.map(renderTunnel),
     statuses: result.statuses.map(renderStatus),
   };
-  return stringify(doc, { lineWidth: 0 });
+  const yaml = new Document(doc);
+  visit(yaml, {
+    Seq(_, node) {
+      if (node.items.every((item) => isScalar(item))) node.flow = true;
+    },
+  });
+  return yaml.toString({ lineWidth: 0, flowCollectionPadding: false });
 }
 
 function renderRoute(r: HttpRoute): object {
@@ -37,15 +44,16 @@ function renderBackend(b: Backend): object {
 }
 
 function renderPolicy(p: Policy): object {
-  return {
-    idleTimeoutSeconds: p.idleTimeoutSeconds,
-    connectTimeoutSeconds: p.connectTimeoutSeconds,
-    maxConnections: p.maxConnections,
-    maxConnectionsPerClient: p.maxConnectionsPerClient,
-    allowedOrigins: [...p.allowedOrigins],
-    subprotocols: [...p.subprotocols],
-    loadBalancing: renderLoadBalancing(p.loadBalancing),
-  };
+  const out: Record<string, unknown> = {};
+  const d = DEFAULT_POLICY;
+  if (p.idleTimeoutSeconds !== d.idleTimeoutSeconds) out['idleTimeoutSeconds'] = p.idleTimeoutSeconds;
+  if (p.connectTimeoutSeconds !== d.connectTimeoutSeconds) out['connectTimeoutSeconds'] = p.connectTimeoutSeconds;
+  if (p.maxConnections !== d.maxConnections) out['maxConnections'] = p.maxConnections;
+  if (p.maxConnectionsPerClient !== d.maxConnectionsPerClient) out['maxConnectionsPerClient'] = p.maxConnectionsPerClient;
+  if (p.allowedOrigins.length > 0) out['allowedOrigins'] = [...p.allowedOrigins];
+  if (p.subprotocols.length > 0) out['subprotocols'] = [...p.subprotocols];
+  if (p.loadBalancing.policy !== d.loadBalancing.policy) out['loadBalancing'] = renderLoadBalancing(p.loadBalancing);
+  return out;
 }
 
 function renderLoadBalancing(lb: LoadBalancing): object {

@@ -12,7 +12,7 @@ export function translateTCPTunnel(t: TCPTunnel, report: ObjectReport, ctx: Cont
   const out = emptyContribution();
   const spec = t.spec as unknown;
   if (spec === null || typeof spec !== 'object') {
-    report.notAccepted('Invalid', 'spec: is required');
+    report.notAccepted('Invalid', 'spec: is required (the tunnel is not served)');
     return out;
   }
   const s = spec as Record<string, unknown>;
@@ -54,7 +54,7 @@ export function translateTCPTunnel(t: TCPTunnel, report: ObjectReport, ctx: Cont
   }
 
   if (errors.length > 0 || !Array.isArray(backends)) {
-    for (const e of errors) report.notAccepted('Invalid', e);
+    for (const e of errors) report.notAccepted('Invalid', `${e} (the tunnel is not served)`);
     return out;
   }
   const refs = (backends as BackendRef[]).map((ref, j) => ({

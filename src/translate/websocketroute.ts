@@ -19,7 +19,7 @@ export function translateWebSocketRoute(r: WebSocketRoute, report: ObjectReport,
   const out = emptyContribution();
   const spec = r.spec as unknown;
   if (spec === null || typeof spec !== 'object') {
-    report.notAccepted('Invalid', 'spec: is required');
+    report.notAccepted('Invalid', 'spec: is required (the route is not served)');
     return out;
   }
   const { hostnames, errors } = checkHostnames(r.spec.hostnames);
@@ -32,7 +32,7 @@ export function translateWebSocketRoute(r: WebSocketRoute, report: ObjectReport,
   const rules = r.spec.rules as unknown;
   if (!Array.isArray(rules) || rules.length === 0) errors.push('spec.rules: at least one rule is required');
   if (errors.length > 0 || routePolicy.errors || !Array.isArray(rules)) {
-    for (const e of errors) report.notAccepted('Invalid', e);
+    for (const e of errors) report.notAccepted('Invalid', `${e} (the route is not served)`);
     return out;
   }
 
@@ -40,9 +40,9 @@ export function translateWebSocketRoute(r: WebSocketRoute, report: ObjectReport,
     const secretName = r.spec.tls.secretName;
     const loaded = loadCertificate(ctx.lookup, report.namespace, secretName, ctx.certificates);
     if (!loaded.ok) {
-      report.unresolved(loaded.reason, `spec.tls.secretName: ${loaded.message}; the routes serve plain HTTP only`);
+      report.unresolved(loaded.reason, `spec.tls.secretName: ${loaded.message} (the routes serve plain HTTP only)`);
     } else if (hostnames.length === 0) {
-      report.notAccepted('Invalid', 'spec.tls: a certificate needs spec.hostnames to be served for; it is not served');
+      report.notAccepted('Invalid', 'spec.tls: a certificate needs spec.hostnames to be served for (it is not served)');
     } else {
       out.certificates.push({
         owner: report,
@@ -93,15 +93,17 @@ function translateRule(
   ctx: Context,
 ): HttpRoute | undefined {
   if (rule === null || typeof rule !== 'object') {
-    report.notAccepted('Invalid', `${field}: must be an object; this rule is not served`);
+    report.notAccepted('Invalid', `${field}: must be an object (this rule is not served)`);
     return undefined;
   }
   const { path, backends, policy } = rule as Record<string, unknown>;
   const errors: string[] = [];
   let pathType: PathType = 'Prefix';
   let pathValue = '/';
-  if (path !== undefined) {
-    const { type, value } = (path ?? {}) as { type?: unknown; value?: unknown };
+  if (path !== undefined && (path === null || typeof path !== 'object')) {
+    errors.push(`${field}.path: must be an object with type and value`);
+  } else if (path !== undefined) {
+    const { type, value } = path as { type?: unknown; value?: unknown };
     if (type !== undefined && !PATH_TYPES.includes(type as PathType)) {
       errors.push(`${field}.path.type: must be one of ${PATH_TYPES.join(', ')}`);
     } else if (type !== undefined) {
@@ -121,7 +123,7 @@ function translateRule(
   const effective = applyPolicySpec(routePolicy, policy, `${field}.policy`);
   if (effective.errors) errors.push(...effective.errors);
   if (errors.length > 0 || effective.errors || !Array.isArray(backends)) {
-    report.notAccepted('Invalid', `${errors.join('; ')}; ${field} is not served`);
+    for (const e of errors) report.notAccepted('Invalid', `${e} (${field} is not served)`);
     return undefined;
   }
   const refs = (backends as BackendRef[]).map((ref, j) => ({

@@ -397,9 +397,12 @@ describe('L4Proxy plain tunnels', () => {
 // --- endings -----------------------------------------------------------------------------------------------------
 
 describe('L4Proxy tunnel endings', () => {
-  const endings: { name: string; end: (client: Peer, backend: Peer) => Promise<void> }[] = [
+  // `outcome` is how wsgate_connections_total counts the ending, where it is deterministic.
+  const endings: { name: string; outcome?: string; end: (client: Peer, backend: Peer) => Promise<void> }[] = [
+
     {
       name: 'the client ends first, then the backend',
+      outcome: 'completed',
       end: async (client, backend) => {
         client.socket.end();
         await backend.readToEnd();
@@ -408,14 +411,32 @@ describe('L4Proxy tunnel endings', () => {
     },
     {
       name: 'the backend ends first, then the client',
+      outcome: 'completed',
       end: async (client, backend) => {
         backend.socket.end();
         await client.readToEnd();
         client.socket.end();
       },
     },
-    { name: 'the client resets', end: async (client) => void client.socket.resetAndDestroy() },
-    { name: 'the backend resets', end: async (_client, backend) => void backend.socket.resetAndDestroy() },
+    {
+      name: 'the client resets',
+      outcome: 'client_error',
+      end: async (client, backend) => {
+        client.socket.resetAndDestroy();
+        // The backend is a half-open server: it sees the tunnel end, and closes its side itself.
+        await backend.readToEnd();
+        backend.socket.end();
+      },
+    },
+    {
+      name: 'the backend resets',
+      outcome: 'upstream_error',
+      end: async (client, backend) => {
+        backend.socket.resetAndDestroy();
+        await client.readToEnd();
+        client.socket.end();
+      },
+    },
     {
       name: 'both sides close at once',
       end: async (client, backend) => {
@@ -441,6 +462,10 @@ describe('L4Proxy tunnel endings', () => {
       await e.end(client, server);
       await Promise.all([client.closed, server.closed]);
       await expectAllTunnelsGone(h);
+      if (e.outcome) {
+        const labels = { route: 'default/end', layer: 'l4', outcome: e.outcome };
+        assert.equal(await metricValue(h.metrics, 'wsgate_connections_total', labels), 1);
+      }
     });
   }
 });

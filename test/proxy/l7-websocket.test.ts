@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import type { ClientOptions } from 'ws';
 import { backend, httpRoute, table, vhost } from '../helpers/fixtures.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
 import {
@@ -17,6 +18,8 @@ import {
   startRawBackend,
   startWsBackend,
   switchingProtocols,
+  type BackendConnection,
+  type Client,
   type RawBackend,
   type WsBackend,
 } from '../helpers/l7-peers.ts';
@@ -44,15 +47,27 @@ before(async () => {
   );
 });
 
+/** A client through wsgate and the backend's side of the same connection. */
+async function connect(protocols: string[] = [], opts: ClientOptions = {}): Promise<[Client, BackendConnection]> {
+  const c = await openClient(gw.wsUrl, protocols, opts);
+  const server = await echo.connections.shift();
+  assert.equal(echo.connections.length, 0, 'one backend connection per client');
+  return [c, server];
+}
+
 after(async () => {
+  console.log('a', gw.gateway.registry.size);
   await gw.close();
+  console.log('b');
   await echo.close();
+  console.log('c');
   await raw.close();
+  console.log('d');
 });
 
 describe('WebSocket messages through wsgate', { timeout: 15_000 }, () => {
   test('relays a text message and its echo', async () => {
-    const c = await openClient(gw.wsUrl);
+    const [c] = await connect();
     const m = await roundTrip(c, 'hello wsgate');
     assert.equal(m.isBinary, false);
     assert.equal(m.data.toString(), 'hello wsgate');
@@ -61,7 +76,7 @@ describe('WebSocket messages through wsgate', { timeout: 15_000 }, () => {
   });
 
   test('relays a binary message unchanged', async () => {
-    const c = await openClient(gw.wsUrl);
+    const [c] = await connect();
     const payload = Buffer.from([0, 1, 2, 0xff, 0xfe, 0x80, 0x7f]);
     const m = await roundTrip(c, payload);
     assert.equal(m.isBinary, true);
@@ -71,8 +86,7 @@ describe('WebSocket messages through wsgate', { timeout: 15_000 }, () => {
   });
 
   test('delivers a message sent in fragments as one message', async () => {
-    const c = await openClient(gw.wsUrl);
-    const server = await echo.connections.shift();
+    const [c, server] = await connect();
     const echoed = c.messages.shift();
     c.ws.send('frag-', { fin: false });
     c.ws.send('men-', { fin: false });
@@ -85,8 +99,7 @@ describe('WebSocket messages through wsgate', { timeout: 15_000 }, () => {
   });
 
   test('carries a 1 MiB message in both directions', async () => {
-    const c = await openClient(gw.wsUrl);
-    const server = await echo.connections.shift();
+    const [c, server] = await connect();
     const big = randomBytes(1024 * 1024);
     const echoed = await roundTrip(c, big);
     const atBackend = await server.messages.shift();
@@ -98,8 +111,7 @@ describe('WebSocket messages through wsgate', { timeout: 15_000 }, () => {
   });
 
   test('passes a client ping to the backend and its pong back', async () => {
-    const c = await openClient(gw.wsUrl);
-    const server = await echo.connections.shift();
+    const [c, server] = await connect();
     const pinged = once(server.ws, 'ping') as Promise<[Buffer]>;
     const ponged = once(c.ws, 'pong') as Promise<[Buffer]>;
     c.ws.ping(Buffer.from('are you there'));
@@ -110,16 +122,14 @@ describe('WebSocket messages through wsgate', { timeout: 15_000 }, () => {
   });
 
   test('relays the close code and reason the client sends', async () => {
-    const c = await openClient(gw.wsUrl);
-    const server = await echo.connections.shift();
+    const [c, server] = await connect();
     c.ws.close(4001, 'client says bye');
     assert.deepEqual(await server.closed, { code: 4001, reason: 'client says bye' });
     assert.equal((await c.closed).code, 4001);
   });
 
   test('relays the close code and reason the backend sends', async () => {
-    const c = await openClient(gw.wsUrl);
-    const server = await echo.connections.shift();
+    const [c, server] = await connect();
     server.ws.close(4002, 'backend says bye');
     assert.deepEqual(await c.closed, { code: 4002, reason: 'backend says bye' });
   });
@@ -127,8 +137,7 @@ describe('WebSocket messages through wsgate', { timeout: 15_000 }, () => {
 
 describe('WebSocket handshake negotiation through wsgate', { timeout: 15_000 }, () => {
   test('lets the backend choose among the subprotocols the client offered', async () => {
-    const c = await openClient(gw.wsUrl, ['a', 'b']);
-    const server = await echo.connections.shift();
+    const [c, server] = await connect(['a', 'b']);
     assert.equal(server.req.headers['sec-websocket-protocol'], 'a, b');
     assert.equal(server.ws.protocol, 'b');
     assert.equal(c.ws.protocol, 'b');
@@ -137,8 +146,7 @@ describe('WebSocket handshake negotiation through wsgate', { timeout: 15_000 }, 
   });
 
   test('forwards only the subprotocols the route allows', async () => {
-    const c = await openClient(gw.wsUrl, ['a', 'b', 'c'], { headers: { Host: 'strict.test' } });
-    const server = await echo.connections.shift();
+    const [c, server] = await connect(['a', 'b', 'c'], { headers: { Host: 'strict.test' } });
     assert.equal(server.req.headers['sec-websocket-protocol'], 'b');
     assert.equal(c.ws.protocol, 'b');
     assert.equal((await roundTrip(c, 'still works')).data.toString(), 'still works');
@@ -153,8 +161,7 @@ describe('WebSocket handshake negotiation through wsgate', { timeout: 15_000 }, 
   });
 
   test('negotiates permessage-deflate end to end', async () => {
-    const c = await openClient(gw.wsUrl, [], { perMessageDeflate: true });
-    const server = await echo.connections.shift();
+    const [c, server] = await connect([], { perMessageDeflate: true });
     assert.match(server.req.headers['sec-websocket-extensions'] ?? '', /permessage-deflate/);
     assert.match(c.ws.extensions, /permessage-deflate/);
     assert.match(server.ws.extensions, /permessage-deflate/);
@@ -165,10 +172,9 @@ describe('WebSocket handshake negotiation through wsgate', { timeout: 15_000 }, 
   });
 
   test('adds X-Forwarded-For/-Proto/-Host/-Port and X-Real-IP, replacing spoofed ones', async () => {
-    const c = await openClient(gw.wsUrl, [], {
+    const [c, { req }] = await connect([], {
       headers: { 'X-Forwarded-For': '203.0.113.9', 'X-Forwarded-Proto': 'https', 'X-Real-IP': '198.51.100.1' },
     });
-    const { req } = await echo.connections.shift();
     assert.equal(req.headers['x-forwarded-for'], '203.0.113.9, 127.0.0.1');
     assert.equal(req.headers['x-forwarded-proto'], 'http');
     assert.equal(req.headers['x-forwarded-host'], `127.0.0.1:${gw.http.port}`);

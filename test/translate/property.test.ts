@@ -1,0 +1,61 @@
+// Order never leaks in: the same objects in any order translate to the same rendered result.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { snapshotFromObjects } from '../../src/translate/objects.ts';
+import { renderResult } from '../../src/translate/render.ts';
+import { translate } from '../../src/translate/translate.ts';
+import { loadCases } from './cases.ts';
+
+/** mulberry32: a small seeded PRNG, so that a failing permutation can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
+
+const PERMUTATIONS = 50;
+// The cases where precedence, conflicts and merging decide the most.
+const ORDER_SENSITIVE = [
+  'element-wise-prefix',
+  'host-path-conflict',
+  'ingress-default-backend',
+  'ingress-rules-and-tls',
+  'named-target-port',
+  'tie-by-age-then-name',
+  'tls-valid',
+  'tunnel-plain-vs-sni',
+  'tunnel-sni-conflict',
+  'wildcard-and-exact-hosts',
+];
+
+const cases = loadCases().filter((c) => ORDER_SENSITIVE.includes(c.name));
+
+test('every order-sensitive case is present', () => {
+  assert.deepEqual(cases.map((c) => c.name), ORDER_SENSITIVE);
+});
+
+for (const c of cases) {
+  test(`${c.name}: ${PERMUTATIONS} shuffles of the input objects render the same result`, () => {
+    const expected = renderResult(translate(snapshotFromObjects(c.objects)));
+    const random = prng(0x5eed + c.name.length);
+    for (let i = 0; i < PERMUTATIONS; i++) {
+      const objects = shuffled(c.objects, random);
+      const rendered = renderResult(translate(snapshotFromObjects(objects)));
+      assert.equal(rendered, expected, `permutation ${i} of ${c.name} differs`);
+    }
+  });
+}
