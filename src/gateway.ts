@@ -90,9 +90,10 @@ export class Gateway {
     await this.l4.update(table);
     this.#table = table;
     this.#applied = true;
-    let http = 0;
-    for (const vh of table.virtualHosts) http += vh.routes.length;
-    this.#o.metrics.routes.set({ kind: 'http' }, http);
+    // Rules, not host × rule pairs: a rule serving several hostnames is one route.
+    const ids = new Set<string>();
+    for (const vh of table.virtualHosts) for (const r of vh.routes) ids.add(r.id);
+    this.#o.metrics.routes.set({ kind: 'http' }, ids.size);
     this.#o.metrics.routes.set({ kind: 'tunnel' }, table.tunnels.length);
     return { certificateErrors: errors };
   }

@@ -9,7 +9,7 @@ ws.on('open', () => {
 });
 let n = 0;
 ws.on('message', (data) => {
-  process.stdout.write(`${data.toString()}\n`);
+  process.stdout.write(`${(data as Buffer).toString()}\n`);
   if (++n === pending.length) ws.close(1000, 'done');
 });
 ws.on('error', (err) => {

@@ -1,6 +1,7 @@
 // The `wsgate` command. Each subcommand parses its own flags strictly: an unknown flag or a bad value exits 2 with
 // a message that says what to change.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { WsgateError } from '../errors.ts';
 import { createLogger } from '../log/logger.ts';
@@ -87,9 +88,12 @@ async function runServe(args: string[]): Promise<void> {
   const handshakeTimeoutMs = parseDuration('handshake-timeout', v['handshake-timeout']);
   const drainMs = parseDuration('drain-timeout', v['drain-timeout']);
   if (handshakeTimeoutMs <= 0) throw new BadFlagError('--handshake-timeout must be more than 0');
+  if (!existsSync(v.config)) {
+    throw new BadFlagError(`--config=${v.config}: no such file or directory; give a YAML file or a directory of them`);
+  }
   const defaultCertificate =
     v['default-cert'] && v['default-key']
-      ? { certPem: readFileSync(v['default-cert'], 'utf8'), keyPem: readFileSync(v['default-key'], 'utf8') }
+      ? loadDefaultCertificate(v['default-cert'], v['default-key'])
       : generateSelfSigned({ commonName: 'wsgate default certificate' });
   const server = await serve({
     log,
@@ -122,6 +126,27 @@ async function runServe(args: string[]): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/** Reads and checks --default-cert/--default-key: a file that cannot be used is a bad flag, not a crash. */
+function loadDefaultCertificate(certFile: string, keyFile: string): { certPem: string; keyPem: string } {
+  const read = (flag: string, file: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new BadFlagError(`--${flag}=${file}: cannot read it (${(err as Error).message})`);
+    }
+  };
+  const pem = { certPem: read('default-cert', certFile), keyPem: read('default-key', keyFile) };
+  try {
+    // Also refuses a key that does not belong to the certificate.
+    createSecureContext({ cert: pem.certPem, key: pem.keyPem });
+  } catch (err) {
+    throw new BadFlagError(
+      `--default-cert=${certFile} --default-key=${keyFile}: not a usable PEM certificate and key (${(err as Error).message})`,
+    );
+  }
+  return pem;
 }
 
 async function runTranslate(args: string[]): Promise<void> {

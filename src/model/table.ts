@@ -71,7 +71,7 @@ export interface HttpRoute {
 
 /**
  * The routes of one hostname. `hostname` is an exact name (lower case), a wildcard `*.example.com`
- * (matches exactly one or more labels before the suffix, as Ingress does: one label), or `*` for any host.
+ * (matches exactly one label before the suffix, as Ingress does), or `*` for any host.
  * `routes` are sorted by precedence: Exact before Prefix, longer prefix (in path elements) first, then older object,
  * then namespace/name.
  */

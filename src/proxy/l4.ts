@@ -198,12 +198,16 @@ export class L4Proxy {
   #readHello(routes: PortRoutes, client: net.Socket, startedAt: number): void {
     const chunks: Buffer[] = [];
     let length = 0;
+    // Removes every listener of this phase, so that a long-lived tunnel holds neither them nor the hello bytes.
     const finish = (): void => {
       clearTimeout(timer);
       client.pause();
       client.removeListener('data', clientOnData);
       client.removeListener('end', clientOnEnd);
+      client.removeListener('close', clientOnClose);
+      chunks.length = 0;
     };
+    const clientOnClose = (): void => clearTimeout(timer);
     const timer = setTimeout(() => {
       finish();
       this.#reject(client, NO_ROUTE_LABEL, 'hello_timeout');
@@ -238,7 +242,7 @@ export class L4Proxy {
     };
     client.on('data', clientOnData);
     client.on('end', clientOnEnd);
-    client.once('close', () => clearTimeout(timer));
+    client.once('close', clientOnClose);
     client.resume();
   }
 

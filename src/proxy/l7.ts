@@ -86,6 +86,9 @@ export class L7Proxy {
       keepAliveTimeout: 60_000,
       insecureHTTPParser: false,
       joinDuplicateHeaders: false,
+      // Only WebSocket upgrades leave the HTTP server. Others (h2c, as curl --http2 offers) are served as plain
+      // HTTP/1.1, ignoring the Upgrade, as RFC 9110 §7.8 allows.
+      shouldUpgradeCallback: isWebSocketUpgrade,
     };
     if (httpAddr) {
       await this.#listen(http.createServer(timeouts), 'http', httpAddr);
@@ -110,18 +113,16 @@ export class L7Proxy {
   }
 
   /** Stops accepting and closes idle keep-alive connections. Tunnels belong to the registry and are left alone. */
-  async close(): Promise<void> {
-    await Promise.all(
-      this.#listeners.map(
-        (l) =>
-          new Promise<void>((resolve) => {
-            l.server.close(() => resolve());
-            l.server.closeIdleConnections();
-          }),
-      ),
-    );
+  close(): Promise<void> {
+    for (const l of this.#listeners) {
+      // close() stops accepting now. Its callback would wait for every accepted socket, upgraded tunnels included
+      // (nodejs/node#53536); those belong to the registry, which the gateway drains next.
+      l.server.close();
+      l.server.closeIdleConnections();
+    }
     this.#listeners.length = 0;
     this.#agent.destroy();
+    return Promise.resolve();
   }
 
   async #listen(server: http.Server, proto: 'http' | 'https', addr: ListenAddress): Promise<void> {
@@ -368,9 +369,15 @@ export class L7Proxy {
 
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse, l: Listener): void {
     // An incomplete WebSocket handshake (Upgrade without Connection: upgrade) gets the handshake's own answer.
-    if (req.headers.upgrade !== undefined) {
+    // A WebSocket handshake that did not qualify as an upgrade (no Connection: upgrade, or another Upgrade token
+    // with a Sec-WebSocket-Key) gets the handshake's own answer; an h2c offer is simply served as HTTP/1.1.
+    if (isWebSocketUpgrade(req) || req.headers['sec-websocket-key'] !== undefined) {
       const v = validateHandshake(req.method, req.headers);
-      if (!('ok' in v)) return this.#respond(req, res, v.status, v.message, '', v.headers);
+      if (!('ok' in v)) {
+        this.#d.metrics.handshakeRejections.inc({ route: '', reason: v.reason });
+        this.#d.metrics.connectionsTotal.inc({ route: '', layer: 'l7', outcome: 'rejected' });
+        return this.#respond(req, res, v.status, v.message, '', { ...v.headers, Connection: 'close' });
+      }
     }
     const route = this.#router.find(req.headers.host, pathOf(req.url));
     if (!route) return this.#respond(req, res, 404, REJECTIONS.no_route.message, '');
@@ -492,6 +499,11 @@ export class L7Proxy {
     res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...extra });
     res.end(body);
   }
+}
+
+function isWebSocketUpgrade(req: http.IncomingMessage): boolean {
+  const u = req.headers.upgrade;
+  return u !== undefined && /(^|,)\s*websocket\s*(,|$)/i.test(u);
 }
 
 function hashInput(ip: string, req: http.IncomingMessage): HashInput {

@@ -134,11 +134,16 @@ export class TunnelRegistry {
     }
   }
 
-  /** An error or a decision of ours: both sockets go now; the first reason wins. */
+  /**
+   * An error or a decision of ours: both sockets go now; the first reason wins. A reset on one side is passed on
+   * as a reset (RST) to the other, so that a peer sees an abort as an abort, not as a clean end of stream.
+   */
   #fail(t: Tunnel, outcome: Outcome): void {
     t.outcome ??= outcome;
-    t.client.destroy();
-    t.upstream.destroy();
+    if (outcome === 'client_error') reset(t.upstream);
+    else t.upstream.destroy();
+    if (outcome === 'upstream_error') reset(t.client);
+    else t.client.destroy();
   }
 
   #sideClosed(t: Tunnel, other: Socket): void {
@@ -178,5 +183,15 @@ export class TunnelRegistry {
       this.#draining = undefined;
       d();
     }
+  }
+}
+
+function reset(s: Socket): void {
+  if (s.destroyed) return;
+  try {
+    s.resetAndDestroy();
+  } catch {
+    // A TLS socket's handle cannot send an RST: a plain close is the best left.
+    s.destroy();
   }
 }

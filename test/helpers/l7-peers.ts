@@ -93,18 +93,26 @@ export async function startWsBackend(opts: Omit<ServerOptions, 'port' | 'server'
 
 export interface Client {
   readonly ws: WebSocket;
+  /** The 101 response (its socket is the client's TLS or TCP socket). */
+  readonly response: http.IncomingMessage;
   readonly messages: Queue<Message>;
   readonly closed: Promise<{ code: number; reason: string }>;
 }
 
 /** Opens a `ws` client and waits for 'open'; rejects on 'error' or an unexpected response (with its status). */
-export async function openClient(url: string, protocols?: string | string[], opts: ClientOptions = {}): Promise<Client> {
+export async function openClient(
+  url: string,
+  protocols?: string | string[],
+  opts: ClientOptions & { servername?: string } = {},
+): Promise<Client> {
   const ws = new WebSocket(url, protocols ?? [], opts);
   const messages = new Queue<Message>();
   ws.on('message', (data, isBinary) => messages.push({ data: toBuffer(data), isBinary }));
   const closed = new Promise<{ code: number; reason: string }>((resolve) =>
     ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
   );
+  let response: http.IncomingMessage | undefined;
+  ws.once('upgrade', (res) => (response = res));
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
@@ -115,7 +123,7 @@ export async function openClient(url: string, protocols?: string | string[], opt
     });
   });
   ws.on('error', () => {});
-  return { ws, messages, closed };
+  return { ws, response: response!, messages, closed };
 }
 
 /** Sends a message and returns the next one received: with an echoing backend, the echo. */
@@ -189,6 +197,25 @@ export async function rawExchange(port: number, request: string | Buffer): Promi
   return { ...res, all };
 }
 
+/**
+ * Writes `request` on a fresh TCP connection. `response` resolves once a whole response (head and a
+ * Content-Length body) has arrived; `closed` resolves when the server has closed the connection. Awaiting
+ * `response` first lets a test fail on a wrong answer with a clear message rather than by waiting for a close.
+ */
+export async function rawRequest(port: number, request: string | Buffer): Promise<{ response: Promise<RawResponse>; closed: Promise<void>; socket: net.Socket }> {
+  const socket = await rawConnect(port);
+  const closed = once(socket, 'close').then(() => undefined);
+  const response = readUntil(socket, (buf) => {
+    const r = parseResponse(buf);
+    if (!r) return undefined;
+    const len = Number(r.headers['content-length'] ?? 0);
+    if (r.body.length < len) return undefined;
+    return { value: { ...r, body: r.body.subarray(0, len) }, used: buf.length };
+  }).then((r) => r.value);
+  socket.write(request);
+  return { response, closed, socket };
+}
+
 export const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
 /** A WebSocket handshake request head; `extra` lines are appended as given (each without CRLF). */
@@ -257,9 +284,9 @@ export function decodeFrame(buf: Buffer): Frame | undefined {
 }
 
 /** Reads from a socket until `parse` returns a value; bytes after it are kept in the returned `rest`. */
-export function readUntil<T>(socket: net.Socket, parse: (buf: Buffer) => { value: T; used: number } | undefined, initial = Buffer.alloc(0)): Promise<{ value: T; rest: Buffer }> {
+export function readUntil<T>(socket: net.Socket, parse: (buf: Buffer) => { value: T; used: number } | undefined, initial: Buffer = Buffer.alloc(0)): Promise<{ value: T; rest: Buffer }> {
   return new Promise((resolve, reject) => {
-    let buf = initial;
+    let buf: Buffer = initial;
     const check = (): boolean => {
       const r = parse(buf);
       if (!r) return false;
@@ -369,10 +396,24 @@ export function switchingProtocols(requestHead: string, extraLines: readonly str
   ].join('\r\n');
 }
 
-/** A connected raw TCP client. */
-export async function rawConnect(port: number): Promise<net.Socket> {
-  const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+/** A connected raw TCP client; with allowHalfOpen (default false) it stays writable after the server's FIN. */
+export async function rawConnect(port: number, allowHalfOpen = false): Promise<net.Socket> {
+  const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen });
   socket.on('error', () => {});
   await once(socket, 'connect');
   return socket;
+}
+
+/**
+ * Stops a test gateway: closes its tunnels first, then the gateway. Gateway.stop() on its own waits for open
+ * tunnels before closing them (see l7-lifecycle.test.ts), so an after() hook with a tunnel still closing would hang.
+ */
+export async function stopGateway(gw: { gateway: { registry: { closeAll(): Promise<void> } }; close(): Promise<void> }): Promise<void> {
+  await gw.gateway.registry.closeAll();
+  await gw.close();
+}
+
+/** Resolves on the socket's 'close', whatever error came before it (events.once would reject on 'error'). */
+export function closeOf(socket: net.Socket): Promise<void> {
+  return socket.destroyed && socket.closed ? Promise.resolve() : new Promise((resolve) => socket.once('close', () => resolve()));
 }

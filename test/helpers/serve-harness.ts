@@ -269,7 +269,7 @@ export async function awaitMetric(
 // ---- clients --------------------------------------------------------------------------------------------------
 
 /** Opens a `ws` client to `url` with the given Host header (routing is by host). */
-export function openWithHost(url: string, host: string, opts: ClientOptions = {}): Promise<Client> {
+export function openWithHost(url: string, host: string, opts: ClientOptions & { servername?: string } = {}): Promise<Client> {
   return openClient(url, [], { ...opts, headers: { ...opts.headers, Host: host } });
 }
 

@@ -399,7 +399,6 @@ describe('L4Proxy plain tunnels', () => {
 describe('L4Proxy tunnel endings', () => {
   // `outcome` is how wsgate_connections_total counts the ending, where it is deterministic.
   const endings: { name: string; outcome?: string; end: (client: Peer, backend: Peer) => Promise<void> }[] = [
-
     {
       name: 'the client ends first, then the backend',
       outcome: 'completed',
@@ -439,9 +438,10 @@ describe('L4Proxy tunnel endings', () => {
     },
     {
       name: 'both sides close at once',
-      end: async (client, backend) => {
+      end: (client, backend) => {
         client.socket.destroy();
         backend.socket.destroy();
+        return Promise.resolve();
       },
     },
   ];
