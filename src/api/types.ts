@@ -128,6 +128,17 @@ export interface TCPTunnel {
   status?: RouteStatus;
 }
 
+/** The apiVersion of each kind wsgate reads; an object of another version is not read. */
+export const KIND_API_VERSIONS: Readonly<Record<KubeObject['kind'], string>> = {
+  Ingress: 'networking.k8s.io/v1',
+  IngressClass: 'networking.k8s.io/v1',
+  Service: 'v1',
+  EndpointSlice: 'discovery.k8s.io/v1',
+  Secret: 'v1',
+  WebSocketRoute: API_VERSION,
+  TCPTunnel: API_VERSION,
+};
+
 /** Every kind wsgate reads, as found in a YAML file or a watch. */
 export type KubeObject =
   | (Ingress & { kind: 'Ingress' })

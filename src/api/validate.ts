@@ -4,7 +4,7 @@
 // fields, this rejects them: in a file they are almost always typos, and a silently dropped `idleTimeoutSecond`
 // is worse than a loud one. Kubernetes kinds get only the checks a loader needs (apiVersion/kind, metadata.name);
 // their content is the translator's concern, which reports bad parts as conditions.
-import { API_VERSION } from './types.ts';
+import { KIND_API_VERSIONS } from './types.ts';
 import { DNS1123_SUBDOMAIN, tcpTunnelSchema, webSocketRouteSchema, type SchemaNode } from './schema.ts';
 
 export interface FieldError {
@@ -14,15 +14,7 @@ export interface FieldError {
 }
 
 /** The apiVersion each kind wsgate reads must carry. */
-export const KNOWN_KINDS: Readonly<Record<string, string>> = {
-  Ingress: 'networking.k8s.io/v1',
-  IngressClass: 'networking.k8s.io/v1',
-  Service: 'v1',
-  EndpointSlice: 'discovery.k8s.io/v1',
-  Secret: 'v1',
-  WebSocketRoute: API_VERSION,
-  TCPTunnel: API_VERSION,
-};
+export const KNOWN_KINDS: Readonly<Record<string, string>> = KIND_API_VERSIONS;
 
 /** Kinds without a namespace; every other known kind is namespaced. */
 export const CLUSTER_SCOPED_KINDS: ReadonlySet<string> = new Set(['IngressClass']);

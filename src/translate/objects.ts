@@ -3,7 +3,7 @@
 // are not objects) is left out. Shape is not checked here: that is the schema validator's job, and translate()
 // copes with what gets past it.
 import {
-  API_VERSION,
+  KIND_API_VERSIONS,
   type EndpointSlice,
   type Ingress,
   type IngressClass,
@@ -15,15 +15,7 @@ import {
 import type { Snapshot } from './snapshot.ts';
 
 /** The apiVersion each kind must have (or omit) to be read. */
-const API_VERSIONS: Readonly<Record<string, string>> = {
-  Ingress: 'networking.k8s.io/v1',
-  IngressClass: 'networking.k8s.io/v1',
-  Service: 'v1',
-  EndpointSlice: 'discovery.k8s.io/v1',
-  Secret: 'v1',
-  WebSocketRoute: API_VERSION,
-  TCPTunnel: API_VERSION,
-};
+const API_VERSIONS: Readonly<Record<string, string>> = KIND_API_VERSIONS;
 
 /** [ingressClassName='wsgate'] The IngressClass name wsgate serves. */
 export function snapshotFromObjects(objects: readonly unknown[], ingressClassName = 'wsgate'): Snapshot {
