@@ -2,7 +2,8 @@
 // routing tables by a source (files now, the Kubernetes controller later). apply() is the only way in for
 // configuration, and it never closes a connection.
 import type { AddressInfo } from 'node:net';
-import { AdminServer } from './admin/server.ts';
+import { AdminServer, registryMetrics } from './admin/server.ts';
+import type { DataPlane } from './dataplane.ts';
 import type { Logger } from './log/logger.ts';
 import type { Metrics } from './metrics/metrics.ts';
 import { EMPTY_TABLE, type RoutingTable } from './model/table.ts';
@@ -30,9 +31,16 @@ export interface GatewayOptions {
   readonly defaultCertificate: CertificatePem;
   /** How often tunnels are swept for idle timeouts and byte counts (ms, default 1000). */
   readonly sweepIntervalMs?: number;
+  /** Bind every data-plane listener with SO_REUSEPORT: set in worker processes that share ports. */
+  readonly reusePort?: boolean;
+  /**
+   * Why the source of tables is not ready (the controller: informers that have not listed yet), or undefined;
+   * checked by notReady() before the table. Default: always ready.
+   */
+  readonly sourceNotReady?: () => string | undefined;
 }
 
-export class Gateway {
+export class Gateway implements DataPlane {
   readonly registry: TunnelRegistry;
   readonly certificates: CertificateStore;
   readonly l7: L7Proxy;
@@ -60,10 +68,19 @@ export class Gateway {
       limits,
       certificates: this.certificates,
       handshakeTimeoutMs: o.handshakeTimeoutMs,
+      reusePort: o.reusePort === true,
     });
-    this.l4 = new L4Proxy({ metrics: o.metrics, log, registry: this.registry, balancer, limits, host: o.tunnelHost });
+    this.l4 = new L4Proxy({
+      metrics: o.metrics,
+      log,
+      registry: this.registry,
+      balancer,
+      limits,
+      host: o.tunnelHost,
+      reusePort: o.reusePort === true,
+    });
     if (o.adminAddr) {
-      this.#admin = new AdminServer({ metrics: o.metrics, notReady: () => this.notReady(), table: () => this.#table });
+      this.#admin = new AdminServer({ metrics: registryMetrics(o.metrics), notReady: () => this.notReady(), table: () => this.#table });
     }
   }
 
@@ -102,6 +119,8 @@ export class Gateway {
   notReady(): string | undefined {
     if (this.#draining) return 'draining';
     if (!this.#listening) return 'listeners not bound';
+    const source = this.#o.sourceNotReady?.();
+    if (source !== undefined) return source;
     if (!this.#applied) return 'no routing table yet';
     const failed = this.l4.failedPorts();
     if (failed.length > 0) return `tunnel ports not bound: ${failed.join(', ')}`;
@@ -110,6 +129,14 @@ export class Gateway {
 
   addresses(): { http?: AddressInfo; https?: AddressInfo; admin?: AddressInfo } {
     return { ...this.l7.addresses(), ...(this.#adminAddress ? { admin: this.#adminAddress } : {}) };
+  }
+
+  tunnels(): number {
+    return this.registry.size;
+  }
+
+  closeTunnels(): Promise<void> {
+    return this.registry.closeAll();
   }
 
   /**

@@ -7,10 +7,18 @@ import type { Metrics } from '../metrics/metrics.ts';
 import type { RoutingTable } from '../model/table.ts';
 
 export interface AdminDeps {
-  readonly metrics: Metrics;
+  /** The exposition to serve at /metrics: one process's registry, or the workers' aggregated. */
+  readonly metrics: () => Promise<{ contentType: string; body: string }>;
   /** Why the process is not ready, or undefined when it is. */
   readonly notReady: () => string | undefined;
   readonly table: () => RoutingTable;
+  /** Extra JSON endpoints under /debug/ (e.g. `workers`). */
+  readonly debug?: Readonly<Record<string, () => unknown>>;
+}
+
+/** The /metrics source of a single process. */
+export function registryMetrics(metrics: Metrics): () => Promise<{ contentType: string; body: string }> {
+  return async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() });
 }
 
 export class AdminServer {
@@ -47,8 +55,8 @@ export class AdminServer {
     const path = (req.url ?? '/').split('?')[0];
     switch (path) {
       case '/metrics': {
-        const body = await deps.metrics.registry.metrics();
-        res.writeHead(200, { 'Content-Type': deps.metrics.registry.contentType });
+        const { contentType, body } = await deps.metrics();
+        res.writeHead(200, { 'Content-Type': contentType });
         res.end(body);
         return;
       }
@@ -66,9 +74,16 @@ export class AdminServer {
         res.writeHead(200, { 'Content-Type': 'application/json' });
         res.end(`${JSON.stringify(publicTable(deps.table()), null, 2)}\n`);
         return;
-      default:
+      default: {
+        const extra = path?.startsWith('/debug/') ? deps.debug?.[path.slice(7)] : undefined;
+        if (extra) {
+          res.writeHead(200, { 'Content-Type': 'application/json' });
+          res.end(`${JSON.stringify(await extra(), null, 2)}\n`);
+          return;
+        }
         res.writeHead(404, { 'Content-Type': 'text/plain' });
         res.end('not found: try /metrics, /healthz, /readyz, /debug/routes\n');
+      }
     }
   }
 }

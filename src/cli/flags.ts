@@ -42,3 +42,12 @@ export function parseName(flag: string, value: string): string {
   }
   return value;
 }
+
+/** An integer in [min, max]. */
+export function parseCount(flag: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    throw new BadFlagError(`--${flag}=${value}: expected a whole number from ${min} to ${max}`);
+  }
+  return n;
+}

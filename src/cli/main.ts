@@ -1,18 +1,19 @@
 // The `wsgate` command. Each subcommand parses its own flags strictly: an unknown flag or a bad value exits 2 with
 // a message that says what to change.
 import { existsSync, readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
+import { availableParallelism } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { WsgateError } from '../errors.ts';
 import { createLogger } from '../log/logger.ts';
 import { createMetrics } from '../metrics/metrics.ts';
 import { loadConfig } from '../sources/files.ts';
-import { generateSelfSigned } from '../tls/selfsigned.ts';
 import { snapshotFromObjects } from '../translate/objects.ts';
 import { renderResult } from '../translate/render.ts';
 import { translate } from '../translate/translate.ts';
-import { BadFlagError, parseAddress, parseDuration, parseLogLevel, parseName } from './flags.ts';
+import { BadFlagError, parseCount, parseName } from './flags.ts';
+import { LISTENER_OPTIONS, LISTENER_USAGE, parseListenerFlags } from './listener-flags.ts';
 import { serve } from './serve.ts';
+import { CONTROLLER_USAGE, runController } from '../controller/cli.ts';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -20,6 +21,8 @@ const USAGE = `wsgate ${VERSION}: an ingress proxy for WebSockets and other long
 
 Usage:
   wsgate serve --config PATH [flags]     serve the objects in a YAML file or directory (watched for changes)
+  wsgate controller [flags]              serve the Ingresses, WebSocketRoutes and TCPTunnels of a Kubernetes
+                                         cluster, and write their status
   wsgate translate -f PATH [flags]       print the routing table and statuses the objects translate to
   wsgate version                         print the version
   wsgate help                            this text
@@ -27,17 +30,11 @@ Usage:
 Flags of serve:
   --config PATH              YAML file or directory of Ingress, WebSocketRoute, TCPTunnel, Service,
                              EndpointSlice and Secret objects (required)
-  --http-addr HOST:PORT      plain HTTP/WebSocket listener, or "off" (default 0.0.0.0:8080)
-  --https-addr HOST:PORT     TLS listener, certificates chosen by SNI, or "off" (default 0.0.0.0:8443)
-  --admin-addr HOST:PORT     /metrics, /healthz, /readyz, /debug/routes, or "off" (default 0.0.0.0:9090)
-  --tunnel-host HOST         bind address of TCPTunnel listeners (default 0.0.0.0)
-  --handshake-timeout DUR    time for a client's request head and a backend's handshake answer (default 10s)
-  --drain-timeout DUR        on SIGTERM, time open tunnels get to finish before they are closed (default 30s)
-  --default-cert FILE        PEM certificate for TLS clients no route matches (default: generated at start)
-  --default-key FILE         its PEM private key
-  --ingress-class NAME       IngressClass whose Ingresses are served (default wsgate)
-  --log-level LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
+${LISTENER_USAGE}  --workers N                data-plane processes sharing the ports (default: the number of cores;
+                             1 = everything in one process)
 
+Flags of controller: those of serve except --config and --workers, and
+${CONTROLLER_USAGE}
 Flags of translate:
   -f, --file PATH            YAML file or directory
   --ingress-class NAME       (default wsgate)
@@ -45,17 +42,9 @@ Flags of translate:
 
 const SERVE_OPTIONS = {
   config: { type: 'string' },
-  'http-addr': { type: 'string', default: '0.0.0.0:8080' },
-  'https-addr': { type: 'string', default: '0.0.0.0:8443' },
-  'admin-addr': { type: 'string', default: '0.0.0.0:9090' },
-  'tunnel-host': { type: 'string', default: '0.0.0.0' },
-  'handshake-timeout': { type: 'string', default: '10s' },
-  'drain-timeout': { type: 'string', default: '30s' },
-  'default-cert': { type: 'string' },
-  'default-key': { type: 'string' },
-  'ingress-class': { type: 'string', default: 'wsgate' },
-  'log-level': { type: 'string', default: 'info' },
-  help: { type: 'boolean', short: 'h' },
+  // The listener, admin and log flags, shared with `controller` (listener-flags.ts).
+  ...LISTENER_OPTIONS,
+  workers: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 const TRANSLATE_OPTIONS = {
@@ -79,74 +68,47 @@ async function runServe(args: string[]): Promise<void> {
     return;
   }
   if (!v.config) throw new BadFlagError('serve needs --config PATH: a YAML file or a directory of YAML files');
-  if (Boolean(v['default-cert']) !== Boolean(v['default-key'])) {
-    throw new BadFlagError('--default-cert and --default-key go together: give both, or neither to generate one');
-  }
-  const log = createLogger(parseLogLevel(v['log-level']));
-  const metrics = createMetrics(VERSION);
-  const tunnelHost = v['tunnel-host'];
-  const handshakeTimeoutMs = parseDuration('handshake-timeout', v['handshake-timeout']);
-  const drainMs = parseDuration('drain-timeout', v['drain-timeout']);
-  if (handshakeTimeoutMs <= 0) throw new BadFlagError('--handshake-timeout must be more than 0');
   if (!existsSync(v.config)) {
     throw new BadFlagError(`--config=${v.config}: no such file or directory; give a YAML file or a directory of them`);
   }
-  const defaultCertificate =
-    v['default-cert'] && v['default-key']
-      ? loadDefaultCertificate(v['default-cert'], v['default-key'])
-      : generateSelfSigned({ commonName: 'wsgate default certificate' });
+  const f = parseListenerFlags(v);
+  const workers = v.workers === undefined ? availableParallelism() : parseCount('workers', v.workers, 1, 256);
+  const log = createLogger(f.logLevel);
   const server = await serve({
     log,
-    metrics,
+    metrics: createMetrics(VERSION),
     configPath: v.config,
-    ingressClass: parseName('ingress-class', v['ingress-class']),
-    httpAddr: parseAddress('http-addr', v['http-addr']),
-    httpsAddr: parseAddress('https-addr', v['https-addr']),
-    adminAddr: parseAddress('admin-addr', v['admin-addr']),
-    tunnelHost,
-    handshakeTimeoutMs,
-    defaultCertificate,
+    ingressClass: f.ingressClass,
+    ...(f.httpAddr ? { httpAddr: f.httpAddr } : {}),
+    ...(f.httpsAddr ? { httpsAddr: f.httpsAddr } : {}),
+    ...(f.adminAddr ? { adminAddr: f.adminAddr } : {}),
+    tunnelHost: f.tunnelHost,
+    handshakeTimeoutMs: f.handshakeTimeoutMs,
+    defaultCertificate: f.defaultCertificate,
+    workers,
+    logLevel: f.logLevel,
+    version: VERSION,
   });
-  const a = server.gateway.addresses();
-  log.info({ http: a.http, https: a.https, admin: a.admin, version: VERSION }, 'wsgate serving');
+  const a = server.plane.addresses();
+  log.info({ http: a.http, https: a.https, admin: a.admin, workers, version: VERSION }, 'wsgate serving');
   let stopping = false;
   const onSignal = (signal: string): void => {
     if (stopping) {
       log.warn({ signal }, 'second signal: closing every tunnel now');
-      void server.gateway.registry.closeAll();
+      void server.plane.closeTunnels();
       return;
     }
     stopping = true;
-    log.info({ signal, tunnels: server.gateway.registry.size, drainMs }, 'draining');
-    void server.stop(drainMs).then(() => {
+    void (async () => {
+      log.info({ signal, tunnels: await server.plane.tunnels(), drainMs: f.drainMs }, 'draining');
+      await server.stop(f.drainMs);
       log.info('stopped');
       log.flush();
       process.exitCode = 0;
-    });
+    })();
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-}
-
-/** Reads and checks --default-cert/--default-key: a file that cannot be used is a bad flag, not a crash. */
-function loadDefaultCertificate(certFile: string, keyFile: string): { certPem: string; keyPem: string } {
-  const read = (flag: string, file: string): string => {
-    try {
-      return readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new BadFlagError(`--${flag}=${file}: cannot read it (${(err as Error).message})`);
-    }
-  };
-  const pem = { certPem: read('default-cert', certFile), keyPem: read('default-key', keyFile) };
-  try {
-    // Also refuses a key that does not belong to the certificate.
-    createSecureContext({ cert: pem.certPem, key: pem.keyPem });
-  } catch (err) {
-    throw new BadFlagError(
-      `--default-cert=${certFile} --default-key=${keyFile}: not a usable PEM certificate and key (${(err as Error).message})`,
-    );
-  }
-  return pem;
 }
 
 async function runTranslate(args: string[]): Promise<void> {
@@ -174,6 +136,8 @@ export async function main(argv: string[]): Promise<void> {
         return await runServe(rest);
       case 'translate':
         return await runTranslate(rest);
+      case 'controller':
+        return await runController(rest, { usage: USAGE, version: VERSION });
       case 'version':
       case '--version':
         process.stdout.write(`${VERSION}\n`);
@@ -185,7 +149,7 @@ export async function main(argv: string[]): Promise<void> {
         process.stdout.write(USAGE);
         return;
       default:
-        throw new BadFlagError(`unknown command "${command}": use serve, translate, version or help`);
+        throw new BadFlagError(`unknown command "${command}": use serve, controller, translate, version or help`);
     }
   } catch (err) {
     if (err instanceof BadFlagError) {

@@ -6,22 +6,22 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { Gateway, type GatewayOptions } from '../gateway.ts';
+import { createDataPlane, type PlaneOptions } from '../cluster/plane.ts';
+import type { DataPlane } from '../dataplane.ts';
 import { loadConfig, watchConfig } from '../sources/files.ts';
 import { snapshotFromObjects } from '../translate/objects.ts';
 import type { TranslateResult } from '../translate/snapshot.ts';
 import { translate } from '../translate/translate.ts';
 
-export interface ServeOptions extends Omit<GatewayOptions, 'defaultCertificate'> {
+export interface ServeOptions extends PlaneOptions {
   readonly configPath: string;
   readonly ingressClass: string;
-  readonly defaultCertificate: GatewayOptions['defaultCertificate'];
   /** Debounce of file changes (ms). */
   readonly debounceMs?: number;
 }
 
 export interface Server {
-  readonly gateway: Gateway;
+  readonly plane: DataPlane;
   /** Re-reads the configuration now; resolves when the result is live (or refused). */
   reload(): Promise<boolean>;
   stop(graceMs?: number): Promise<void>;
@@ -29,33 +29,40 @@ export interface Server {
 
 export async function serve(o: ServeOptions): Promise<Server> {
   const log = o.log.child({ component: 'serve' });
-  const gateway = new Gateway(o);
-  await gateway.start();
+  const plane = createDataPlane(o);
+  await plane.start();
   let reloading: Promise<boolean> = Promise.resolve(true);
+  const state = { applied: false };
   const reload = (): Promise<boolean> => {
-    reloading = reloading.then(() => reloadOnce(o, gateway, log, o.metrics));
+    reloading = reloading.then(() => reloadOnce(o, plane, state, log, o.metrics));
     return reloading;
   };
   await reload();
   const watcher = watchConfig(o.configPath, () => void reload(), o.debounceMs === undefined ? {} : { debounceMs: o.debounceMs });
   return {
-    gateway,
+    plane,
     reload,
     async stop(graceMs = 0) {
       watcher.close();
       await reloading;
-      await gateway.stop(graceMs);
+      await plane.stop(graceMs);
     },
   };
 }
 
-async function reloadOnce(o: ServeOptions, gateway: Gateway, log: Logger, metrics: Metrics): Promise<boolean> {
+async function reloadOnce(
+  o: ServeOptions,
+  plane: DataPlane,
+  state: { applied: boolean },
+  log: Logger,
+  metrics: Metrics,
+): Promise<boolean> {
   try {
     const { objects, problems } = await loadConfig(o.configPath);
     if (problems.length > 0) {
       for (const p of problems) log.error(p, 'invalid configuration');
       // The first load has no last good configuration to keep: serve what is valid rather than nothing.
-      if (gateway.notReady() !== 'no routing table yet') {
+      if (state.applied) {
         metrics.configReloads.inc({ result: 'failure' });
         log.error({ problems: problems.length }, 'configuration rejected; the last good configuration keeps serving');
         return false;
@@ -63,7 +70,8 @@ async function reloadOnce(o: ServeOptions, gateway: Gateway, log: Logger, metric
     }
     const result = translate(snapshotFromObjects(objects, o.ingressClass));
     logStatuses(result, log);
-    const { certificateErrors } = await gateway.apply(result.table);
+    const { certificateErrors } = await plane.apply(result.table);
+    state.applied = true;
     for (const e of certificateErrors) log.error(e, 'certificate not loaded');
     metrics.configReloads.inc({ result: problems.length > 0 ? 'failure' : 'success' });
     if (problems.length === 0) metrics.configLastReloadSuccess.set(Date.now() / 1000);

@@ -31,6 +31,14 @@ export interface Metrics {
   readonly configLastReloadSuccess: Gauge;
   readonly routes: Gauge<'kind'>;
   readonly buildInfo: Gauge<'version'>;
+  /** Controller: failed lists and watches, by kind (each one restarts that informer after a backoff). */
+  readonly controllerWatchErrors: Counter<'kind'>;
+  /** Controller: object changes seen, by kind and whether they could change the table or a status. */
+  readonly controllerEvents: Counter<'kind' | 'relevant'>;
+  /** Controller: one snapshot → translate → apply pass (its _count is the number of syncs). */
+  readonly controllerSyncSeconds: Histogram;
+  /** Controller: 1 while this process holds the leader Lease (and writes status), else 0. */
+  readonly leader: Gauge;
 }
 
 export function createMetrics(version: string, opts: { defaultMetrics?: boolean } = {}): Metrics {
@@ -97,22 +105,50 @@ export function createMetrics(version: string, opts: { defaultMetrics?: boolean 
     configLastReloadSuccess: new Gauge({
       name: 'wsgate_config_last_reload_success_timestamp_seconds',
       help: 'Unix time of the last successful configuration reload.',
+      aggregator: 'max',
       registers,
     }),
     routes: new Gauge({
       name: 'wsgate_routes',
       help: 'Routes in the live table, by kind (http, tunnel).',
       labelNames: ['kind'],
+      // Every worker holds the same table: across processes this is one value, not a sum.
+      aggregator: 'max',
       registers,
     }),
     buildInfo: new Gauge({
       name: 'wsgate_build_info',
       help: 'Always 1; the version label says which wsgate is running.',
       labelNames: ['version'],
+      aggregator: 'first',
+      registers,
+    }),
+    controllerWatchErrors: new Counter({
+      name: 'wsgate_controller_watch_errors_total',
+      help: 'Failed lists and watches of the Kubernetes API, by kind; each restarts that informer after a backoff.',
+      labelNames: ['kind'],
+      registers,
+    }),
+    controllerEvents: new Counter({
+      name: 'wsgate_controller_events_total',
+      help: 'Object changes seen by the controller, by kind and relevance (relevant="false" triggers no sync).',
+      labelNames: ['kind', 'relevant'],
+      registers,
+    }),
+    controllerSyncSeconds: new Histogram({
+      name: 'wsgate_controller_sync_seconds',
+      help: 'Duration of one controller sync: snapshot, translate, apply the routing table.',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers,
+    }),
+    leader: new Gauge({
+      name: 'wsgate_leader',
+      help: '1 while this process holds the leader Lease and writes status, else 0.',
       registers,
     }),
   };
   m.buildInfo.set({ version }, 1);
+  m.leader.set(0);
   m.configReloads.inc({ result: 'success' }, 0);
   m.configReloads.inc({ result: 'failure' }, 0);
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'wsgate_' });

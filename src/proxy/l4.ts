@@ -26,6 +26,8 @@ export interface L4ProxyDeps {
   readonly host: string;
   /** Milliseconds a client on an SNI port has to send its whole ClientHello (default 5000). */
   readonly helloTimeoutMs?: number;
+  /** Bind with SO_REUSEPORT, so that several worker processes share each port (default false). */
+  readonly reusePort?: boolean;
 }
 
 /** Why an L4 connection never became a tunnel: the `reason` of wsgate_handshake_rejections_total. */
@@ -146,7 +148,7 @@ export class L4Proxy {
         resolve();
       };
       server.once('error', onError);
-      server.listen({ port, host }, () => {
+      server.listen({ port, host, reusePort: this.#deps.reusePort === true }, () => {
         server.removeListener('error', onError);
         // Errors after bind (e.g. accept() hitting EMFILE) must not crash the process; Node keeps listening.
         server.on('error', (err) => this.#log.error({ port, err }, 'tunnel listener error'));

@@ -44,6 +44,8 @@ export interface L7Deps {
   readonly certificates?: CertificateStore;
   /** A request head, and a backend's answer to a handshake, must arrive within this (ms). Default 10000. */
   readonly handshakeTimeoutMs?: number;
+  /** Bind with SO_REUSEPORT, so that several worker processes share each port (default false). */
+  readonly reusePort?: boolean;
 }
 
 interface Listener {
@@ -134,7 +136,7 @@ export class L7Proxy {
       server.once('error', (err) =>
         reject(new WsgateError(ErrorCodes.LISTEN, `cannot listen on ${addr.host}:${addr.port} (${proto})`, { cause: err })),
       );
-      server.listen({ host: addr.host, port: addr.port }, () => resolve());
+      server.listen({ host: addr.host, port: addr.port, reusePort: this.#d.reusePort === true }, () => resolve());
     });
     server.on('error', (err) => this.#d.log.error({ err, proto }, 'listener error'));
     l.port = (server.address() as AddressInfo).port;

@@ -212,7 +212,7 @@ export async function startServe(
     defaultCertificate,
     debounceMs: o.debounceMs ?? 20,
   });
-  const a = server.gateway.addresses();
+  const a = server.plane.addresses();
   const adminUrl = `http://127.0.0.1:${a.admin!.port}`;
   const debugTable = async (): Promise<DebugTable> => {
     const res = await fetch(`${adminUrl}/debug/routes`);

@@ -1,0 +1,90 @@
+// What the bench reads about a proxy from /proc: CPU time (utime + stime, every thread, summed over the process
+// and its descendants, e.g. nginx's master and worker) and resident memory (VmRSS, summed likewise).
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on Linux almost everywhere). */
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+interface ProcStat {
+  readonly ppid: number;
+  /** utime + stime in clock ticks. */
+  readonly ticks: number;
+}
+
+function readStat(pid: number): ProcStat | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
+    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
+  } catch {
+    return null;
+  }
+}
+
+/** `pid` and every process descending from it. */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    const p = Number(name);
+    if (!Number.isInteger(p)) continue;
+    const st = readStat(p);
+    if (st === null) continue;
+    const list = children.get(st.ppid);
+    if (list === undefined) children.set(st.ppid, [p]);
+    else list.push(p);
+  }
+  const out: number[] = [];
+  const stack = [pid];
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+/** CPU seconds (user + system) used so far by `pid` and its descendants. */
+export function cpuSeconds(pid: number): number {
+  let ticks = 0;
+  for (const p of processTree(pid)) ticks += readStat(p)?.ticks ?? 0;
+  return ticks / CLK_TCK;
+}
+
+/** Resident set size in bytes of `pid` and its descendants. */
+export function rssBytes(pid: number): number {
+  let kb = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      kb += Number(m?.[1] ?? 0);
+    } catch {
+      // The process has gone: it holds no memory.
+    }
+  }
+  return kb * 1024;
+}
+
+export function median(values: readonly number[]): number {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const mid = v.length >> 1;
+  return v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}
+
+/** Busy and total jiffies of one CPU from /proc/stat (every process on it, ours or not). */
+export function cpuJiffies(cpu: number): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${cpu} `)) ?? '';
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  return { busy: total - idle, total };
+}

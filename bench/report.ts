@@ -1,0 +1,105 @@
+// One table: a row per figure, a column per target (direct, wsgate, nginx, haproxy), the ratios of wsgate to each
+// peer, and the issue's target for the figures that have one.
+import type { TargetName } from './proxies.ts';
+
+/** Figures of one target in one round (NaN where it does not apply, e.g. proxy CPU for `direct`). */
+export interface Figures {
+  echo64Rate: number;
+  echo64CpuUs: number;
+  echo64Busy: number;
+  /** CPU of the load generator + backend as % of one core, and how busy their core was with every process on it. */
+  echo64LoadBusy: number;
+  echo64LoadCoreBusy: number;
+  sessionLoadBusy: number;
+  echo16kRate: number;
+  echo16kCpuUs: number;
+  echo16kBusy: number;
+  latencyP50Us: number;
+  latencyP99Us: number;
+  sessionRate: number;
+  sessionCpuUs: number;
+  sessionBusy: number;
+  idleBytesPerConn: number;
+  idleAlive: number;
+  idleHeld: number;
+  l4MBps: number;
+  l4CpuMsPerGB: number;
+  l4Busy: number;
+}
+
+export type FigureKey = keyof Figures;
+
+interface Row {
+  readonly key: FigureKey;
+  readonly label: string;
+  readonly digits: number;
+  /** The issue's target: wsgate ÷ peer must be ≤ max. */
+  readonly target?: { readonly peer: 'nginx' | 'haproxy'; readonly max: number };
+}
+
+export const ROWS: readonly Row[] = [
+  { key: 'echo64Rate', label: '64 conns × 64 B echo: messages/s', digits: 0 },
+  { key: 'echo64CpuUs', label: '  proxy CPU µs / message', digits: 2, target: { peer: 'nginx', max: 1 } },
+  { key: 'echo64Busy', label: '  proxy core busy %', digits: 0 },
+  { key: 'echo64LoadBusy', label: '  load + backend CPU % (their core, all processes %)', digits: 0 },
+  { key: 'echo16kRate', label: '16 conns × 16 KiB echo: messages/s', digits: 0 },
+  { key: 'echo16kCpuUs', label: '  proxy CPU µs / message', digits: 2 },
+  { key: 'echo16kBusy', label: '  proxy core busy %', digits: 0 },
+  { key: 'latencyP50Us', label: '1 conn × 64 B: round trip p50 µs', digits: 0, target: { peer: 'nginx', max: 1 } },
+  { key: 'latencyP99Us', label: '  round trip p99 µs', digits: 0, target: { peer: 'nginx', max: 1 } },
+  { key: 'sessionRate', label: 'sessions/s (connect, handshake, echo, close)', digits: 0 },
+  { key: 'sessionCpuUs', label: '  proxy CPU µs / session', digits: 1, target: { peer: 'nginx', max: 1.2 } },
+  { key: 'sessionBusy', label: '  proxy core busy %', digits: 0 },
+  { key: 'sessionLoadBusy', label: '  load + backend CPU %', digits: 0 },
+  { key: 'idleBytesPerConn', label: 'idle: proxy RSS KB / connection', digits: 2, target: { peer: 'haproxy', max: 1 } },
+  { key: 'idleAlive', label: '  held connections alive at the end', digits: 0 },
+  { key: 'l4MBps', label: 'L4 tunnel: MB/s', digits: 0 },
+  { key: 'l4CpuMsPerGB', label: '  proxy CPU ms / GB', digits: 0, target: { peer: 'haproxy', max: 1 } },
+  { key: 'l4Busy', label: '  proxy core busy %', digits: 0 },
+];
+
+export interface Summary {
+  readonly targets: readonly TargetName[];
+  /** Median over rounds, per target. */
+  readonly medians: Partial<Record<TargetName, Figures>>;
+}
+
+function fmt(v: number | undefined, digits: number): string {
+  if (v === undefined || !Number.isFinite(v)) return 'n/a';
+  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function ratio(a: number | undefined, b: number | undefined): number {
+  return a !== undefined && b !== undefined && b !== 0 ? a / b : NaN;
+}
+
+export function renderTable(s: Summary, heldTarget: number): string {
+  const cols = ['figure', ...s.targets, 'wsgate/nginx', 'wsgate/haproxy', 'issue target'];
+  const lines: string[][] = [];
+  for (const row of ROWS) {
+    const cells = [row.label];
+    for (const t of s.targets) {
+      const f = s.medians[t];
+      let v = f?.[row.key];
+      if (row.key === 'idleBytesPerConn' && v !== undefined) v /= 1000;
+      if (row.key === 'idleAlive') cells.push(`${fmt(v, 0)}/${fmt(f?.idleHeld, 0)}`);
+      else if (row.key === 'echo64LoadBusy') cells.push(`${fmt(v, 0)} (${fmt(f?.echo64LoadCoreBusy, 0)})`);
+      else cells.push(fmt(v, row.digits));
+    }
+    const w = s.medians.wsgate?.[row.key];
+    const byPeer = { nginx: ratio(w, s.medians.nginx?.[row.key]), haproxy: ratio(w, s.medians.haproxy?.[row.key]) };
+    const isRatioRow = !row.key.endsWith('Busy') && row.key !== 'idleAlive';
+    cells.push(isRatioRow ? fmt(byPeer.nginx, 2) : '', isRatioRow ? fmt(byPeer.haproxy, 2) : '');
+    if (row.target === undefined) cells.push('');
+    else {
+      const r = byPeer[row.target.peer];
+      const verdict = Number.isFinite(r) ? (r <= row.target.max ? ' met' : ' MISSED') : '';
+      cells.push(`≤ ${row.target.max} × ${row.target.peer}${verdict}`);
+    }
+    lines.push(cells);
+  }
+  const out = [`| ${cols.join(' | ')} |`, `|${cols.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
+  for (const l of lines) out.push(`| ${l.join(' | ')} |`);
+  out.push('', `Idle row: ${heldTarget} connections held. Ratios are wsgate ÷ peer (lower is better for CPU, memory and latency).`);
+  return out.join('\n');
+}

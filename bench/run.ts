@@ -1,0 +1,325 @@
+// `npm run bench`: wsgate beside nginx and HAProxy on the same machine in the same run. See docs/benchmarks.md.
+//  1. pin this process, the backend and the load generators to core 1, the proxy under test to core 0 (≥ 2 cores);
+//  2. start the backend (WebSocket echo + L4 byte source), then for each round and each target (direct, wsgate,
+//     nginx, haproxy): start the proxy, warm it up, run the scenarios (idle hold first, on a fresh process; then
+//     echo 64 B, echo 16 KiB, latency, sessions, L4), reading the proxy's CPU time around each measured phase, stop it;
+//  3. take the median of each figure over the rounds, print one table, write bench/results/latest.json;
+//  4. exit 1 if any proxy failed a correctness check (wrong echo, dead held connection, short tunnel, errors).
+// Flags: --quick (one short round: the CI smoke), --rounds N, --seconds S (per phase), --hold K,
+//        --targets direct,wsgate,nginx,haproxy, --profile (wsgate under --cpu-prof; profile summarised at the end).
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { LoadResult, LoadSpec } from './load.ts';
+import { cpuJiffies, cpuSeconds, median, rssBytes } from './measure.ts';
+import { summariseProfile } from './profile.ts';
+import {
+  BACKEND_PORTS,
+  available,
+  childFdLimit,
+  spawnPinned,
+  startProxy,
+  type RunningProxy,
+  type TargetName,
+} from './proxies.ts';
+import { ROWS, renderTable, type Figures } from './report.ts';
+
+const BENCH = import.meta.dirname;
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    seconds: { type: 'string' },
+    hold: { type: 'string' },
+    targets: { type: 'string', default: 'direct,wsgate,nginx,haproxy' },
+    profile: { type: 'boolean', default: false },
+  },
+});
+const quick = flags.quick;
+const rounds = Number(flags.rounds ?? (quick ? 1 : 3));
+const phaseMs = Number(flags.seconds ?? (quick ? 0.6 : 5)) * 1000;
+/** Pause before reading RSS with the connections held (lets the proxy settle after the burst of handshakes). */
+const settleMs = quick ? 200 : 1000;
+// Read before this process pins itself (affinity narrows availableParallelism()).
+const CORES = availableParallelism();
+const twoCores = CORES >= 2;
+const PROXY_CPU = twoCores ? 0 : null;
+const LOAD_CPU = twoCores ? 1 : null;
+const fdLimit = childFdLimit();
+const wantedHold = Number(flags.hold ?? (quick ? 500 : 5000));
+// A proxy holds two fds per connection; keep 500 spare for listeners, logs and the connections being opened.
+const held = Math.min(wantedHold, Math.floor((fdLimit - 500) / 2));
+const notes: string[] = [];
+if (held < wantedHold) notes.push(`idle hold lowered from ${wantedHold} to ${held}: the fd hard limit is ${fdLimit}`);
+if (!twoCores) notes.push('one core: nothing pinned; proxy and load share the core');
+
+if (LOAD_CPU !== null) spawnSync('taskset', ['-a', '-p', '-c', String(LOAD_CPU), String(process.pid)], { stdio: 'ignore' });
+
+interface Check {
+  readonly target: TargetName;
+  readonly round: number;
+  readonly phase: string;
+  readonly problem: string;
+}
+const failures: Check[] = [];
+
+function fail(target: TargetName, round: number, phase: string, problem: string): void {
+  failures.push({ target, round, phase, problem });
+  process.stderr.write(`  FAIL ${target} ${phase}: ${problem}\n`);
+}
+
+/** A load child: runs `spec`; `onReady` runs between set-up and the measured part (e.g. to read RSS). */
+async function runLoad(
+  spec: LoadSpec,
+  pid: number | null,
+  onReady?: (msg: { opened?: number }) => Promise<void>,
+): Promise<{ result: LoadResult; cpu: number; loadCpu: number; loadCoreBusy: number }> {
+  const child: ChildProcess = spawnPinned(LOAD_CPU, process.execPath, [join(BENCH, 'load.ts'), JSON.stringify(spec)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const next = (what: string, timeoutMs: number): Promise<Record<string, unknown>> =>
+    new Promise((resolveMsg, reject) => {
+      const timer = setTimeout(() => reject(new Error(`load child: no ${what} after ${timeoutMs} ms`)), timeoutMs);
+      child.once('message', (m) => {
+        clearTimeout(timer);
+        resolveMsg(m as Record<string, unknown>);
+      });
+      void exited.then(() => reject(new Error(`load child exited before ${what}`)));
+    });
+  try {
+    const ready = await next('ready', 60_000);
+    if (ready.type === 'result') return { result: ready as unknown as LoadResult, cpu: NaN, loadCpu: NaN, loadCoreBusy: NaN };
+    if (onReady !== undefined) await onReady(ready);
+    // The load side's own CPU (generator + backend), and how busy its core was with everything on it: if either
+    // nears 100 %, the load, not the proxy, limits the rates.
+    const loadPids = [child.pid ?? 0, backendPid];
+    const load0 = loadPids.reduce((a, p) => a + cpuSeconds(p), 0);
+    const core0 = LOAD_CPU === null ? null : cpuJiffies(LOAD_CPU);
+    const cpu0 = pid === null ? NaN : cpuSeconds(pid);
+    child.send('go');
+    const result = (await next('result', phaseMs + 60_000)) as unknown as LoadResult;
+    const cpu = pid === null ? NaN : cpuSeconds(pid) - cpu0;
+    const loadCpu = loadPids.reduce((a, p) => a + cpuSeconds(p), 0) - load0;
+    const core1 = LOAD_CPU === null ? null : cpuJiffies(LOAD_CPU);
+    const loadCoreBusy =
+      core0 === null || core1 === null ? NaN : (100 * (core1.busy - core0.busy)) / Math.max(1, core1.total - core0.total);
+    child.send('exit');
+    return { result, cpu, loadCpu, loadCoreBusy };
+  } finally {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    if (child.connected) child.send('exit');
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+let backendPid = 0;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function measureTarget(target: TargetName, round: number, ports: { ws: number; l4: number | null }, pid: number | null): Promise<Figures> {
+  const f: Figures = {
+    echo64Rate: NaN, echo64CpuUs: NaN, echo64Busy: NaN, echo64LoadBusy: NaN, echo64LoadCoreBusy: NaN, sessionLoadBusy: NaN, echo16kRate: NaN, echo16kCpuUs: NaN, echo16kBusy: NaN,
+    latencyP50Us: NaN, latencyP99Us: NaN, sessionRate: NaN, sessionCpuUs: NaN, sessionBusy: NaN,
+    idleBytesPerConn: NaN, idleAlive: NaN, idleHeld: held, l4MBps: NaN, l4CpuMsPerGB: NaN, l4Busy: NaN,
+  };
+  const check = (phase: string, r: LoadResult): boolean => {
+    if (r.errors > 0) fail(target, round, phase, `${r.errors} errors, first: ${r.firstError}`);
+    else if (r.count <= 0) fail(target, round, phase, 'nothing completed');
+    else return true;
+    return false;
+  };
+  const busy = (cpu: number, r: LoadResult): number => (100 * cpu) / (r.elapsedMs / 1000);
+  const log = (phase: string, text: string): void => void process.stdout.write(`  ${target} r${round} ${phase}: ${text}\n`);
+
+  // Warm-up (JIT, allocator): a short echo, not measured.
+  await runLoad({ kind: 'echo', port: ports.ws, conns: 8, size: 64, durationMs: Math.min(500, phaseMs), latency: false }, null);
+
+  // (e) idle connections, on a process that has done nothing but the warm-up.
+  await sleep(settleMs);
+  const rssBefore = pid === null ? NaN : rssBytes(pid);
+  let rssHeld = NaN;
+  const hold = await runLoad(
+    { kind: 'hold', port: ports.ws, count: held, concurrency: 128, checkTimeoutMs: 15_000 },
+    pid,
+    async () => {
+      if (pid === null) return;
+      await sleep(settleMs);
+      rssHeld = rssBytes(pid);
+    },
+  );
+  f.idleAlive = hold.result.alive ?? 0;
+  if (hold.result.opened !== held || hold.result.alive !== held) {
+    fail(target, round, 'idle', `opened ${hold.result.opened}, alive ${hold.result.alive} of ${held} (${hold.result.firstError ?? 'no error'})`);
+  }
+  f.idleBytesPerConn = (rssHeld - rssBefore) / held;
+  log('idle', `${f.idleAlive}/${held} alive, ${(f.idleBytesPerConn / 1000).toFixed(2)} KB/conn`);
+  await sleep(settleMs);
+
+  // (a) 64 connections × 64 B.
+  const a = await runLoad({ kind: 'echo', port: ports.ws, conns: 64, size: 64, durationMs: phaseMs, latency: false }, pid);
+  if (check('echo 64 B', a.result)) {
+    f.echo64Rate = a.result.count / (a.result.elapsedMs / 1000);
+    f.echo64CpuUs = (a.cpu * 1e6) / a.result.count;
+    f.echo64Busy = busy(a.cpu, a.result);
+    f.echo64LoadBusy = busy(a.loadCpu, a.result);
+    f.echo64LoadCoreBusy = a.loadCoreBusy;
+    log('echo 64 B', `${f.echo64Rate.toFixed(0)} msg/s, ${f.echo64CpuUs.toFixed(2)} µs/msg, core ${f.echo64Busy.toFixed(0)}%, load ${f.echo64LoadBusy.toFixed(0)}% (its core ${f.echo64LoadCoreBusy.toFixed(0)}% busy)`);
+  }
+  // (b) 16 connections × 16 KiB.
+  const b = await runLoad({ kind: 'echo', port: ports.ws, conns: 16, size: 16384, durationMs: phaseMs, latency: false }, pid);
+  if (check('echo 16 KiB', b.result)) {
+    f.echo16kRate = b.result.count / (b.result.elapsedMs / 1000);
+    f.echo16kCpuUs = (b.cpu * 1e6) / b.result.count;
+    f.echo16kBusy = busy(b.cpu, b.result);
+    log('echo 16 KiB', `${f.echo16kRate.toFixed(0)} msg/s, ${f.echo16kCpuUs.toFixed(2)} µs/msg, core ${f.echo16kBusy.toFixed(0)}%`);
+  }
+  // (c) one connection: round-trip latency.
+  const c = await runLoad({ kind: 'echo', port: ports.ws, conns: 1, size: 64, durationMs: phaseMs, latency: true }, pid);
+  if (check('latency', c.result)) {
+    f.latencyP50Us = c.result.p50Us ?? NaN;
+    f.latencyP99Us = c.result.p99Us ?? NaN;
+    log('latency', `p50 ${f.latencyP50Us.toFixed(0)} µs, p99 ${f.latencyP99Us.toFixed(0)} µs`);
+  }
+  // (d) sessions.
+  const d = await runLoad({ kind: 'sessions', port: ports.ws, workers: 32, durationMs: phaseMs, maxSessions: 500_000 }, pid);
+  if (check('sessions', d.result)) {
+    f.sessionRate = d.result.count / (d.result.elapsedMs / 1000);
+    f.sessionCpuUs = (d.cpu * 1e6) / d.result.count;
+    f.sessionBusy = busy(d.cpu, d.result);
+    f.sessionLoadBusy = busy(d.loadCpu, d.result);
+    log('sessions', `${f.sessionRate.toFixed(0)}/s, ${f.sessionCpuUs.toFixed(1)} µs/session, core ${f.sessionBusy.toFixed(0)}%, load ${f.sessionLoadBusy.toFixed(0)}%`);
+  }
+  // (f) L4 tunnel.
+  if (ports.l4 !== null) {
+    const bytesPerConn = (quick ? 256 : 8192) * 1024 * 1024;
+    const l = await runLoad({ kind: 'l4', port: ports.l4, conns: 4, durationMs: phaseMs, bytesPerConn }, pid);
+    if (check('L4', l.result)) {
+      f.l4MBps = l.result.count / 1e6 / (l.result.elapsedMs / 1000);
+      f.l4CpuMsPerGB = (l.cpu * 1000) / (l.result.count / 1e9);
+      f.l4Busy = busy(l.cpu, l.result);
+      log('L4', `${f.l4MBps.toFixed(0)} MB/s, ${f.l4CpuMsPerGB.toFixed(0)} ms/GB, core ${f.l4Busy.toFixed(0)}%`);
+    }
+  }
+  return f;
+}
+
+/** The 1-minute load average: other work on the machine skews throughput and latency (CPU per unit less so). */
+function loadAverage(): number {
+  return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  const loadBefore = loadAverage();
+  const dir = mkdtempSync(join(tmpdir(), 'wsgate-bench-'));
+  const resultsDir = join(BENCH, 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const profDir = join(resultsDir, 'profile');
+  const requested = flags.targets.split(',').map((t) => t.trim()) as TargetName[];
+  const targets: TargetName[] = [];
+  for (const t of requested) {
+    if (t === 'direct') targets.push(t);
+    else {
+      const a = available(t);
+      if (a.ok) targets.push(t);
+      else notes.push(`${t} skipped: ${a.note}`);
+    }
+  }
+  process.stdout.write(
+    `wsgate bench: ${rounds} round(s), ${phaseMs / 1000} s per phase, ${held} idle connections, targets ${targets.join(', ')}; ` +
+      `proxy on CPU ${PROXY_CPU ?? 'any'}, load and backend on CPU ${LOAD_CPU ?? 'any'}; work dir ${dir}\n`,
+  );
+
+  const backend = spawnPinned(LOAD_CPU, process.execPath, [join(BENCH, 'backend.ts'), String(BACKEND_PORTS.ws), String(BACKEND_PORTS.source)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  backendPid = backend.pid ?? 0;
+  await new Promise<void>((res, rej) => {
+    backend.stdout?.once('data', () => res());
+    backend.once('exit', () => rej(new Error('backend exited at start')));
+  });
+
+  const perRound: Partial<Record<TargetName, Figures[]>> = {};
+  const proxyNotes = new Set<string>();
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      for (const target of targets) {
+        let proxy: RunningProxy | null = null;
+        try {
+          if (target !== 'direct') {
+            proxy = await startProxy(target, {
+              dir,
+              backend: BACKEND_PORTS,
+              cpu: PROXY_CPU,
+              fds: Math.min(fdLimit, 2 * held + 2000),
+              ...(flags.profile && target === 'wsgate' ? { cpuProfDir: profDir } : {}),
+            });
+            for (const n of proxy.notes) proxyNotes.add(`${target}: ${n}`);
+          }
+          const ports = proxy?.ports ?? { ws: BACKEND_PORTS.ws, l4: BACKEND_PORTS.source };
+          const pid = proxy?.pid ?? null;
+          const f = await measureTarget(target, round, ports, pid);
+          (perRound[target] ??= []).push(f);
+        } catch (err) {
+          fail(target, round, 'run', err instanceof Error ? err.message : String(err));
+        } finally {
+          await proxy?.stop();
+        }
+      }
+    }
+  } finally {
+    backend.kill('SIGTERM');
+  }
+
+  const medians: Partial<Record<TargetName, Figures>> = {};
+  for (const t of targets) {
+    const list = perRound[t];
+    if (list === undefined) continue;
+    const m = {} as Figures;
+    for (const row of [...ROWS.map((r) => r.key), 'idleHeld' as const, 'echo64LoadCoreBusy' as const]) m[row] = median(list.map((f) => f[row]));
+    medians[t] = m;
+  }
+  const table = renderTable({ targets, medians }, held);
+  const seconds = (Date.now() - started) / 1000;
+  const loadAfter = loadAverage();
+  const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${CORES} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
+ process.stdout.write(
+    `\n${table}\n\nMachine: ${machine}. ${rounds} round(s), medians. Took ${seconds.toFixed(0)} s. ` +
+      `Load average (1 min) before/after: ${loadBefore}/${loadAfter}.\n`,
+  );
+  for (const n of [...notes, ...proxyNotes]) process.stdout.write(`Note: ${n}\n`);
+
+  let profile: string | undefined;
+  if (flags.profile) {
+    const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
+    profile = files.map((f) => summariseProfile(join(profDir, f), 25)).join('\n');
+    process.stdout.write(`\nwsgate CPU profile (self time):\n${profile}\n`);
+  }
+  const out = {
+    date: new Date().toISOString(),
+    machine,
+    rounds,
+    phaseSeconds: phaseMs / 1000,
+    held,
+    targets,
+    medians,
+    perRound,
+    failures,
+    notes: [...notes, ...proxyNotes],
+    seconds,
+    loadAverage: { before: loadBefore, after: loadAfter },
+  };
+  writeFileSync(join(resultsDir, quick ? 'smoke.json' : flags.profile ? 'profile.json' : 'latest.json'), JSON.stringify(out, null, 2) + '\n');
+  if (failures.length > 0) {
+    process.stdout.write(`\n${failures.length} correctness failure(s):\n`);
+    for (const f of failures) process.stdout.write(`  ${f.target} round ${f.round} ${f.phase}: ${f.problem}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,102 @@
+// The flags `serve` and `controller` share: listeners, admin, TLS default certificate, timeouts, log level,
+// IngressClass. One table and one parser, so that both commands take the same flags with the same defaults.
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import type { ParseArgsConfig } from 'node:util';
+import type { ListenAddress } from '../proxy/l7.ts';
+import { generateSelfSigned } from '../tls/selfsigned.ts';
+import { BadFlagError, parseAddress, parseDuration, parseLogLevel, parseName } from './flags.ts';
+import type { LOG_LEVELS } from '../log/logger.ts';
+
+export const LISTENER_OPTIONS = {
+  'http-addr': { type: 'string', default: '0.0.0.0:8080' },
+  'https-addr': { type: 'string', default: '0.0.0.0:8443' },
+  'admin-addr': { type: 'string', default: '0.0.0.0:9090' },
+  'tunnel-host': { type: 'string', default: '0.0.0.0' },
+  'handshake-timeout': { type: 'string', default: '10s' },
+  'drain-timeout': { type: 'string', default: '30s' },
+  'default-cert': { type: 'string' },
+  'default-key': { type: 'string' },
+  'ingress-class': { type: 'string', default: 'wsgate' },
+  'log-level': { type: 'string', default: 'info' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const LISTENER_USAGE = `  --http-addr HOST:PORT      plain HTTP/WebSocket listener, or "off" (default 0.0.0.0:8080)
+  --https-addr HOST:PORT     TLS listener, certificates chosen by SNI, or "off" (default 0.0.0.0:8443)
+  --admin-addr HOST:PORT     /metrics, /healthz, /readyz, /debug/routes, or "off" (default 0.0.0.0:9090)
+  --tunnel-host HOST         bind address of TCPTunnel listeners (default 0.0.0.0)
+  --handshake-timeout DUR    time for a client's request head and a backend's handshake answer (default 10s)
+  --drain-timeout DUR        on SIGTERM, time open tunnels get to finish before they are closed (default 30s)
+  --default-cert FILE        PEM certificate for TLS clients no route matches (default: generated at start)
+  --default-key FILE         its PEM private key
+  --ingress-class NAME       IngressClass whose Ingresses are served (default wsgate)
+  --log-level LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
+`;
+
+type ListenerValues = {
+  [K in keyof typeof LISTENER_OPTIONS]?: (typeof LISTENER_OPTIONS)[K]['type'] extends 'string' ? string : boolean;
+};
+
+export interface ListenerFlags {
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+  readonly ingressClass: string;
+  readonly httpAddr: ListenAddress | undefined;
+  readonly httpsAddr: ListenAddress | undefined;
+  readonly adminAddr: ListenAddress | undefined;
+  readonly tunnelHost: string;
+  readonly handshakeTimeoutMs: number;
+  readonly drainMs: number;
+  readonly defaultCertificate: { certPem: string; keyPem: string };
+}
+
+/** Checks and converts the shared flags; a bad value is a BadFlagError (exit 2). */
+export function parseListenerFlags(v: ListenerValues): ListenerFlags {
+  if (Boolean(v['default-cert']) !== Boolean(v['default-key'])) {
+    throw new BadFlagError('--default-cert and --default-key go together: give both, or neither to generate one');
+  }
+  const logLevel = parseLogLevel(v['log-level'] ?? 'info');
+  const handshakeTimeoutMs = parseDuration('handshake-timeout', v['handshake-timeout'] ?? '10s');
+  const drainMs = parseDuration('drain-timeout', v['drain-timeout'] ?? '30s');
+  if (handshakeTimeoutMs <= 0) throw new BadFlagError('--handshake-timeout must be more than 0');
+  const ingressClass = parseName('ingress-class', v['ingress-class'] ?? 'wsgate');
+  const httpAddr = parseAddress('http-addr', v['http-addr'] ?? '0.0.0.0:8080');
+  const httpsAddr = parseAddress('https-addr', v['https-addr'] ?? '0.0.0.0:8443');
+  const adminAddr = parseAddress('admin-addr', v['admin-addr'] ?? '0.0.0.0:9090');
+  const defaultCertificate =
+    v['default-cert'] && v['default-key']
+      ? loadDefaultCertificate(v['default-cert'], v['default-key'])
+      : generateSelfSigned({ commonName: 'wsgate default certificate' });
+  return {
+    logLevel,
+    ingressClass,
+    httpAddr,
+    httpsAddr,
+    adminAddr,
+    tunnelHost: v['tunnel-host'] ?? '0.0.0.0',
+    handshakeTimeoutMs,
+    drainMs,
+    defaultCertificate,
+  };
+}
+
+/** Reads and checks --default-cert/--default-key: a file that cannot be used is a bad flag, not a crash. */
+function loadDefaultCertificate(certFile: string, keyFile: string): { certPem: string; keyPem: string } {
+  const read = (flag: string, file: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new BadFlagError(`--${flag}=${file}: cannot read it (${(err as Error).message})`);
+    }
+  };
+  const pem = { certPem: read('default-cert', certFile), keyPem: read('default-key', keyFile) };
+  try {
+    // Also refuses a key that does not belong to the certificate.
+    createSecureContext({ cert: pem.certPem, key: pem.keyPem });
+  } catch (err) {
+    throw new BadFlagError(
+      `--default-cert=${certFile} --default-key=${keyFile}: not a usable PEM certificate and key (${(err as Error).message})`,
+    );
+  }
+  return pem;
+}

@@ -1,0 +1,165 @@
+// `wsgate controller [flags]`: the listener, admin and log flags of `serve` (src/cli/listener-flags.ts), plus where
+// the cluster is, what to watch, what to publish and how to elect a leader. A bad flag is a BadFlagError (exit 2).
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { BadFlagError, parseDuration, parseName } from '../cli/flags.ts';
+import { LISTENER_OPTIONS, parseListenerFlags } from '../cli/listener-flags.ts';
+import { createLogger } from '../log/logger.ts';
+import { createMetrics } from '../metrics/metrics.ts';
+import { startController, type ControllerOptions } from './controller.ts';
+
+export const CONTROLLER_OPTIONS = {
+  ...LISTENER_OPTIONS,
+  kubeconfig: { type: 'string' },
+  namespace: { type: 'string' },
+  'publish-service': { type: 'string' },
+  'publish-address': { type: 'string' },
+  'leader-election-namespace': { type: 'string' },
+  'leader-election-id': { type: 'string', default: 'wsgate-leader' },
+  debounce: { type: 'string', default: '100ms' },
+  'max-debounce': { type: 'string', default: '1s' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const CONTROLLER_USAGE = `  --kubeconfig PATH          kubeconfig to reach the API server (default: in-cluster service account)
+  --namespace NS             watch only this namespace (default: all namespaces)
+  --publish-service NS/NAME  Service whose load balancer addresses (or cluster IP) go into Ingress status
+  --publish-address ADDR,... addresses (IPs or host names) for Ingress status; overrides --publish-service
+  --leader-election-namespace NS  namespace of the leader Lease (default: the pod's, else --namespace,
+                             else default)
+  --leader-election-id NAME  name of the leader Lease (default wsgate-leader)
+  --debounce DUR             quiet time after a change before the table is rebuilt (default 100ms)
+  --max-debounce DUR         longest a change waits for its rebuild (default 1s)
+  IngressClass: Ingresses of --ingress-class are served; an IngressClass of that name should say
+  spec.controller: wsgate.io/ingress-controller
+`;
+
+const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** The flags, checked and converted; everything the controller needs but the logger and metrics. */
+export function parseControllerFlags(args: string[]): { help: true } | ({ help: false; drainMs: number; logLevel: string } & Omit<ControllerOptions, 'log' | 'metrics'>) {
+  let v;
+  try {
+    v = parseArgs({ args, options: CONTROLLER_OPTIONS, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new BadFlagError(`${(err as Error).message.split('\n')[0]} (see: wsgate controller --help)`);
+  }
+  if (v.help) return { help: true };
+  const namespace = v.namespace === undefined ? undefined : parseName('namespace', v.namespace);
+  const publishService = v['publish-service'] === undefined ? undefined : parseNamespacedName('publish-service', v['publish-service']);
+  const publishAddresses =
+    v['publish-address'] === undefined ? undefined : parseAddressList('publish-address', v['publish-address']);
+  const debounceMs = parseDuration('debounce', v.debounce);
+  const maxDebounceMs = parseDuration('max-debounce', v['max-debounce']);
+  if (maxDebounceMs < debounceMs) {
+    throw new BadFlagError(`--max-debounce=${v['max-debounce']} is shorter than --debounce=${v.debounce}: give at least as long`);
+  }
+  const leaseName = parseName('leader-election-id', v['leader-election-id']);
+  const leaseNamespace = parseName(
+    'leader-election-namespace',
+    v['leader-election-namespace'] ?? podNamespace() ?? namespace ?? 'default',
+  );
+  const kc = loadKubeConfig(v.kubeconfig);
+  const f = parseListenerFlags(v);
+  return {
+    help: false,
+    kc,
+    ...(namespace === undefined ? {} : { namespace }),
+    ingressClass: f.ingressClass,
+    ...(publishService === undefined ? {} : { publishService }),
+    ...(publishAddresses === undefined ? {} : { publishAddresses }),
+    leaderElection: { namespace: leaseNamespace, name: leaseName },
+    debounceMs,
+    maxDebounceMs,
+    httpAddr: f.httpAddr,
+    httpsAddr: f.httpsAddr,
+    adminAddr: f.adminAddr,
+    tunnelHost: f.tunnelHost,
+    handshakeTimeoutMs: f.handshakeTimeoutMs,
+    defaultCertificate: f.defaultCertificate,
+    drainMs: f.drainMs,
+    logLevel: f.logLevel,
+  };
+}
+
+function parseNamespacedName(flag: string, value: string): { namespace: string; name: string } {
+  const [namespace, name, ...rest] = value.split('/');
+  if (namespace === undefined || name === undefined || rest.length > 0) {
+    throw new BadFlagError(`--${flag}=${value}: expected NAMESPACE/NAME (e.g. wsgate/wsgate)`);
+  }
+  return { namespace: parseName(flag, namespace), name: parseName(flag, name) };
+}
+
+function parseAddressList(flag: string, value: string): string[] {
+  const list = value.split(',').map((a) => a.trim()).filter((a) => a !== '');
+  for (const a of list) {
+    if (!/^[0-9a-fA-F:.]+$/.test(a) && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(a)) {
+      throw new BadFlagError(`--${flag}=${value}: "${a}" is neither an IP address nor a DNS name`);
+    }
+  }
+  if (list.length === 0) throw new BadFlagError(`--${flag}=${value}: give one or more addresses, separated by commas`);
+  return list;
+}
+
+function podNamespace(): string | undefined {
+  try {
+    return existsSync(SERVICE_ACCOUNT_NAMESPACE) ? readFileSync(SERVICE_ACCOUNT_NAMESPACE, 'utf8').trim() || undefined : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (path !== undefined) {
+    try {
+      kc.loadFromFile(path);
+    } catch (err) {
+      throw new BadFlagError(`--kubeconfig=${path}: cannot load it (${(err as Error).message.split('\n')[0]})`);
+    }
+    if (kc.getCurrentCluster() === null) {
+      throw new BadFlagError(`--kubeconfig=${path}: its current context names no cluster`);
+    }
+    return kc;
+  }
+  if (process.env.KUBERNETES_SERVICE_HOST === undefined) {
+    throw new BadFlagError('not running in a cluster (no KUBERNETES_SERVICE_HOST): give --kubeconfig PATH');
+  }
+  kc.loadFromCluster();
+  return kc;
+}
+
+export async function runController(args: string[], o: { usage: string; version: string }): Promise<void> {
+  const flags = parseControllerFlags(args);
+  if (flags.help) {
+    process.stdout.write(o.usage);
+    return;
+  }
+  const { drainMs, logLevel, ...rest } = flags;
+  const options: Omit<ControllerOptions, 'log' | 'metrics'> = rest;
+  const log = createLogger(logLevel as Parameters<typeof createLogger>[0]);
+  const metrics = createMetrics(o.version);
+  const controller = await startController({ ...options, log, metrics });
+  const a = controller.gateway.addresses();
+  log.info(
+    { http: a.http, https: a.https, admin: a.admin, identity: controller.identity, namespace: options.namespace ?? '(all)', version: o.version },
+    'wsgate controller serving',
+  );
+  let stopping = false;
+  const onSignal = (signal: string): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: closing every tunnel now');
+      void controller.gateway.registry.closeAll();
+      return;
+    }
+    stopping = true;
+    log.info({ signal, tunnels: controller.gateway.registry.size, drainMs }, 'draining');
+    void controller.stop(drainMs).then(() => {
+      log.info('stopped');
+      log.flush();
+      process.exitCode = 0;
+    });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}

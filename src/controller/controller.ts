@@ -1,0 +1,266 @@
+// `wsgate controller`: the data plane fed from a Kubernetes API server. The numbered steps:
+//  1. Start the Gateway (listeners, admin). Readiness is false until step 4 has run once.
+//  2. Start one supervised informer per kind (informers.ts); each list and watch event updates the store.
+//  3. Each change the store reports is judged (relevance.ts) and counted; a relevant one triggers the debouncer.
+//  4. Once every informer has listed, and then after each burst of relevant changes: snapshot → translate (pure) →
+//     gateway.apply (atomic; open connections keep what they were given). Secrets routes now reference are fetched
+//     (the store holds unreferenced TLS Secrets without their data), which triggers one more sync.
+//  5. The leader (leader.ts) then writes status and Events (status-writer.ts), only where they differ.
+// The API server going away touches none of this: the informers retry with backoff, the last table keeps serving,
+// and the relist when it returns reports whatever changed meanwhile.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { Ingress, TCPTunnel, WebSocketRoute } from '../api/types.ts';
+import { Gateway, type GatewayOptions } from '../gateway.ts';
+import { selectIngresses } from '../translate/ingress.ts';
+import type { TranslateResult } from '../translate/snapshot.ts';
+import { translate } from '../translate/translate.ts';
+import { Debouncer } from './debounce.ts';
+import { describeError, SupervisedInformer, type BackoffOptions } from './informers.ts';
+import { kindSources, WATCHED_KINDS, type WatchedKind } from './kinds.ts';
+import { LeaderElector } from './leader.ts';
+import { isRelevant, referencesOf, type References } from './relevance.ts';
+import { StatusWriter } from './status-writer.ts';
+import { ObjectStore, type StoreEvent } from './store.ts';
+
+export interface ControllerOptions extends Omit<GatewayOptions, 'sourceNotReady'> {
+  readonly kc: KubeConfig;
+  /** Watch one namespace; undefined = all. */
+  readonly namespace?: string;
+  /** The IngressClass served (`--ingress-class`). */
+  readonly ingressClass: string;
+  readonly publishService?: { readonly namespace: string; readonly name: string };
+  readonly publishAddresses?: readonly string[];
+  readonly leaderElection: {
+    readonly namespace: string;
+    /** The Lease's name (`--leader-election-id`). */
+    readonly name: string;
+    /** [identity=`<hostname>_<random>`] */
+    readonly identity?: string;
+    readonly leaseDurationMs?: number;
+    readonly renewDeadlineMs?: number;
+    readonly retryPeriodMs?: number;
+  };
+  /** [debounceMs=100] Quiet time after a relevant change before a sync (ms). */
+  readonly debounceMs?: number;
+  /** [maxDebounceMs=1000] Longest a relevant change waits for its sync (ms). */
+  readonly maxDebounceMs?: number;
+  /** [resyncMs=300000] A sync (and status pass) at this period even without changes; 0 = never. */
+  readonly resyncMs?: number;
+  /** Informer supervision: restart backoff and watchdog (informers.ts). */
+  readonly informers?: { readonly backoff?: BackoffOptions; readonly watchdogMs?: number };
+}
+
+export interface Controller {
+  readonly gateway: Gateway;
+  readonly identity: string;
+  readonly isLeader: boolean;
+  /** Syncs completed (translate + apply). */
+  readonly syncs: number;
+  /** A sync is scheduled or in progress. */
+  readonly syncPending: boolean;
+  /** Status writes (WebSocketRoute, TCPTunnel, Ingress) this replica has made. */
+  readonly statusWrites: number;
+  /** The last translation applied. */
+  readonly lastResult: TranslateResult | undefined;
+  /** Runs a sync now (after one in progress); for tests and diagnostics. */
+  resync(): Promise<void>;
+  /** Stops watching, releases the leader Lease, then drains the data plane (`graceMs`, default 0). */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startController(o: ControllerOptions): Promise<Controller> {
+  const log = o.log.child({ component: 'controller' });
+  const identity = o.leaderElection.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
+  const synced = new Set<WatchedKind>();
+  let initialSyncDone = false;
+  let syncs = 0;
+  let lastResult: TranslateResult | undefined;
+  let refs: References | undefined;
+  let lastConditions = new Map<string, string>();
+
+  const store = new ObjectStore({ secretWanted: (key) => references().secrets.has(key) });
+  const ourIngresses = (): Ingress[] => selectIngresses(store.snapshot(o.ingressClass));
+  const references = (): References => {
+    refs ??= referencesOf({
+      ingresses: ourIngresses(),
+      webSocketRoutes: store.list('WebSocketRoute') as unknown as WebSocketRoute[],
+      tcpTunnels: store.list('TCPTunnel') as unknown as TCPTunnel[],
+    });
+    return refs;
+  };
+
+  const gateway = new Gateway({
+    ...o,
+    sourceNotReady: () => {
+      const waiting = WATCHED_KINDS.filter((k) => !synced.has(k));
+      return waiting.length > 0 ? `informers not synced: ${waiting.join(', ')}` : undefined;
+    },
+  });
+  await gateway.start();
+
+  const core = o.kc.makeApiClient(CoreV1Api);
+  const statusWriter = new StatusWriter({
+    kc: o.kc,
+    log: log.child({ component: 'status' }),
+    identity,
+    ...(o.publishService ? { publishService: o.publishService } : {}),
+    ...(o.publishAddresses ? { publishAddresses: o.publishAddresses } : {}),
+  });
+
+  const sync = async (): Promise<void> => {
+    if (!initialSyncDone) return;
+    const end = o.metrics.controllerSyncSeconds.startTimer();
+    const snapshot = store.snapshot(o.ingressClass);
+    const result = translate(snapshot);
+    const { certificateErrors } = await gateway.apply(result.table);
+    end();
+    syncs++;
+    lastResult = result;
+    for (const e of certificateErrors) log.error(e, 'certificate not loaded');
+    logChangedStatuses(result);
+    log.debug({ virtualHosts: result.table.virtualHosts.length, tunnels: result.table.tunnels.length }, 'routing table applied');
+
+    // Secrets routes reference now: keep those whole, drop the data of the others, fetch what is missing.
+    const referenced = references().secrets;
+    store.pruneSecrets(referenced);
+    let fetched = false;
+    for (const key of store.missingSecrets(referenced)) {
+      const [namespace = '', name = ''] = key.split('/');
+      try {
+        const secret = await core.readNamespacedSecret({ namespace, name });
+        if (store.upsert('Secret', secret) !== undefined) fetched = true;
+      } catch (err) {
+        log.warn({ secret: key, err: describeError(err) }, 'referenced secret not read');
+      }
+    }
+    if (fetched) debouncer.trigger();
+
+    if (leader.isLeader) await statusWriter.write(result, store, selectIngresses(snapshot));
+  };
+
+  /** One log line per object whose conditions changed and are not all True. */
+  const logChangedStatuses = (result: TranslateResult): void => {
+    const now = new Map<string, string>();
+    for (const s of result.statuses) {
+      const key = `${s.kind}/${s.namespace}/${s.name}`;
+      const text = JSON.stringify(s.conditions.map((c) => [c.status, c.reason, c.message]));
+      now.set(key, text);
+      if (lastConditions.get(key) === text) continue;
+      for (const c of s.conditions) {
+        if (c.status === 'True') continue;
+        log.warn(
+          { kind: s.kind, namespace: s.namespace, name: s.name, condition: c.type, reason: c.reason, message: c.message },
+          'object not fully accepted',
+        );
+      }
+    }
+    lastConditions = now;
+  };
+
+  const debouncer = new Debouncer({
+    delayMs: o.debounceMs ?? 100,
+    maxDelayMs: o.maxDebounceMs ?? 1000,
+    run: sync,
+    onError: (err) => log.error({ err: describeError(err) }, 'sync failed; the last table keeps serving'),
+  });
+
+  const leader = new LeaderElector({
+    kc: o.kc,
+    log,
+    namespace: o.leaderElection.namespace,
+    name: o.leaderElection.name,
+    identity,
+    ...(o.leaderElection.leaseDurationMs === undefined ? {} : { leaseDurationMs: o.leaderElection.leaseDurationMs }),
+    ...(o.leaderElection.renewDeadlineMs === undefined ? {} : { renewDeadlineMs: o.leaderElection.renewDeadlineMs }),
+    ...(o.leaderElection.retryPeriodMs === undefined ? {} : { retryPeriodMs: o.leaderElection.retryPeriodMs }),
+    onChange: (isLeader) => {
+      o.metrics.leader.set(isLeader ? 1 : 0);
+      // A new leader writes every status that differs.
+      if (isLeader) debouncer.trigger();
+    },
+  });
+
+  const storeOnEvent = (e: StoreEvent): void => {
+    if (e.kind === 'Ingress' || e.kind === 'WebSocketRoute' || e.kind === 'TCPTunnel' || e.kind === 'IngressClass') {
+      refs = undefined;
+    }
+    const relevant = isRelevant(e, {
+      ...references(),
+      ingressClassName: o.ingressClass,
+      ingressClasses: store.list('IngressClass'),
+      ...(o.publishService ? { publishService: `${o.publishService.namespace}/${o.publishService.name}` } : {}),
+    });
+    o.metrics.controllerEvents.inc({ kind: e.kind, relevant: relevant ? 'true' : 'false' });
+    if (relevant && initialSyncDone) debouncer.trigger();
+  };
+
+  const informerOnList = (kind: WatchedKind, items: readonly KubernetesObject[]): void => {
+    for (const e of store.replace(kind, items)) storeOnEvent(e);
+    synced.add(kind);
+    if (!initialSyncDone && synced.size === WATCHED_KINDS.length) {
+      initialSyncDone = true;
+      log.info('every informer has listed; building the first routing table');
+      void debouncer.flush();
+    }
+  };
+
+  const informers = kindSources(o.kc, o.namespace).map(
+    (source) =>
+      new SupervisedInformer({
+        kc: o.kc,
+        source,
+        log,
+        metrics: o.metrics,
+        ...(o.informers?.backoff ? { backoff: o.informers.backoff } : {}),
+        ...(o.informers?.watchdogMs === undefined ? {} : { watchdogMs: o.informers.watchdogMs }),
+        handlers: {
+          onList: (items) => informerOnList(source.kind, items),
+          onUpsert: (obj) => {
+            const e = store.upsert(source.kind, obj);
+            if (e !== undefined) storeOnEvent(e);
+          },
+          onDelete: (obj) => {
+            const e = store.delete(source.kind, obj);
+            if (e !== undefined) storeOnEvent(e);
+          },
+        },
+      }),
+  );
+  for (const i of informers) i.start();
+  leader.start();
+
+  const resyncMs = o.resyncMs ?? 300_000;
+  const resyncTimer = resyncMs > 0 ? setInterval(() => debouncer.trigger(), resyncMs) : undefined;
+  resyncTimer?.unref();
+
+  return {
+    gateway,
+    identity,
+    get isLeader() {
+      return leader.isLeader;
+    },
+    get syncs() {
+      return syncs;
+    },
+    get syncPending() {
+      return debouncer.pending;
+    },
+    get statusWrites() {
+      return statusWriter.writes;
+    },
+    get lastResult() {
+      return lastResult;
+    },
+    resync: () => debouncer.flush(),
+    async stop(graceMs = 0) {
+      clearInterval(resyncTimer);
+      await Promise.all(informers.map((i) => i.stop()));
+      await debouncer.stop();
+      await leader.stop();
+      o.metrics.leader.set(0);
+      await gateway.stop(graceMs);
+    },
+  };
+}

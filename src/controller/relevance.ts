@@ -1,0 +1,131 @@
+// Does a change matter? Pure: a store event and what the routes currently reference in, a yes or no out. A change
+// that cannot alter the routing table or a status triggers nothing (it is still counted, relevant="false"):
+//
+//   - IngressClass: ours by name (--ingress-class) or by controller (wsgate.io/ingress-controller), before or after.
+//   - Ingress: ours before or after (selectIngresses: class field, legacy annotation, or our default class); an
+//     update only when its spec, annotations or generation changed (not its status, which wsgate writes itself).
+//   - WebSocketRoute, TCPTunnel: always ours; an update only when spec, annotations or generation changed.
+//   - Service: referenced by a route, or the --publish-service.
+//   - EndpointSlice: its kubernetes.io/service-name label names a referenced Service of its namespace.
+//   - Secret: referenced by a route's TLS.
+import { isDeepStrictEqual } from 'node:util';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { CONTROLLER_NAME, type Ingress, type IngressClass, type TCPTunnel, type WebSocketRoute } from '../api/types.ts';
+import { selectIngresses } from '../translate/ingress.ts';
+import { SERVICE_NAME_LABEL } from '../translate/lookup.ts';
+import { emptySnapshot } from '../translate/snapshot.ts';
+import type { StoreEvent } from './store.ts';
+
+/** What routes refer to, as `namespace/name` keys. */
+export interface References {
+  readonly services: ReadonlySet<string>;
+  readonly secrets: ReadonlySet<string>;
+}
+
+export interface RelevanceView extends References {
+  readonly ingressClassName: string;
+  readonly ingressClasses: readonly IngressClass[];
+  /** `namespace/name` of --publish-service, if any. */
+  readonly publishService?: string;
+}
+
+const DEFAULT_NAMESPACE = 'default';
+
+function nsOf(obj: KubernetesObject | undefined): string {
+  return obj?.metadata?.namespace || DEFAULT_NAMESPACE;
+}
+
+/** The Services and Secrets referenced by the given routes (Ingresses: only those that are ours). */
+export function referencesOf(routes: {
+  readonly ingresses: readonly Ingress[];
+  readonly webSocketRoutes: readonly WebSocketRoute[];
+  readonly tcpTunnels: readonly TCPTunnel[];
+}): References {
+  const services = new Set<string>();
+  const secrets = new Set<string>();
+  const addService = (ns: string, name: unknown): void => {
+    if (typeof name === 'string' && name !== '') services.add(`${ns}/${name}`);
+  };
+  const addSecret = (ns: string, name: unknown): void => {
+    if (typeof name === 'string' && name !== '') secrets.add(`${ns}/${name}`);
+  };
+  for (const ing of routes.ingresses) {
+    const ns = nsOf(ing);
+    addService(ns, ing.spec?.defaultBackend?.service?.name);
+    for (const rule of ing.spec?.rules ?? []) {
+      for (const p of rule?.http?.paths ?? []) addService(ns, p?.backend?.service?.name);
+    }
+    for (const tls of ing.spec?.tls ?? []) addSecret(ns, tls?.secretName);
+  }
+  for (const r of routes.webSocketRoutes) {
+    const ns = nsOf(r);
+    for (const rule of r.spec?.rules ?? []) for (const b of rule?.backends ?? []) addService(ns, b?.service);
+    addSecret(ns, r.spec?.tls?.secretName);
+  }
+  for (const t of routes.tcpTunnels) {
+    const ns = nsOf(t);
+    for (const b of t.spec?.backends ?? []) addService(ns, b?.service);
+  }
+  return { services, secrets };
+}
+
+/** Whether this Ingress is served by wsgate, given the IngressClasses known. */
+export function isOurIngress(ing: Ingress, v: Pick<RelevanceView, 'ingressClassName' | 'ingressClasses'>): boolean {
+  return selectIngresses({ ...emptySnapshot(v.ingressClassName), ingressClasses: v.ingressClasses, ingresses: [ing] }).length > 0;
+}
+
+function isOurClass(c: KubernetesObject | undefined, name: string): boolean {
+  if (c === undefined) return false;
+  return c.metadata?.name === name || (c as IngressClass).spec?.controller === CONTROLLER_NAME;
+}
+
+/** An update that changes what translation reads (not just status or bookkeeping). */
+function specChanged(e: StoreEvent): boolean {
+  if (e.type !== 'updated') return true;
+  const a = e.old as { spec?: unknown; metadata?: { generation?: number; annotations?: unknown } } | undefined;
+  const b = e.new as typeof a;
+  return (
+    a?.metadata?.generation !== b?.metadata?.generation ||
+    !isDeepStrictEqual(plain(a?.spec), plain(b?.spec)) ||
+    !isDeepStrictEqual(plain(a?.metadata?.annotations ?? {}), plain(b?.metadata?.annotations ?? {}))
+  );
+}
+
+/** Values as JSON would carry them (class instances and undefined members from generated clients compare equal). */
+function plain(v: unknown): unknown {
+  return v === undefined ? undefined : JSON.parse(JSON.stringify(v));
+}
+
+function keyIn(set: ReadonlySet<string>, obj: KubernetesObject | undefined): boolean {
+  return obj !== undefined && set.has(`${nsOf(obj)}/${obj.metadata?.name ?? ''}`);
+}
+
+export function isRelevant(e: StoreEvent, v: RelevanceView): boolean {
+  switch (e.kind) {
+    case 'IngressClass':
+      return isOurClass(e.old, v.ingressClassName) || isOurClass(e.new, v.ingressClassName);
+    case 'Ingress': {
+      const ours = (o: KubernetesObject | undefined): boolean => o !== undefined && isOurIngress(o, v);
+      return (ours(e.old) || ours(e.new)) && specChanged(e);
+    }
+    case 'WebSocketRoute':
+    case 'TCPTunnel':
+      return specChanged(e);
+    case 'Service': {
+      const obj = e.new ?? e.old;
+      if (obj !== undefined && v.publishService === `${nsOf(obj)}/${obj.metadata?.name ?? ''}`) return true;
+      return keyIn(v.services, e.old) || keyIn(v.services, e.new);
+    }
+    case 'EndpointSlice': {
+      const serviceOf = (o: KubernetesObject | undefined): string | undefined => {
+        const name = o?.metadata?.labels?.[SERVICE_NAME_LABEL];
+        return name === undefined ? undefined : `${nsOf(o)}/${name}`;
+      };
+      const a = serviceOf(e.old);
+      const b = serviceOf(e.new);
+      return (a !== undefined && v.services.has(a)) || (b !== undefined && v.services.has(b));
+    }
+    case 'Secret':
+      return keyIn(v.secrets, e.old) || keyIn(v.secrets, e.new);
+  }
+}

@@ -1,0 +1,188 @@
+// Shared pieces of the controller tests: object builders, a controller on loopback ports, and convergence checks
+// (a condition must hold several times in a row before a deadline: gateway-api's AwaitConvergence).
+import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket from 'ws';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  NetworkingV1Api,
+  type KubeConfig,
+  type V1EndpointSlice,
+  type V1Service,
+} from '@kubernetes/client-node';
+import { API_VERSION } from '../../src/api/types.ts';
+import { startController, type Controller, type ControllerOptions } from '../../src/controller/controller.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
+import { generateSelfSigned } from '../../src/tls/selfsigned.ts';
+
+export const defaultCertificate = generateSelfSigned({ commonName: 'wsgate controller test' });
+
+export interface Apis {
+  core: CoreV1Api;
+  networking: NetworkingV1Api;
+  discovery: DiscoveryV1Api;
+  custom: CustomObjectsApi;
+}
+
+export function apis(kc: KubeConfig): Apis {
+  return {
+    core: kc.makeApiClient(CoreV1Api),
+    networking: kc.makeApiClient(NetworkingV1Api),
+    discovery: kc.makeApiClient(DiscoveryV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+  };
+}
+
+export function service(namespace: string, name: string): V1Service {
+  return {
+    metadata: { name, namespace },
+    spec: { selector: { app: name }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] },
+  };
+}
+
+export function endpointSlice(namespace: string, serviceName: string, addresses: string[]): V1EndpointSlice {
+  return {
+    metadata: { name: `${serviceName}-1`, namespace, labels: { 'kubernetes.io/service-name': serviceName } },
+    addressType: 'IPv4',
+    endpoints: addresses.map((a) => ({ addresses: [a], conditions: { ready: true } })),
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  };
+}
+
+export function webSocketRoute(namespace: string, name: string, o: { host: string; service: string; path?: string }) {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'WebSocketRoute',
+    metadata: { name, namespace },
+    spec: {
+      hostnames: [o.host],
+      rules: [{ path: { type: 'Prefix', value: o.path ?? '/' }, backends: [{ service: o.service, port: 80 }] }],
+    },
+  };
+}
+
+export interface RouteObject {
+  metadata: { resourceVersion: string; generation: number; uid: string };
+  status?: {
+    observedGeneration?: number;
+    conditions?: { type: string; status: string; reason: string; observedGeneration?: number; lastTransitionTime?: string }[];
+  };
+}
+
+export async function readRoute(a: Apis, namespace: string, name: string): Promise<RouteObject> {
+  return (await a.custom.getNamespacedCustomObject({ group: 'wsgate.io', version: 'v1alpha1', namespace, plural: 'websocketroutes', name })) as RouteObject;
+}
+
+export function condition(r: RouteObject, type: string) {
+  return r.status?.conditions?.find((c) => c.type === type);
+}
+
+export interface TestController {
+  readonly controller: Controller;
+  readonly metrics: Metrics;
+  readonly httpPort: number;
+  readonly adminPort: number;
+}
+
+export async function startTestController(
+  kc: KubeConfig,
+  o: Partial<Omit<ControllerOptions, 'kc' | 'log' | 'metrics'>> & { leaseName: string; identity?: string },
+): Promise<TestController> {
+  const metrics = createMetrics('test', { defaultMetrics: false });
+  const { leaseName, identity, ...rest } = o;
+  const controller = await startController({
+    kc,
+    log: createLogger(process.env.WSGATE_TEST_LOG === '1' ? 'debug' : 'silent'),
+    metrics,
+    ingressClass: 'wsgate',
+    httpAddr: { host: '127.0.0.1', port: 0 },
+    adminAddr: { host: '127.0.0.1', port: 0 },
+    tunnelHost: '127.0.0.1',
+    handshakeTimeoutMs: 5000,
+    defaultCertificate,
+    debounceMs: 20,
+    maxDebounceMs: 200,
+    resyncMs: 0,
+    informers: { backoff: { baseMs: 100, maxMs: 1000 } },
+    leaderElection: {
+      namespace: 'default',
+      name: leaseName,
+      leaseDurationMs: 3000,
+      renewDeadlineMs: 2000,
+      retryPeriodMs: 200,
+      ...(identity === undefined ? {} : { identity }),
+    },
+    ...rest,
+  });
+  const a = controller.gateway.addresses();
+  return { controller, metrics, httpPort: a.http?.port ?? 0, adminPort: a.admin?.port ?? 0 };
+}
+
+/**
+ * Waits until `check` returns a value other than undefined `times` times in a row (polling every `everyMs`),
+ * and returns the last one; fails with `what` and the last error after `timeoutMs`.
+ */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  o: { timeoutMs?: number; times?: number; everyMs?: number } = {},
+): Promise<T> {
+  const deadline = Date.now() + (o.timeoutMs ?? 20_000);
+  const times = o.times ?? 3;
+  let streak = 0;
+  let last: unknown = 'never checked';
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) {
+        if (++streak >= times) return v;
+      } else {
+        streak = 0;
+        last = 'not yet';
+      }
+    } catch (err) {
+      streak = 0;
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : String(last)})`);
+    await sleep(o.everyMs ?? 100);
+  }
+}
+
+/** One WebSocket round trip through wsgate: the echo, or `HTTP <status>` when the handshake is refused. */
+export function exchange(port: number, host: string, path: string, message: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers: { host }, handshakeTimeout: 3000 });
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error('no answer in 3 s'));
+    }, 3000);
+    ws.once('open', () => ws.send(message));
+    ws.once('message', (data: Buffer) => {
+      clearTimeout(timer);
+      resolve(data.toString());
+      ws.close();
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      clearTimeout(timer);
+      res.resume();
+      resolve(`HTTP ${res.statusCode}`);
+      ws.terminate();
+    });
+    ws.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/** The value of one series in the metrics registry (0 when absent). */
+export async function metricValue(m: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = m.registry.getSingleMetric(name);
+  if (metric === undefined) return 0;
+  const { values } = await metric.get();
+  const v = values.find((x) => Object.entries(labels).every(([k, val]) => String(x.labels[k]) === val));
+  return v?.value ?? 0;
+}

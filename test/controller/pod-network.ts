@@ -1,0 +1,75 @@
+// Pod addresses for controller tests. The API server refuses loopback EndpointSlice addresses, so backends live at
+// TEST-NET-3 addresses (203.0.113.0/24, RFC 5737) inside a network namespace this test creates, joined to the host
+// by a veth pair (docs/testing-kubernetes.md). Each test file takes its own /28 (`slot` 1..14) so that files
+// running in parallel do not collide. Needs root and iproute2.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+export interface PodNetwork {
+  /** The i-th pod address (i = 0..12) of this network. */
+  podIP(i: number): string;
+  /** Starts an echo backend (echo-backend.ts) at ip:port that answers `name:message`. */
+  startEchoBackend(ip: string, port: number, name: string): Promise<{ stop(): Promise<void> }>;
+  destroy(): void;
+}
+
+const ECHO = fileURLToPath(new URL('./echo-backend.ts', import.meta.url));
+
+function ip(...args: string[]): void {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+export function createPodNetwork(slot: number): PodNetwork {
+  const base = 16 * slot;
+  const tag = `${process.pid % 100000}${slot.toString(16)}`;
+  const ns = `wsgate-ctl-${tag}`;
+  const host = `wgh${tag}`;
+  const peer = `wgp${tag}`;
+  const hostIP = `203.0.113.${base + 1}`;
+  const podIP = (i: number): string => `203.0.113.${base + 2 + i}`;
+  const children = new Set<ChildProcess>();
+  ip('netns', 'add', ns);
+  try {
+    ip('link', 'add', host, 'type', 'veth', 'peer', 'name', peer);
+    ip('link', 'set', peer, 'netns', ns);
+    ip('addr', 'add', `${hostIP}/28`, 'dev', host);
+    ip('link', 'set', host, 'up');
+    for (let i = 0; i < 4; i++) ip('-n', ns, 'addr', 'add', `${podIP(i)}/28`, 'dev', peer);
+    ip('-n', ns, 'link', 'set', peer, 'up');
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+  } catch (err) {
+    destroy();
+    throw err;
+  }
+  function destroy(): void {
+    for (const c of children) c.kill('SIGKILL');
+    try { ip('link', 'del', host); } catch { /* already gone */ }
+    try { ip('netns', 'del', ns); } catch { /* already gone */ }
+  }
+  process.once('exit', destroy);
+  return {
+    podIP,
+    async startEchoBackend(address, port, name) {
+      const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ECHO, address, String(port), name], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      children.add(child);
+      const [line] = (await Promise.race([
+        once(child.stdout, 'data'),
+        once(child, 'exit').then(() => { throw new Error(`echo backend ${name} exited before it was ready`); }),
+      ])) as [Buffer];
+      if (!String(line).includes('ready')) throw new Error(`echo backend ${name}: ${String(line)}`);
+      return {
+        async stop() {
+          if (child.exitCode !== null) return;
+          const exited = once(child, 'exit');
+          child.kill('SIGTERM');
+          await exited;
+          children.delete(child);
+        },
+      };
+    },
+    destroy,
+  };
+}
