@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { AdminServer, registryMetrics } from './admin/server.ts';
 import type { DataPlane } from './dataplane.ts';
 import type { Logger } from './log/logger.ts';
-import type { Metrics } from './metrics/metrics.ts';
+import { setCertificateExpiries, setRouteMaxConnections, type Metrics } from './metrics/metrics.ts';
 import { EMPTY_TABLE, type RoutingTable } from './model/table.ts';
 import { Balancer } from './proxy/balancer.ts';
 import { L4Proxy } from './proxy/l4.ts';
@@ -112,6 +112,8 @@ export class Gateway implements DataPlane {
     for (const vh of table.virtualHosts) for (const r of vh.routes) ids.add(r.id);
     this.#o.metrics.routes.set({ kind: 'http' }, ids.size);
     this.#o.metrics.routes.set({ kind: 'tunnel' }, table.tunnels.length);
+    setRouteMaxConnections(this.#o.metrics, table);
+    setCertificateExpiries(this.#o.metrics, this.certificates.expiries());
     return { certificateErrors: errors };
   }
 

@@ -14,6 +14,8 @@ import { BadFlagError, parseCount, parseName } from './flags.ts';
 import { LISTENER_OPTIONS, LISTENER_USAGE, parseListenerFlags } from './listener-flags.ts';
 import { serve } from './serve.ts';
 import { CONTROLLER_USAGE, runController } from '../controller/cli.ts';
+import { SIDECAR_USAGE, runSidecar } from '../sidecar/cli.ts';
+import { WEBHOOK_USAGE, runWebhook } from '../webhook/cli.ts';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -23,6 +25,9 @@ Usage:
   wsgate serve --config PATH [flags]     serve the objects in a YAML file or directory (watched for changes)
   wsgate controller [flags]              serve the Ingresses, WebSocketRoutes and TCPTunnels of a Kubernetes
                                          cluster, and write their status
+  wsgate sidecar --upstream HOST:PORT [flags]
+                                         proxy one app in its pod: one route, readiness from the app's port
+  wsgate webhook --image IMAGE [flags]   inject the sidecar into pods annotated wsgate.io/inject: "true"
   wsgate translate -f PATH [flags]       print the routing table and statuses the objects translate to
   wsgate version                         print the version
   wsgate help                            this text
@@ -35,6 +40,10 @@ ${LISTENER_USAGE}  --workers N                data-plane processes sharing the p
 
 Flags of controller: those of serve except --config and --workers, and
 ${CONTROLLER_USAGE}
+Flags of sidecar:
+${SIDECAR_USAGE}
+Flags of webhook:
+${WEBHOOK_USAGE}
 Flags of translate:
   -f, --file PATH            YAML file or directory
   --ingress-class NAME       (default wsgate)
@@ -138,6 +147,10 @@ export async function main(argv: string[]): Promise<void> {
         return await runTranslate(rest);
       case 'controller':
         return await runController(rest, { usage: USAGE, version: VERSION });
+      case 'sidecar':
+        return await runSidecar(rest, { usage: USAGE, version: VERSION });
+      case 'webhook':
+        return await runWebhook(rest, { usage: USAGE, version: VERSION });
       case 'version':
       case '--version':
         process.stdout.write(`${VERSION}\n`);
@@ -149,7 +162,7 @@ export async function main(argv: string[]): Promise<void> {
         process.stdout.write(USAGE);
         return;
       default:
-        throw new BadFlagError(`unknown command "${command}": use serve, controller, translate, version or help`);
+        throw new BadFlagError(`unknown command "${command}": use serve, controller, sidecar, webhook, translate, version or help`);
     }
   } catch (err) {
     if (err instanceof BadFlagError) {

@@ -68,6 +68,12 @@ export interface Controller {
   resync(): Promise<void>;
   /** Stops watching, releases the leader Lease, then drains the data plane (`graceMs`, default 0). */
   stop(graceMs?: number): Promise<void>;
+  /**
+   * For tests only: simulates a crash of this replica. Leader election stops at once without releasing the Lease
+   * (the others take over when it expires; a renewal in flight is let settle first), then the informers, syncs and data plane stop as in stop(0). A sync
+   * in progress may still finish, but no status is written after this returns, as `isLeader` is false.
+   */
+  abandon(): Promise<void>;
 }
 
 export async function startController(o: ControllerOptions): Promise<Controller> {
@@ -261,6 +267,14 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       await leader.stop();
       o.metrics.leader.set(0);
       await gateway.stop(graceMs);
+    },
+    async abandon() {
+      await leader.abandon();
+      clearInterval(resyncTimer);
+      await Promise.all(informers.map((i) => i.stop()));
+      await debouncer.stop();
+      o.metrics.leader.set(0);
+      await gateway.stop(0);
     },
   };
 }

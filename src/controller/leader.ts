@@ -9,7 +9,8 @@
 //      settle who won).
 //
 // stop() releases a held Lease (holder cleared, duration 1 s) so that another replica takes over at its next try
-// rather than after the lease expires.
+// rather than after the lease expires. abandon() (tests only) stops without a word to the API server, as a crash
+// would: the others take over once the lease expires.
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../log/logger.ts';
 import { describeError } from './informers.ts';
@@ -45,6 +46,8 @@ export class LeaderElector {
   #deadline: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #stopped = true;
+  /** abandon() was called: leadership is never taken again, whatever a request in flight returns. */
+  #abandoned = false;
 
   constructor(o: LeaderElectorOptions) {
     this.#o = o;
@@ -80,6 +83,21 @@ export class LeaderElector {
     } catch (err) {
       this.#log.warn({ err: describeError(err) }, 'leader lease not released; it expires instead');
     }
+  }
+
+  /**
+   * For tests only: simulates a crash. Stops trying and forgets leadership at once, without releasing the Lease
+   * and without calling onChange. Resolves once a request already in flight has settled, so that the Lease in the
+   * API server is the last one this replica wrote. The other replicas take over once the Lease has not changed
+   * for its duration.
+   */
+  async abandon(): Promise<void> {
+    this.#stopped = true;
+    this.#abandoned = true;
+    clearTimeout(this.#timer);
+    clearTimeout(this.#deadline);
+    this.#leader = false;
+    await this.#running;
   }
 
   #tick(): void {
@@ -161,6 +179,7 @@ export class LeaderElector {
   }
 
   #renewed(): void {
+    if (this.#abandoned) return;
     this.#lastRenew = Date.now();
     this.#observed = undefined;
     clearTimeout(this.#deadline);
@@ -174,6 +193,7 @@ export class LeaderElector {
   }
 
   #setLeader(leader: boolean): void {
+    if (this.#abandoned) return;
     if (!leader) clearTimeout(this.#deadline);
     this.#leader = leader;
     this.#log.info({ leader }, leader ? 'became leader' : 'no longer leader');

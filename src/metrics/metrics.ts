@@ -1,6 +1,7 @@
 // All of wsgate's Prometheus metrics, in their own registry (never prom-client's global one), created once per
 // process by the entry point and passed down. Labels are routes (`namespace/name`), never clients.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Layer, RoutingTable } from '../model/table.ts';
 
 /** How a connection ended, as counted in wsgate_connections_total{outcome}. */
 export type Outcome =
@@ -39,6 +40,10 @@ export interface Metrics {
   readonly controllerSyncSeconds: Histogram;
   /** Controller: 1 while this process holds the leader Lease (and writes status), else 0. */
   readonly leader: Gauge;
+  /** notAfter (Unix seconds) of each certificate the TLS listener serves, by Secret. */
+  readonly certificateExpiry: Gauge<'secret'>;
+  /** The configured maxConnections of each route that is limited (absent when any of its rules is unlimited). */
+  readonly routeMaxConnections: Gauge<'route' | 'layer'>;
 }
 
 export function createMetrics(version: string, opts: { defaultMetrics?: boolean } = {}): Metrics {
@@ -146,6 +151,22 @@ export function createMetrics(version: string, opts: { defaultMetrics?: boolean 
       help: '1 while this process holds the leader Lease and writes status, else 0.',
       registers,
     }),
+    certificateExpiry: new Gauge({
+      name: 'wsgate_certificate_expiry_timestamp_seconds',
+      help: 'Unix time after which each served certificate (by Secret namespace/name) is no longer valid (notAfter).',
+      labelNames: ['secret'],
+      // Every worker serves the same certificates: across processes this is one value, not a sum.
+      aggregator: 'min',
+      registers,
+    }),
+    routeMaxConnections: new Gauge({
+      name: 'wsgate_route_max_connections',
+      help: 'Configured maxConnections of a route (the sum over its rules), per process; absent when unlimited.',
+      labelNames: ['route', 'layer'],
+      // Limits are counted per process, so N workers admit N times the limit: summed like connections_active.
+      aggregator: 'sum',
+      registers,
+    }),
   };
   m.buildInfo.set({ version }, 1);
   m.leader.set(0);
@@ -153,4 +174,48 @@ export function createMetrics(version: string, opts: { defaultMetrics?: boolean 
   m.configReloads.inc({ result: 'failure' }, 0);
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'wsgate_' });
   return m;
+}
+
+/**
+ * Sets wsgate_certificate_expiry_timestamp_seconds to exactly the certificates served now: series of certificates
+ * no longer served disappear. A Secret listed twice reports its earliest notAfter.
+ */
+export function setCertificateExpiries(m: Metrics, expiries: readonly { secret: string; notAfter: Date }[]): void {
+  const earliest = new Map<string, number>();
+  for (const e of expiries) {
+    const t = e.notAfter.getTime() / 1000;
+    earliest.set(e.secret, Math.min(t, earliest.get(e.secret) ?? Infinity));
+  }
+  // reset() and the sets below run in one turn of the event loop: no scrape sees the gauge empty.
+  m.certificateExpiry.reset();
+  for (const [secret, t] of earliest) m.certificateExpiry.set({ secret }, t);
+}
+
+/**
+ * Sets wsgate_route_max_connections from the table's policies. Connections are counted by route label
+ * (`namespace/name`) and layer, while limits apply per rule, so a route's limit is the sum over its rules, and a
+ * route with any unlimited rule (maxConnections 0) has no limit and no series.
+ */
+export function setRouteMaxConnections(m: Metrics, table: RoutingTable): void {
+  const limits = new Map<string, { route: string; layer: Layer; max: number }>();
+  const add = (route: string, layer: Layer, max: number): void => {
+    const key = `${layer}\0${route}`;
+    const cur = limits.get(key) ?? { route, layer, max: 0 };
+    // NaN marks "unlimited": it absorbs every later sum.
+    limits.set(key, { route, layer, max: max > 0 ? cur.max + max : NaN });
+  };
+  // A rule serving several hostnames appears once per host: count it once.
+  const seen = new Set<string>();
+  for (const vh of table.virtualHosts) {
+    for (const r of vh.routes) {
+      if (seen.has(r.id)) continue;
+      seen.add(r.id);
+      add(r.route, 'l7', r.policy.maxConnections);
+    }
+  }
+  for (const t of table.tunnels) add(t.route, 'l4', t.maxConnections);
+  m.routeMaxConnections.reset();
+  for (const l of limits.values()) {
+    if (!Number.isNaN(l.max)) m.routeMaxConnections.set({ route: l.route, layer: l.layer }, l.max);
+  }
 }

@@ -81,8 +81,12 @@ export class TunnelRegistry {
     upstream.pipe(client);
     client.on('error', () => this.#fail(t, 'client_error'));
     upstream.on('error', () => this.#fail(t, 'upstream_error'));
-    client.once('close', () => this.#sideClosed(t, upstream));
-    upstream.once('close', () => this.#sideClosed(t, client));
+    // A side may already be gone (a client that hung up while its backend was being dialled): its 'close' has
+    // been emitted, so count it closed now rather than wait for an event that will not come.
+    if (client.closed) queueMicrotask(() => this.#sideClosed(t, upstream));
+    else client.once('close', () => this.#sideClosed(t, upstream));
+    if (upstream.closed) queueMicrotask(() => this.#sideClosed(t, client));
+    else upstream.once('close', () => this.#sideClosed(t, client));
   }
 
   /** Closes every tunnel now (outcome `shutdown`) and resolves when all have ended. */
@@ -188,6 +192,12 @@ export class TunnelRegistry {
 
 function reset(s: Socket): void {
   if (s.destroyed) return;
+  // libuv refuses to reset a socket whose write side is shutting down (uv_tcp_close_reset answers EINVAL), and
+  // a failed reset leaves Node's close to an error path: after end(), a plain close is all there is.
+  if (s.writableEnded || s.connecting) {
+    s.destroy();
+    return;
+  }
   try {
     s.resetAndDestroy();
   } catch {

@@ -8,6 +8,8 @@ import { SCHEMA_KEYS, type SchemaNode } from '../../src/api/schema.ts';
 import { validateObject } from '../../src/api/validate.ts';
 
 const CRD_DIR = join(import.meta.dirname, '..', '..', 'deploy', 'crds');
+/** The Helm chart's copy: the same files, written by the same npm run gen. */
+const CHART_CRD_DIR = join(import.meta.dirname, '..', '..', 'charts', 'wsgate', 'crds');
 
 /** The CRD as committed under deploy/crds/, as the API server would receive it. */
 function committed(file: string): CustomResourceDefinition {
@@ -64,11 +66,19 @@ describe('CustomResourceDefinitions', () => {
     });
   }
 
-  it('deploy/crds holds no file that npm run gen does not write', () => {
-    const expected = allCrds().map((c) => c.file).sort();
-    const actual = readdirSync(CRD_DIR).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml')).sort();
-    assert.deepEqual(actual, expected);
-  });
+  for (const { file, crd } of allCrds()) {
+    it(`charts/wsgate/crds/${file} is what npm run gen writes (run npm run gen after changing src/api)`, () => {
+      assert.equal(readFileSync(join(CHART_CRD_DIR, file), 'utf8'), renderCrdYaml(crd));
+    });
+  }
+
+  for (const [label, dir] of [['deploy/crds', CRD_DIR], ['charts/wsgate/crds', CHART_CRD_DIR]] as const) {
+    it(`${label} holds no file that npm run gen does not write`, () => {
+      const expected = allCrds().map((c) => c.file).sort();
+      const actual = readdirSync(dir).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml')).sort();
+      assert.deepEqual(actual, expected);
+    });
+  }
 
   it('starts every generated file with the do-not-edit header', () => {
     for (const { crd } of allCrds()) assert.ok(renderCrdYaml(crd).startsWith(GENERATED_HEADER));

@@ -1,7 +1,9 @@
 // Shared pieces of the controller tests: object builders, a controller on loopback ports, and convergence checks
 // (a condition must hold several times in a row before a deadline: gateway-api's AwaitConvergence).
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import WebSocket from 'ws';
+import WebSocket, { type ClientOptions } from 'ws';
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -42,24 +44,48 @@ export function service(namespace: string, name: string): V1Service {
   };
 }
 
-export function endpointSlice(namespace: string, serviceName: string, addresses: string[]): V1EndpointSlice {
+/** An EndpointSlice `<service>-1` on port 8080; every address ready except those in `notReady`. */
+export function endpointSlice(namespace: string, serviceName: string, addresses: string[], notReady: string[] = []): V1EndpointSlice {
   return {
     metadata: { name: `${serviceName}-1`, namespace, labels: { 'kubernetes.io/service-name': serviceName } },
     addressType: 'IPv4',
-    endpoints: addresses.map((a) => ({ addresses: [a], conditions: { ready: true } })),
+    endpoints: addresses.map((a) => ({ addresses: [a], conditions: { ready: !notReady.includes(a) } })),
     ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
   };
 }
 
-export function webSocketRoute(namespace: string, name: string, o: { host: string; service: string; path?: string }) {
+export function webSocketRoute(namespace: string, name: string, o: { host: string; service: string; path?: string; tlsSecret?: string }) {
   return {
     apiVersion: API_VERSION,
     kind: 'WebSocketRoute',
     metadata: { name, namespace },
     spec: {
       hostnames: [o.host],
+      ...(o.tlsSecret === undefined ? {} : { tls: { secretName: o.tlsSecret } }),
       rules: [{ path: { type: 'Prefix', value: o.path ?? '/' }, backends: [{ service: o.service, port: 80 }] }],
     },
+  };
+}
+
+export function tcpTunnel(namespace: string, name: string, o: { port: number; service: string; sniHostnames?: string[] }) {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'TCPTunnel',
+    metadata: { name, namespace },
+    spec: {
+      port: o.port,
+      ...(o.sniHostnames ? { sniHostnames: o.sniHostnames } : {}),
+      backends: [{ service: o.service, port: 80 }],
+    },
+  };
+}
+
+/** A kubernetes.io/tls Secret. */
+export function tlsSecret(namespace: string, name: string, pem: { certPem: string; keyPem: string }) {
+  return {
+    metadata: { name, namespace },
+    type: 'kubernetes.io/tls',
+    data: { 'tls.crt': Buffer.from(pem.certPem).toString('base64'), 'tls.key': Buffer.from(pem.keyPem).toString('base64') },
   };
 }
 
@@ -71,8 +97,10 @@ export interface RouteObject {
   };
 }
 
-export async function readRoute(a: Apis, namespace: string, name: string): Promise<RouteObject> {
-  return (await a.custom.getNamespacedCustomObject({ group: 'wsgate.io', version: 'v1alpha1', namespace, plural: 'websocketroutes', name })) as RouteObject;
+export async function readRoute(
+  a: Apis, namespace: string, name: string, plural: 'websocketroutes' | 'tcptunnels' = 'websocketroutes',
+): Promise<RouteObject> {
+  return (await a.custom.getNamespacedCustomObject({ group: 'wsgate.io', version: 'v1alpha1', namespace, plural, name })) as RouteObject;
 }
 
 export function condition(r: RouteObject, type: string) {
@@ -88,10 +116,15 @@ export interface TestController {
 
 export async function startTestController(
   kc: KubeConfig,
-  o: Partial<Omit<ControllerOptions, 'kc' | 'log' | 'metrics'>> & { leaseName: string; identity?: string },
+  o: Partial<Omit<ControllerOptions, 'kc' | 'log' | 'metrics' | 'leaderElection'>> & {
+    leaseName: string;
+    identity?: string;
+    /** [3000, 2000, 200] Lease timing in ms: short, so that tests need not wait for the production 15 s. */
+    leaseTiming?: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
+  },
 ): Promise<TestController> {
   const metrics = createMetrics('test', { defaultMetrics: false });
-  const { leaseName, identity, ...rest } = o;
+  const { leaseName, identity, leaseTiming, ...rest } = o;
   const controller = await startController({
     kc,
     log: createLogger(process.env.WSGATE_TEST_LOG === '1' ? 'debug' : 'silent'),
@@ -109,9 +142,7 @@ export async function startTestController(
     leaderElection: {
       namespace: 'default',
       name: leaseName,
-      leaseDurationMs: 3000,
-      renewDeadlineMs: 2000,
-      retryPeriodMs: 200,
+      ...(leaseTiming ?? { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 200 }),
       ...(identity === undefined ? {} : { identity }),
     },
     ...rest,
@@ -185,4 +216,56 @@ export async function metricValue(m: Metrics, name: string, labels: Record<strin
   const { values } = await metric.get();
   const v = values.find((x) => Object.entries(labels).every(([k, val]) => String(x.labels[k]) === val));
   return v?.value ?? 0;
+}
+
+/** A TCP port the OS handed out for port 0 on 127.0.0.1, released again (for TCPTunnel spec.port). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const addr = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (addr === null || typeof addr === 'string') throw new Error('no port');
+  return addr.port;
+}
+
+/** A WebSocket kept open through wsgate; `closed` says why it closed, if it did (tests fail on it). */
+export interface HeldConnection {
+  readonly ws: WebSocket;
+  readonly closed: string | undefined;
+  /** Sends `message` and resolves with the answer (3 s at most). */
+  echo(message: string): Promise<string>;
+  /** Closes it on purpose (not counted as `closed`). */
+  close(): void;
+}
+
+export async function holdConnection(url: string, host: string, options: ClientOptions = {}): Promise<HeldConnection> {
+  const ws = new WebSocket(url, { ...options, headers: { host }, handshakeTimeout: 3000 });
+  let closed: string | undefined;
+  let closing = false;
+  ws.once('close', (code, reason) => {
+    if (!closing) closed = `closed with ${code} ${reason.toString()}`;
+  });
+  await once(ws, 'open', { signal: AbortSignal.timeout(5000) });
+  return {
+    ws,
+    get closed() {
+      return closed;
+    },
+    async echo(message) {
+      const reply = once(ws, 'message', { signal: AbortSignal.timeout(3000) });
+      ws.send(message);
+      return String((await reply)[0]);
+    },
+    close() {
+      closing = true;
+      ws.close();
+    },
+  };
+}
+
+/** The endpoint addresses of the route serving `host` in the controller's live table, sorted. */
+export function liveEndpoints(t: TestController, host: string): string[] | undefined {
+  const vh = t.controller.gateway.table.virtualHosts.find((v) => v.hostname === host);
+  return vh?.routes.flatMap((r) => r.backends.flatMap((b) => b.endpoints.map((e) => e.address))).sort();
 }

@@ -7,10 +7,16 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
 export interface PodNetwork {
-  /** The i-th pod address (i = 0..12) of this network. */
+  /** The i-th pod address of this network: i = 0..3 are on the namespace's interface (4..12 are in the /28, unassigned). */
   podIP(i: number): string;
-  /** Starts an echo backend (echo-backend.ts) at ip:port that answers `name:message`. */
-  startEchoBackend(ip: string, port: number, name: string): Promise<{ stop(): Promise<void> }>;
+  /**
+   * Starts an echo backend (echo-backend.ts) at ip:port that answers `name:message`: a WebSocket server, or with
+   * `mode` a plain TCP or TLS (`tls`: its certificate and key) server.
+   */
+  startEchoBackend(
+    ip: string, port: number, name: string,
+    o?: { mode?: 'ws' | 'tcp' | 'tls'; tls?: { certPem: string; keyPem: string } },
+  ): Promise<{ stop(): Promise<void> }>;
   destroy(): void;
 }
 
@@ -50,9 +56,10 @@ export function createPodNetwork(slot: number): PodNetwork {
   process.once('exit', destroy);
   return {
     podIP,
-    async startEchoBackend(address, port, name) {
-      const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ECHO, address, String(port), name], {
+    async startEchoBackend(address, port, name, o = {}) {
+      const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ECHO, address, String(port), name, o.mode ?? 'ws'], {
         stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, ECHO_TLS_CERT: o.tls?.certPem ?? '', ECHO_TLS_KEY: o.tls?.keyPem ?? '' },
       });
       children.add(child);
       const [line] = (await Promise.race([

@@ -66,6 +66,20 @@ export interface ControlPlane {
   kubeConfig(user?: StaticUser): KubeConfig;
   /** The last `lines` lines of each process's log, for failure messages. */
   logTail(lines?: number): string;
+  /**
+   * Stops kube-apiserver only; etcd keeps running with its data. [signal='SIGTERM'] SIGTERM is a graceful stop
+   * (SIGKILL after 5 s if it has not exited); SIGKILL is a crash: open watches and requests are cut at once.
+   * Resolves once the process has exited. Does nothing if it is already stopped.
+   */
+  stopApiServer(o?: { signal?: 'SIGTERM' | 'SIGKILL' }): Promise<void>;
+  /**
+   * Starts kube-apiserver again with the same arguments, port, certificates, tokens and etcd, and waits for
+   * `/readyz` and for every CRD's resources to be listable again (custom resources are served a little after the
+   * rest). Throws if it is running.
+   */
+  startApiServer(): Promise<void>;
+  /** stopApiServer(o), then startApiServer(). */
+  restartApiServer(o?: { signal?: 'SIGTERM' | 'SIGKILL' }): Promise<void>;
   /** Kills both processes and removes the temp dir. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -99,7 +113,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   // A test process that exits without calling stop() must not leave an API server behind. (One killed outright
   // does not either: see `setpriv --pdeathsig` in startProcess.)
   const cleanup = (): void => {
-    for (const p of procs) p.child.kill('SIGKILL');
+    for (const p of procs) if (!p.hasExited()) p.child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', cleanup);
@@ -144,14 +158,21 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
     // 3. kube-apiserver. Its serving certificate and CA are self-generated into --cert-dir.
     const server = `https://127.0.0.1:${securePort}`;
-    const apiserver = startProcess('kube-apiserver', bins.apiserverPath, apiserverArgs({ dir, etcdUrl, securePort, server }), dir);
-    procs.push(apiserver);
+    const args = apiserverArgs({ dir, etcdUrl, securePort, server });
     const certFile = join(dir, 'certs', 'apiserver.crt');
-    await waitFor('kube-apiserver', apiserver, readyTimeoutMs, logTail, async () => {
-      if (!existsSync(certFile)) return false;
-      const res = await httpGet(`${server}/readyz`, { ca: readFileSync(certFile, 'utf8'), token: admin.token });
-      return res.status === 200;
-    });
+    // The one running now (procs holds it too, last: stop() ends it before etcd).
+    let apiserver: Proc | undefined;
+    const launchApiServer = async (): Promise<void> => {
+      const p = startProcess('kube-apiserver', bins.apiserverPath, args, dir);
+      apiserver = p;
+      procs.push(p);
+      await waitFor('kube-apiserver', p, readyTimeoutMs, logTail, async () => {
+        if (!existsSync(certFile)) return false;
+        const res = await httpGet(`${server}/readyz`, { ca: readFileSync(certFile, 'utf8'), token: admin.token });
+        return res.status === 200;
+      });
+    };
+    await launchApiServer();
     const caPem = readFileSync(certFile, 'utf8');
 
     // 4. Kubeconfigs: one for the admin, one more per user on demand.
@@ -167,7 +188,27 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       return kc;
     };
 
-    if (options.crds ?? true) await applyCRDs(kubeConfig(), readyTimeoutMs);
+    const crds = options.crds ?? true;
+    if (crds) await applyCRDs(kubeConfig(), readyTimeoutMs);
+
+    const stopApiServer = async (o: { signal?: 'SIGTERM' | 'SIGKILL' } = {}): Promise<void> => {
+      const p = apiserver;
+      if (p === undefined || p.hasExited()) return;
+      if (o.signal === 'SIGKILL') {
+        p.child.kill('SIGKILL');
+        await p.exited;
+      } else {
+        await p.terminate();
+      }
+      procs.splice(procs.indexOf(p), 1);
+      apiserver = undefined;
+    };
+    const startApiServer = async (): Promise<void> => {
+      if (stopped) throw new Error('the control plane is stopped');
+      if (apiserver !== undefined && !apiserver.hasExited()) throw new Error('kube-apiserver is running');
+      await launchApiServer();
+      if (crds) await waitForCRDsServed(kubeConfig(), readyTimeoutMs);
+    };
 
     return {
       kubeconfigPath,
@@ -179,6 +220,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       versions: { kubernetes: bins.kubernetes, etcd: bins.etcd },
       kubeConfig,
       logTail,
+      stopApiServer,
+      startApiServer,
+      async restartApiServer(o) {
+        await stopApiServer(o);
+        await startApiServer();
+      },
       stop,
     };
   } catch (err) {
@@ -301,13 +348,22 @@ function httpGet(url: string, o: { ca?: string; token?: string } = {}): Promise<
  */
 async function applyCRDs(kc: KubeConfig, timeoutMs: number): Promise<void> {
   const api = kc.makeApiClient(ApiextensionsV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
+  for (const body of readCRDs()) await api.createCustomResourceDefinition({ body });
+  await waitForCRDsServed(kc, timeoutMs);
+}
+
+function readCRDs(): V1CustomResourceDefinition[] {
   const crdDir = join(repoRoot, 'deploy', 'crds');
-  const crds: V1CustomResourceDefinition[] = readdirSync(crdDir)
+  return readdirSync(crdDir)
     .filter((f) => f.endsWith('.yaml'))
     .sort()
     .flatMap((f) => loadAllYaml(readFileSync(join(crdDir, f), 'utf8')) as V1CustomResourceDefinition[]);
-  for (const body of crds) await api.createCustomResourceDefinition({ body });
+}
+
+/** Waits until every CRD of deploy/crds is `Established` and a list of each served version's resources succeeds. */
+async function waitForCRDsServed(kc: KubeConfig, timeoutMs: number): Promise<void> {
+  const api = kc.makeApiClient(ApiextensionsV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
   const deadline = Date.now() + timeoutMs;
   const until = async (what: string, ready: () => Promise<boolean>): Promise<void> => {
     let last = 'not ready';
@@ -321,7 +377,7 @@ async function applyCRDs(kc: KubeConfig, timeoutMs: number): Promise<void> {
       await sleep(100);
     }
   };
-  for (const crd of crds) {
+  for (const crd of readCRDs()) {
     const name = crd.metadata?.name ?? '';
     await until(`CRD ${name}`, async () => {
       const got = await api.readCustomResourceDefinition({ name });

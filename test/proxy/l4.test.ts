@@ -437,6 +437,20 @@ describe('L4Proxy tunnel endings', () => {
       },
     },
     {
+      // The half-close has already shut down the backend socket's write side when the reset arrives: a reset
+      // cannot be passed on any more (libuv refuses it), and the tunnel must still end.
+      name: 'the client half-closes, then resets while the backend is still writing',
+      end: async (client, backend) => {
+        client.socket.end();
+        await backend.readToEnd();
+        backend.socket.write('still talking');
+        await client.read(Buffer.byteLength('still talking'));
+        client.socket.resetAndDestroy();
+        // The half-open backend closes its own side once the tunnel is gone.
+        backend.socket.end();
+      },
+    },
+    {
       name: 'both sides close at once',
       end: (client, backend) => {
         client.socket.destroy();

@@ -1,0 +1,111 @@
+{{/* The chart name, or nameOverride. */}}
+{{- define "wsgate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Resource names: fullnameOverride, else the release name (with the chart name appended unless it has it). */}}
+{{- define "wsgate.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "wsgate.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels that select the pods: stable across upgrades. */}}
+{{- define "wsgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "wsgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Labels of every object. */}}
+{{- define "wsgate.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "wsgate.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: ingress-controller
+app.kubernetes.io/part-of: wsgate
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "wsgate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "wsgate.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "wsgate.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A Deployment whose pods may be more than one at a time (replicas > 1 or autoscaled). */}}
+{{- define "wsgate.multiReplica" -}}
+{{- if and (eq .Values.kind "Deployment") (or .Values.autoscaling.enabled (gt (int .Values.replicas) 1)) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The termination grace period: the value, else preStop sleep + drain timeout + 15 s of margin. */}}
+{{- define "wsgate.terminationGracePeriodSeconds" -}}
+{{- $needed := add .Values.preStopSleepSeconds .Values.controller.drainTimeoutSeconds -}}
+{{- if .Values.terminationGracePeriodSeconds -}}
+{{- if lt (int .Values.terminationGracePeriodSeconds) (int $needed) -}}
+{{- fail (printf "terminationGracePeriodSeconds=%d is shorter than preStopSleepSeconds + controller.drainTimeoutSeconds = %d: open connections would be killed before they drain; raise it, or set it to 0 to have it computed" (int .Values.terminationGracePeriodSeconds) (int $needed)) -}}
+{{- end -}}
+{{- .Values.terminationGracePeriodSeconds -}}
+{{- else -}}
+{{- add $needed 15 -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The flags of `wsgate controller`, one list item each. */}}
+{{- define "wsgate.args" -}}
+- controller
+- --http-addr={{ if .Values.ports.http.enabled }}0.0.0.0:{{ .Values.ports.http.containerPort }}{{ else }}off{{ end }}
+- --https-addr={{ if .Values.ports.https.enabled }}0.0.0.0:{{ .Values.ports.https.containerPort }}{{ else }}off{{ end }}
+- --admin-addr=0.0.0.0:{{ .Values.ports.admin.containerPort }}
+- --ingress-class={{ .Values.controller.ingressClass }}
+{{- with .Values.controller.watchNamespace }}
+- --namespace={{ . }}
+{{- end }}
+{{- if .Values.controller.publishAddresses }}
+- --publish-address={{ join "," .Values.controller.publishAddresses }}
+{{- else if and .Values.controller.publishService .Values.service.enabled }}
+- --publish-service={{ .Release.Namespace }}/{{ include "wsgate.fullname" . }}
+{{- end }}
+- --leader-election-namespace={{ .Release.Namespace }}
+- --leader-election-id={{ .Values.controller.leaderElectionId }}
+- --debounce={{ .Values.controller.debounce }}
+- --max-debounce={{ .Values.controller.maxDebounce }}
+- --handshake-timeout={{ .Values.controller.handshakeTimeout }}
+- --drain-timeout={{ .Values.controller.drainTimeoutSeconds }}s
+- --log-level={{ .Values.controller.logLevel }}
+{{- if .Values.controller.defaultCertificateSecret }}
+- --default-cert=/etc/wsgate/default-certificate/tls.crt
+- --default-key=/etc/wsgate/default-certificate/tls.key
+{{- end }}
+{{- with .Values.controller.extraArgs }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Whether the cluster serves the Prometheus Operator's API (ServiceMonitor, PrometheusRule). */}}
+{{- define "wsgate.hasMonitoringAPI" -}}
+{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" -}}
+true
+{{- end -}}
+{{- end -}}

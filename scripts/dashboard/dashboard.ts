@@ -1,0 +1,400 @@
+// The wsgate Grafana dashboard, as code: rows of panels whose queries use only metrics wsgate exports (README
+// "Metrics"; test/observability checks every name against a running wsgate and runs every query in Prometheus).
+// `node scripts/dashboard/gen.ts` writes it to charts/wsgate/dashboards/ and deploy/dashboards/.
+//
+// Built for long-lived connections: a WebSocket is one request that lives for hours, so the panels watch what is
+// open (connections, bytes, limits) and how connections end, more than request rates.
+import { datasourceVariable, labelVariable, layout, SCHEMA_VERSION, type PanelSpec, type RowSpec } from './grafana.ts';
+
+/** The label matcher of the `route` variable (a regex: `All` is `.*`, several routes are `(a|b)`). */
+const R = 'route=~"$route"';
+const RATE = '[$__rate_interval]';
+
+const DAY = 86_400;
+
+function quantiles(histogram: string, selector: string, by = ''): PanelSpec['queries'] {
+  const grouping = by === '' ? 'le' : `le, ${by}`;
+  return [0.5, 0.9, 0.99].map((q) => ({
+    expr: `histogram_quantile(${q}, sum by (${grouping}) (rate(${histogram}_bucket{${selector}}${RATE})))`,
+    legend: `p${Math.round(q * 100)}${by === '' ? '' : ` {{${by}}}`}`,
+  }));
+}
+
+const overview: RowSpec = {
+  title: 'Overview',
+  panels: [
+    {
+      kind: 'stat',
+      title: 'Open connections',
+      description: 'Tunnels open now (WebSockets and other upgrades at l7, TCP tunnels at l4), over every instance.',
+      queries: [{ expr: `sum(wsgate_connections_active{${R}})` }],
+      unit: 'short',
+      width: 4,
+    },
+    {
+      kind: 'stat',
+      title: 'Handshakes completed',
+      description: 'L7 handshakes relayed to the client per second (the backend answered 101).',
+      queries: [{ expr: `sum(rate(wsgate_handshake_duration_seconds_count{${R}}${RATE}))` }],
+      unit: 'ops',
+      width: 4,
+    },
+    {
+      kind: 'stat',
+      title: 'Throughput',
+      description: 'Bytes relayed through tunnels per second, both directions.',
+      queries: [{ expr: `sum(rate(wsgate_tunnel_bytes_total{${R}}${RATE}))` }],
+      unit: 'Bps',
+      width: 4,
+    },
+    {
+      kind: 'stat',
+      title: 'Rejections',
+      description: 'Handshakes and L4 connections refused by wsgate per second (by reason below).',
+      queries: [{ expr: `sum(rate(wsgate_handshake_rejections_total{${R}}${RATE}))` }],
+      unit: 'ops',
+      width: 4,
+      thresholds: [
+        { color: 'green', value: null },
+        { color: 'orange', value: 1 },
+      ],
+    },
+    {
+      kind: 'stat',
+      title: 'Instances with a live table',
+      description:
+        'wsgate processes Prometheus scrapes that have applied a routing table (wsgate_routes is set by the first ' +
+        'apply). Zero fires the WsgateNoReadyInstance alert.',
+      queries: [{ expr: 'count(wsgate_routes{kind="http"})' }],
+      unit: 'short',
+      width: 4,
+      thresholds: [
+        { color: 'red', value: null },
+        { color: 'green', value: 1 },
+      ],
+    },
+    {
+      kind: 'stat',
+      title: 'Versions',
+      description: 'Instances by wsgate version: more than one during a rollout.',
+      queries: [{ expr: 'count by (version) (wsgate_build_info)', legend: '{{version}}' }],
+      unit: 'short',
+      width: 4,
+    },
+  ],
+};
+
+const connections: RowSpec = {
+  title: 'Connections',
+  panels: [
+    {
+      kind: 'timeseries',
+      title: 'Open connections by route and layer',
+      description: 'wsgate_connections_active: tunnels open now, stacked by route and layer (l7 upgrades, l4 TCP).',
+      queries: [{ expr: `sum by (route, layer) (wsgate_connections_active{${R}})`, legend: '{{route}} ({{layer}})' }],
+      unit: 'short',
+      width: 12,
+      stack: true,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Connections opened and closed per second',
+      description:
+        'Closed: wsgate_connections_total by outcome (rejected = refused before becoming a tunnel). Opened is ' +
+        'derived: tunnels closed plus the change in open tunnels.',
+      queries: [
+        {
+          expr:
+            `clamp_min(sum by (layer) (rate(wsgate_connections_total{${R}, outcome!="rejected"}${RATE}))` +
+            ` + sum by (layer) (deriv(wsgate_connections_active{${R}}${RATE})), 0)`,
+          legend: 'opened ({{layer}})',
+        },
+        { expr: `sum by (outcome) (rate(wsgate_connections_total{${R}}${RATE}))`, legend: 'closed: {{outcome}}' },
+      ],
+      unit: 'ops',
+      width: 12,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Duration of finished connections',
+      description:
+        'Percentiles of wsgate_connection_duration_seconds over connections that ended in the interval (buckets ' +
+        'from 10 ms to a day). Long-lived connections show up when they end, not while they are open.',
+      queries: quantiles('wsgate_connection_duration_seconds', R),
+      unit: 's',
+      width: 12,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Open connections against the route limit',
+      description:
+        'wsgate_connections_active / wsgate_route_max_connections per instance: only routes with maxConnections ' +
+        'set. Limits count per process; 100% means new connections get 429.',
+      queries: [
+        {
+          expr: `max by (route, layer) (wsgate_connections_active{${R}} / wsgate_route_max_connections{${R}})`,
+          legend: '{{route}} ({{layer}})',
+        },
+      ],
+      unit: 'percentunit',
+      width: 12,
+      thresholds: [
+        { color: 'green', value: null },
+        { color: 'red', value: 0.9 },
+      ],
+    },
+  ],
+};
+
+const traffic: RowSpec = {
+  title: 'Traffic',
+  panels: [
+    {
+      kind: 'timeseries',
+      title: 'Tunnel throughput by direction',
+      description: 'wsgate_tunnel_bytes_total: upstream = client to backend, downstream = backend to client.',
+      queries: [{ expr: `sum by (direction) (rate(wsgate_tunnel_bytes_total{${R}}${RATE}))`, legend: '{{direction}}' }],
+      unit: 'Bps',
+      width: 8,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Throughput of the busiest routes',
+      description: 'The ten routes relaying the most bytes, both directions.',
+      queries: [{ expr: `topk(10, sum by (route) (rate(wsgate_tunnel_bytes_total{${R}}${RATE})))`, legend: '{{route}}' }],
+      unit: 'Bps',
+      width: 8,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Plain HTTP requests by status',
+      description: 'wsgate_http_requests_total: requests that were not upgrades, by response status.',
+      queries: [{ expr: `sum by (code) (rate(wsgate_http_requests_total{${R}}${RATE}))`, legend: '{{code}}' }],
+      unit: 'reqps',
+      width: 8,
+    },
+  ],
+};
+
+const handshakes: RowSpec = {
+  title: 'Handshakes and backends',
+  panels: [
+    {
+      kind: 'timeseries',
+      title: 'Handshake latency',
+      description: 'wsgate_handshake_duration_seconds: request head received to the backend 101 relayed.',
+      queries: quantiles('wsgate_handshake_duration_seconds', R),
+      unit: 's',
+      width: 8,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Handshake rejections by reason',
+      description:
+        'wsgate_handshake_rejections_total: no_route (404), origin_not_allowed (403), over_limit (429), ' +
+        'no_endpoint (503), upstream_refused (502), upstream_timeout (504), ... (README, "WebSocket handshakes").',
+      queries: [{ expr: `sum by (reason) (rate(wsgate_handshake_rejections_total{${R}}${RATE}))`, legend: '{{reason}}' }],
+      unit: 'ops',
+      width: 8,
+      stack: true,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Upstream connect errors',
+      description: 'wsgate_upstream_connect_errors_total: failed TCP connects to backend endpoints, by route and reason.',
+      queries: [
+        {
+          expr: `sum by (route, reason) (rate(wsgate_upstream_connect_errors_total{${R}}${RATE}))`,
+          legend: '{{route}}: {{reason}}',
+        },
+      ],
+      unit: 'ops',
+      width: 8,
+    },
+  ],
+};
+
+const configuration: RowSpec = {
+  title: 'Configuration and controller',
+  panels: [
+    {
+      kind: 'timeseries',
+      title: 'Configuration reloads',
+      description:
+        'wsgate serve: reloads of the configuration files by result. A failure keeps the last good configuration ' +
+        'serving (the log says why).',
+      queries: [{ expr: 'sum by (result) (increase(wsgate_config_reloads_total[$__rate_interval]))', legend: '{{result}}' }],
+      unit: 'short',
+      width: 8,
+    },
+    {
+      kind: 'stat',
+      title: 'Last successful reload',
+      description: 'wsgate serve: the most recent successful configuration reload on any instance.',
+      queries: [{ expr: 'max(wsgate_config_last_reload_success_timestamp_seconds) * 1000' }],
+      unit: 'dateTimeFromNow',
+      width: 4,
+      height: 8,
+    },
+    {
+      kind: 'stat',
+      title: 'Routes',
+      description: 'wsgate_routes: route rules (http) and TCP tunnels in the live table.',
+      queries: [{ expr: 'max by (kind) (wsgate_routes)', legend: '{{kind}}' }],
+      unit: 'short',
+      width: 4,
+      height: 8,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Leader',
+      description: 'wsgate_leader: 1 on the controller replica holding the leader Lease (it writes status). Exactly one should.',
+      queries: [{ expr: 'max by (instance) (wsgate_leader)', legend: '{{instance}}' }],
+      unit: 'short',
+      width: 8,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Controller syncs',
+      description: 'wsgate_controller_sync_seconds: syncs per second (snapshot, translate, apply) and their p99 duration.',
+      queries: [
+        { expr: 'sum(rate(wsgate_controller_sync_seconds_count[$__rate_interval]))', legend: 'syncs per second' },
+        {
+          expr: 'histogram_quantile(0.99, sum by (le) (rate(wsgate_controller_sync_seconds_bucket[$__rate_interval])))',
+          legend: 'p99 seconds',
+        },
+      ],
+      unit: 'short',
+      width: 8,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Controller watch errors',
+      description:
+        'wsgate_controller_watch_errors_total: failed lists and watches by kind; each restarts that informer ' +
+        'after a backoff. A steady rate means the controller is not seeing changes.',
+      queries: [
+        { expr: 'sum by (kind) (increase(wsgate_controller_watch_errors_total[$__rate_interval]))', legend: '{{kind}}' },
+      ],
+      unit: 'short',
+      width: 8,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Controller events',
+      description: 'wsgate_controller_events_total: object changes seen, by kind and whether they could change the table.',
+      queries: [
+        {
+          expr: 'sum by (kind, relevant) (rate(wsgate_controller_events_total[$__rate_interval]))',
+          legend: '{{kind}} relevant={{relevant}}',
+        },
+      ],
+      unit: 'ops',
+      width: 8,
+    },
+    {
+      kind: 'bargauge',
+      title: 'Certificate expiry',
+      description:
+        'Time left before each served certificate (by Secret) expires: wsgate_certificate_expiry_timestamp_seconds. ' +
+        'Orange under 14 days (WsgateCertificateExpiringSoon), red under 3 days.',
+      queries: [
+        {
+          expr: 'min by (secret) (wsgate_certificate_expiry_timestamp_seconds) - time()',
+          legend: '{{secret}}',
+          instant: true,
+        },
+      ],
+      unit: 's',
+      width: 24,
+      height: 6,
+      thresholds: [
+        { color: 'red', value: null },
+        { color: 'orange', value: 3 * DAY },
+        { color: 'green', value: 14 * DAY },
+      ],
+    },
+  ],
+};
+
+const processRow: RowSpec = {
+  title: 'Process',
+  panels: [
+    {
+      kind: 'timeseries',
+      title: 'CPU',
+      description: 'wsgate_process_cpu_seconds_total: CPU time per second (1 = one core), per instance.',
+      queries: [{ expr: 'sum by (instance) (rate(wsgate_process_cpu_seconds_total[$__rate_interval]))', legend: '{{instance}}' }],
+      unit: 'percentunit',
+      width: 6,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Memory',
+      description: 'Resident memory and V8 heap in use, per instance. Idle connections cost memory, not CPU.',
+      queries: [
+        { expr: 'sum by (instance) (wsgate_process_resident_memory_bytes)', legend: '{{instance}} resident' },
+        { expr: 'sum by (instance) (wsgate_nodejs_heap_size_used_bytes)', legend: '{{instance}} heap used' },
+      ],
+      unit: 'bytes',
+      width: 6,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Open file descriptors',
+      description: 'Every tunnel holds two sockets; the limit is the process maximum.',
+      queries: [
+        { expr: 'sum by (instance) (wsgate_process_open_fds)', legend: '{{instance}} open' },
+        { expr: 'max by (instance) (wsgate_process_max_fds)', legend: '{{instance}} max' },
+      ],
+      unit: 'short',
+      width: 6,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Event loop lag',
+      description: 'wsgate_nodejs_eventloop_lag_p99_seconds: a busy event loop delays every connection of the process.',
+      queries: [{ expr: 'max by (instance) (wsgate_nodejs_eventloop_lag_p99_seconds)', legend: '{{instance}} p99' }],
+      unit: 's',
+      width: 6,
+    },
+  ],
+};
+
+export function buildDashboard(): Record<string, unknown> {
+  return {
+    annotations: {
+      list: [
+        {
+          builtIn: 1,
+          datasource: { type: 'grafana', uid: '-- Grafana --' },
+          enable: true,
+          hide: true,
+          iconColor: 'rgba(0, 211, 255, 1)',
+          name: 'Annotations & Alerts',
+          type: 'dashboard',
+        },
+      ],
+    },
+    description: 'wsgate: open connections, how they end, bytes, handshakes, configuration, controller and process.',
+    editable: true,
+    fiscalYearStartMonth: 0,
+    graphTooltip: 1,
+    id: null,
+    links: [],
+    panels: layout([overview, connections, traffic, handshakes, configuration, processRow]),
+    refresh: '30s',
+    schemaVersion: SCHEMA_VERSION,
+    tags: ['wsgate', 'websocket', 'ingress'],
+    templating: {
+      list: [datasourceVariable(), labelVariable('route', 'Route', 'wsgate_connections_active')],
+    },
+    time: { from: 'now-6h', to: 'now' },
+    timepicker: {},
+    timezone: '',
+    title: 'wsgate',
+    uid: 'wsgate',
+    version: 1,
+    weekStart: '',
+  };
+}

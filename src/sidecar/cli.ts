@@ -1,0 +1,155 @@
+// `wsgate sidecar --upstream 127.0.0.1:PORT [flags]`: flags, checked strictly (a bad one is a BadFlagError, exit 2),
+// and the process around startSidecar(): logger, metrics, signals.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { BadFlagError, parseAddress, parseCount, parseDuration, parseLogLevel } from '../cli/flags.ts';
+import type { LOG_LEVELS } from '../log/logger.ts';
+import { createLogger } from '../log/logger.ts';
+import { createMetrics } from '../metrics/metrics.ts';
+import { DEFAULT_POLICY, type Endpoint, type Policy } from '../model/table.ts';
+import type { ListenAddress } from '../proxy/l7.ts';
+import { startSidecar, type SidecarOptions } from './sidecar.ts';
+
+// The same checks as the WebSocketRoute policy (src/translate/policy.ts): an RFC 9110 token, and scheme://host[:port].
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[^\s/?#]+$/;
+// A metric label value people can read: a pod name, or namespace/name.
+const ROUTE_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_./]{0,251}[A-Za-z0-9])?$/;
+
+export const SIDECAR_DEFAULTS = {
+  listen: '0.0.0.0:8800',
+  adminAddr: '0.0.0.0:9800',
+  drainDelay: '5s',
+  drainTimeout: '30s',
+} as const;
+
+export const SIDECAR_OPTIONS = {
+  upstream: { type: 'string' },
+  listen: { type: 'string', default: SIDECAR_DEFAULTS.listen },
+  'admin-addr': { type: 'string', default: SIDECAR_DEFAULTS.adminAddr },
+  name: { type: 'string' },
+  'allowed-origin': { type: 'string', multiple: true },
+  subprotocol: { type: 'string', multiple: true },
+  'max-connections': { type: 'string', default: '0' },
+  'max-connections-per-client': { type: 'string', default: '0' },
+  'idle-timeout': { type: 'string', default: '0' },
+  'connect-timeout': { type: 'string', default: '5s' },
+  'handshake-timeout': { type: 'string', default: '10s' },
+  'probe-interval': { type: 'string', default: '1s' },
+  'drain-delay': { type: 'string', default: SIDECAR_DEFAULTS.drainDelay },
+  'drain-timeout': { type: 'string', default: SIDECAR_DEFAULTS.drainTimeout },
+  'log-level': { type: 'string', default: 'info' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const SIDECAR_USAGE = `  --upstream HOST:PORT       where the app listens, e.g. 127.0.0.1:8080 (required)
+  --listen HOST:PORT         where clients connect; the pod's port "wsgate" (default ${SIDECAR_DEFAULTS.listen})
+  --admin-addr HOST:PORT     /metrics, /healthz, /readyz, /debug/routes, or "off" (default ${SIDECAR_DEFAULTS.adminAddr})
+  --name NAME                route label in metrics and logs (default: $POD_NAME, else "sidecar")
+  --allowed-origin ORIGIN    an Origin allowed to connect, repeatable (default: any)
+  --subprotocol P            a Sec-WebSocket-Protocol allowed, repeatable (default: pass through)
+  --max-connections N        live connections, 0 = unlimited (default 0)
+  --max-connections-per-client N   live connections per client IP, 0 = unlimited (default 0)
+  --idle-timeout DUR         close a tunnel after this long without a byte either way, 0 = never (default 0)
+  --connect-timeout DUR      TCP connect to the app (default 5s)
+  --handshake-timeout DUR    time for a client's request head and the app's handshake answer (default 10s)
+  --probe-interval DUR       how often the app's port is checked for readiness (default 1s)
+  --drain-delay DUR          on SIGTERM, time between readiness false and the listener closing (default ${SIDECAR_DEFAULTS.drainDelay})
+  --drain-timeout DUR        then, time open tunnels get to end before they are closed (default ${SIDECAR_DEFAULTS.drainTimeout})
+  --log-level LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
+`;
+
+export type SidecarFlags = Omit<SidecarOptions, 'log' | 'metrics'> & { readonly logLevel: (typeof LOG_LEVELS)[number] };
+
+/** Checks and converts the flags; `env` supplies POD_NAME (the downward API) for the default --name. */
+export function parseSidecarFlags(args: string[], env: NodeJS.ProcessEnv = process.env): { help: true } | ({ help: false } & SidecarFlags) {
+  let v;
+  try {
+    v = parseArgs({ args, options: SIDECAR_OPTIONS, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new BadFlagError(`${(err as Error).message.split('\n')[0]} (see: wsgate sidecar --help)`);
+  }
+  if (v.help) return { help: true };
+  if (v.upstream === undefined) throw new BadFlagError('sidecar needs --upstream HOST:PORT: where the app listens, e.g. 127.0.0.1:8080');
+  const upstream = required('upstream', v.upstream);
+  const listen = required('listen', v.listen);
+  const adminAddr = parseAddress('admin-addr', v['admin-addr']);
+  const name = v.name ?? (env.POD_NAME || 'sidecar');
+  if (!ROUTE_NAME.test(name)) {
+    throw new BadFlagError(`--name=${name}: expected letters, digits, and - _ . / inside (e.g. chat or prod/chat)`);
+  }
+  const allowedOrigins = (v['allowed-origin'] ?? []).map((o) => {
+    const lower = o.trim().toLowerCase();
+    if (!ORIGIN.test(lower) && lower !== '*') {
+      throw new BadFlagError(`--allowed-origin=${o}: expected scheme://host[:port], as browsers send it (e.g. https://app.example.com)`);
+    }
+    return lower;
+  });
+  const subprotocols = (v.subprotocol ?? []).map((p) => {
+    if (!TOKEN.test(p)) throw new BadFlagError(`--subprotocol=${p}: expected a token such as chat.v1 (no spaces or commas)`);
+    return p;
+  });
+  const seconds = (flag: string, value: string): number => parseDuration(flag, value) / 1000;
+  const connectTimeoutSeconds = seconds('connect-timeout', v['connect-timeout']);
+  if (connectTimeoutSeconds <= 0) throw new BadFlagError(`--connect-timeout=${v['connect-timeout']}: must be more than 0`);
+  const handshakeTimeoutMs = parseDuration('handshake-timeout', v['handshake-timeout']);
+  if (handshakeTimeoutMs <= 0) throw new BadFlagError(`--handshake-timeout=${v['handshake-timeout']}: must be more than 0`);
+  const probeIntervalMs = parseDuration('probe-interval', v['probe-interval']);
+  if (probeIntervalMs <= 0) throw new BadFlagError(`--probe-interval=${v['probe-interval']}: must be more than 0`);
+  const policy: Policy = {
+    ...DEFAULT_POLICY,
+    idleTimeoutSeconds: seconds('idle-timeout', v['idle-timeout']),
+    connectTimeoutSeconds,
+    maxConnections: parseCount('max-connections', v['max-connections'], 0, 1_000_000_000),
+    maxConnectionsPerClient: parseCount('max-connections-per-client', v['max-connections-per-client'], 0, 1_000_000_000),
+    allowedOrigins,
+    subprotocols,
+  };
+  return {
+    help: false,
+    name,
+    upstream,
+    listen,
+    ...(adminAddr ? { adminAddr } : {}),
+    policy,
+    handshakeTimeoutMs,
+    probeIntervalMs,
+    drainDelayMs: parseDuration('drain-delay', v['drain-delay']),
+    drainTimeoutMs: parseDuration('drain-timeout', v['drain-timeout']),
+    logLevel: parseLogLevel(v['log-level']),
+  };
+}
+
+/** An address that cannot be "off" and needs a real port. */
+function required(flag: string, value: string): ListenAddress & Endpoint {
+  const a = parseAddress(flag, value);
+  if (a === undefined || a.port === 0) throw new BadFlagError(`--${flag}=${value}: expected HOST:PORT with a port from 1 to 65535`);
+  return { address: a.host, host: a.host, port: a.port };
+}
+
+export async function runSidecar(args: string[], o: { usage: string; version: string }): Promise<void> {
+  const flags = parseSidecarFlags(args);
+  if (flags.help) {
+    process.stdout.write(o.usage);
+    return;
+  }
+  const { logLevel, ...options } = flags;
+  const log = createLogger(logLevel);
+  const sidecar = await startSidecar({ ...options, log, metrics: createMetrics(o.version) });
+  const a = sidecar.addresses();
+  log.info(
+    { name: options.name, listen: a.listen, admin: a.admin, upstream: `${options.upstream.address}:${options.upstream.port}`, version: o.version },
+    'wsgate sidecar serving',
+  );
+  let signals = 0;
+  const onSignal = (signal: string): void => {
+    signals++;
+    if (signals > 1) log.warn({ signal }, 'second signal: closing every tunnel now');
+    else log.info({ signal }, 'signal received');
+    void sidecar.drain().then(() => {
+      log.flush();
+      process.exitCode = 0;
+    });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}

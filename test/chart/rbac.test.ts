@@ -1,0 +1,354 @@
+// The chart's RBAC is sufficient and minimal, against the real kube-apiserver's RBAC authorizer:
+//  1. install the chart's ServiceAccount, ClusterRole/Role and bindings, IngressClass and Service (rendered by helm);
+//  2. get a token for the ServiceAccount with the TokenRequest API and write a kubeconfig with it;
+//  3. run `wsgate controller` in-process with the flags the chart's Deployment passes (listeners moved to loopback
+//     port 0) and that kubeconfig: it lists and watches everything, takes the Lease, writes route and Ingress status,
+//     reads the TLS Secret and the publish Service, records a Warning Event, and never meets a 403;
+//  4. take one verb away and show the controller notices: the 403 is logged and the status it needed is not written;
+//     without `list` on one kind, that informer's errors are counted and /readyz names the kind.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { Writable } from 'node:stream';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { parseControllerFlags } from '../../src/controller/cli.ts';
+import { startController, type Controller } from '../../src/controller/controller.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
+import { generateSelfSigned } from '../../src/tls/selfsigned.ts';
+import { eventually, metricValue } from '../controller/harness.ts';
+import { startControlPlane, type ControlPlane } from '../helpers/kube.ts';
+import { container, render, type Manifest } from './helm.ts';
+import { applyOrThrow, send } from './kube-apply.ts';
+
+/** The kinds of the chart that make up an install's identity and permissions (plus the objects the flags name). */
+const INSTALLED = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'IngressClass', 'Service'];
+const KINDS = ['IngressClass', 'Ingress', 'WebSocketRoute', 'TCPTunnel', 'Service', 'EndpointSlice', 'Secret'];
+
+interface Install {
+  readonly release: string;
+  readonly namespace: string;
+  /** Where the test's routes live (watched). */
+  readonly appNamespace: string;
+  readonly ingressClass: string;
+  readonly manifests: Manifest[];
+}
+
+interface RunningController {
+  readonly controller: Controller;
+  readonly metrics: Metrics;
+  readonly logs: Record<string, unknown>[];
+  readonly adminPort: number;
+}
+
+const ns = (name: string): Manifest => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
+    });
+  });
+}
+
+/** Renders the chart for this install and applies its RBAC, IngressClass and Service for real, as admin. */
+async function install(cp: ControlPlane, o: Omit<Install, 'manifests'> & { values?: Record<string, unknown> }): Promise<Install> {
+  const manifests = render({
+    release: o.release,
+    namespace: o.namespace,
+    values: { controller: { ingressClass: o.ingressClass }, ...o.values },
+  });
+  for (const n of new Set([o.namespace, o.appNamespace])) await applyOrThrow(cp, ns(n));
+  for (const m of manifests.filter((x) => INSTALLED.includes(x.kind))) await applyOrThrow(cp, m);
+  return { ...o, manifests };
+}
+
+/** A ServiceAccount token from the TokenRequest API, in a kubeconfig file. */
+async function serviceAccountKubeconfig(cp: ControlPlane, inst: Install, dir: string): Promise<string> {
+  const sa = inst.manifests.find((m) => m.kind === 'ServiceAccount')!;
+  const r = await send(
+    cp,
+    'POST',
+    `/api/v1/namespaces/${inst.namespace}/serviceaccounts/${sa.metadata.name}/token`,
+    JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } }),
+    'application/json',
+  );
+  assert.equal(r.status, 201, r.body);
+  const token = (JSON.parse(r.body) as { status: { token: string } }).status.token;
+  const path = join(dir, `${inst.release}.kubeconfig`);
+  writeFileSync(
+    path,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'test', cluster: { server: cp.server, 'certificate-authority-data': Buffer.from(cp.caPem).toString('base64') } }],
+      users: [{ name: sa.metadata.name, user: { token } }],
+      contexts: [{ name: 'sa', context: { cluster: 'test', user: sa.metadata.name } }],
+      'current-context': 'sa',
+    }),
+    { mode: 0o600 },
+  );
+  return path;
+}
+
+/** `wsgate controller` with the chart Deployment's args, listeners on loopback port 0, and the ServiceAccount. */
+async function runChartController(inst: Install, kubeconfig: string): Promise<RunningController> {
+  const workload = inst.manifests.find((m) => m.kind === 'Deployment' || m.kind === 'DaemonSet')!;
+  const [command, ...chartArgs] = container(workload).args;
+  assert.equal(command, 'controller');
+  const loopback = ['http-addr', 'https-addr', 'admin-addr'];
+  const args = [
+    ...chartArgs.filter((a) => !loopback.some((f) => a.startsWith(`--${f}=`))),
+    ...loopback.map((f) => `--${f}=127.0.0.1:0`),
+    '--tunnel-host=127.0.0.1',
+    `--kubeconfig=${kubeconfig}`,
+  ];
+  const flags = parseControllerFlags(args);
+  assert.ok(!flags.help);
+  // What runController does with the flags: the rest are the controller's options.
+  const options = { ...flags } as Partial<typeof flags>;
+  delete options.drainMs;
+  delete options.logLevel;
+  delete options.help;
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const metrics = createMetrics('test', { defaultMetrics: false });
+  const controller = await startController({ ...(options as Omit<typeof flags, 'drainMs' | 'logLevel' | 'help'>), log: createLogger('debug', sink), metrics });
+  return { controller, metrics, logs, adminPort: controller.gateway.addresses().admin?.port ?? 0 };
+}
+
+/** Log lines that say the API server refused something. */
+const forbidden = (logs: readonly Record<string, unknown>[]): string[] =>
+  logs.map((l) => JSON.stringify(l)).filter((l) => /HTTP 403|forbidden/i.test(l));
+
+async function readyz(port: number): Promise<{ status: number; body: string }> {
+  const r = await fetch(`http://127.0.0.1:${port}/readyz`);
+  return { status: r.status, body: await r.text() };
+}
+
+async function getJson<T>(cp: ControlPlane, path: string): Promise<T> {
+  const r = await send(cp, 'GET', path, undefined, '');
+  assert.equal(r.status, 200, `${path}: ${r.body}`);
+  return JSON.parse(r.body) as T;
+}
+
+interface Status {
+  metadata: { generation: number };
+  status?: { observedGeneration?: number; conditions?: { type: string; status: string }[]; loadBalancer?: { ingress?: { ip?: string }[] } };
+}
+
+/** The objects a controller acts on, in `namespace`: a route with a TLS Secret, a broken route, a tunnel, an Ingress. */
+async function createWorkload(cp: ControlPlane, namespace: string, ingressClass: string, tunnelPort: number): Promise<void> {
+  const cert = generateSelfSigned({ commonName: 'echo.example.test', dnsNames: ['echo.example.test', 'ing.example.test'] });
+  const objects: Manifest[] = [
+    {
+      apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace },
+      spec: { selector: { app: 'echo' }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] },
+    },
+    {
+      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+      metadata: { name: 'echo-1', namespace, labels: { 'kubernetes.io/service-name': 'echo' } },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['198.51.100.10'], conditions: { ready: true } }],
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    },
+    {
+      apiVersion: 'v1', kind: 'Secret', metadata: { name: 'echo-tls', namespace }, type: 'kubernetes.io/tls',
+      data: { 'tls.crt': Buffer.from(cert.certPem).toString('base64'), 'tls.key': Buffer.from(cert.keyPem).toString('base64') },
+    },
+    {
+      apiVersion: 'wsgate.io/v1alpha1', kind: 'WebSocketRoute', metadata: { name: 'echo', namespace },
+      spec: {
+        hostnames: ['echo.example.test'], tls: { secretName: 'echo-tls' },
+        rules: [{ path: { type: 'Prefix', value: '/' }, backends: [{ service: 'echo', port: 80 }] }],
+      },
+    },
+    {
+      apiVersion: 'wsgate.io/v1alpha1', kind: 'WebSocketRoute', metadata: { name: 'broken', namespace },
+      spec: { hostnames: ['broken.example.test'], rules: [{ path: { type: 'Prefix', value: '/' }, backends: [{ service: 'missing', port: 80 }] }] },
+    },
+    {
+      apiVersion: 'wsgate.io/v1alpha1', kind: 'TCPTunnel', metadata: { name: 'echo-tcp', namespace },
+      spec: { port: tunnelPort, backends: [{ service: 'echo', port: 80 }] },
+    },
+    {
+      apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'echo', namespace },
+      spec: {
+        ingressClassName: ingressClass,
+        tls: [{ hosts: ['ing.example.test'], secretName: 'echo-tls' }],
+        rules: [{ host: 'ing.example.test', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'echo', port: { number: 80 } } } }] } }],
+      },
+    },
+  ];
+  for (const o of objects) {
+    const plural = { Service: 'services', EndpointSlice: 'endpointslices', Secret: 'secrets', WebSocketRoute: 'websocketroutes', TCPTunnel: 'tcptunnels', Ingress: 'ingresses' }[o.kind];
+    const prefix = o.apiVersion.includes('/') ? `/apis/${o.apiVersion}` : `/api/${o.apiVersion}`;
+    const r = await send(cp, 'POST', `${prefix}/namespaces/${namespace}/${plural}`, JSON.stringify(o), 'application/json');
+    assert.equal(r.status, 201, `${o.kind}/${o.metadata.name}: ${r.body}`);
+  }
+}
+
+const routePath = (namespace: string, plural: string, name: string): string => `/apis/wsgate.io/v1alpha1/namespaces/${namespace}/${plural}/${name}`;
+
+/** Everything the controller does, checked from the API server's side: its whole job. */
+async function assertWholeJob(cp: ControlPlane, inst: Install, run: RunningController): Promise<void> {
+  const app = inst.appNamespace;
+  await eventually('/readyz 200', async () => {
+    const r = await readyz(run.adminPort);
+    if (r.status !== 200) throw new Error(`/readyz ${r.status}: ${r.body.trim()}`);
+    return true;
+  }, { timeoutMs: 30_000 });
+  await eventually('leadership', () => (run.controller.isLeader ? true : undefined), { timeoutMs: 30_000, times: 1 });
+  const lease = await getJson<{ spec: { holderIdentity: string } }>(cp, `/apis/coordination.k8s.io/v1/namespaces/${inst.namespace}/leases/wsgate-leader`);
+  assert.equal(lease.spec.holderIdentity, run.controller.identity);
+
+  const accepted = (s: Status): boolean =>
+    s.status?.observedGeneration === s.metadata.generation && s.status.conditions?.find((c) => c.type === 'Accepted')?.status === 'True';
+  await eventually('WebSocketRoute echo accepted in status', async () => (accepted(await getJson<Status>(cp, routePath(app, 'websocketroutes', 'echo'))) ? true : undefined), { timeoutMs: 30_000 });
+  await eventually('TCPTunnel echo-tcp accepted in status', async () => (accepted(await getJson<Status>(cp, routePath(app, 'tcptunnels', 'echo-tcp'))) ? true : undefined), { timeoutMs: 30_000 });
+  const broken = await eventually('WebSocketRoute broken has a status', async () => {
+    const s = await getJson<Status>(cp, routePath(app, 'websocketroutes', 'broken'));
+    return s.status?.observedGeneration === s.metadata.generation ? s : undefined;
+  }, { times: 1 });
+  assert.equal(broken.status?.conditions?.find((c) => c.type === 'ResolvedRefs')?.status, 'False');
+
+  // The publish Service's address (its cluster IP: no load balancer here) in Ingress status.
+  const svc = await getJson<{ spec: { clusterIP: string } }>(cp, `/api/v1/namespaces/${inst.namespace}/services/${inst.release}`);
+  await eventually('Ingress status.loadBalancer', async () => {
+    const s = await getJson<Status>(cp, `/apis/networking.k8s.io/v1/namespaces/${app}/ingresses/echo`);
+    return s.status?.loadBalancer?.ingress?.[0]?.ip === svc.spec.clusterIP ? true : undefined;
+  }, { times: 1, timeoutMs: 30_000 });
+
+  // A Warning Event for the broken route.
+  await eventually('a Warning Event for the broken route', async () => {
+    const events = await getJson<{ items: { type: string; involvedObject: { name: string } }[] }>(cp, `/api/v1/namespaces/${app}/events`);
+    return events.items.some((e) => e.type === 'Warning' && e.involvedObject.name === 'broken') ? true : undefined;
+  }, { times: 1 });
+
+  // The referenced TLS Secret was read with its data, and its certificate loaded.
+  assert.ok(run.controller.lastResult !== undefined);
+  assert.ok(!run.logs.some((l) => l.msg === 'referenced secret not read' || l.msg === 'certificate not loaded'), 'certificate');
+
+  assert.deepEqual(forbidden(run.logs), []);
+  for (const kind of KINDS) assert.equal(await metricValue(run.metrics, 'wsgate_controller_watch_errors_total', { kind }), 0, kind);
+}
+
+describe("the chart's RBAC against kube-apiserver: sufficient and minimal", () => {
+  let cp: ControlPlane;
+  let dir: string;
+  /** Controllers of the describe block running now: each block stops its own, so that a cluster-wide controller
+   * does not serve (and bind the tunnel ports of) the next block's objects. */
+  const running: RunningController[] = [];
+  const stopRunning = async (): Promise<void> => {
+    for (const r of running.splice(0)) await r.controller.stop();
+  };
+  before(async () => {
+    cp = await startControlPlane();
+    dir = mkdtempSync(join(tmpdir(), 'wsgate-rbac-'));
+  });
+  after(async () => {
+    await stopRunning();
+    await cp?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('watching every namespace (the default values)', () => {
+    let inst: Install;
+    let run: RunningController;
+    before(async () => {
+      inst = await install(cp, { release: 'wsgate', namespace: 'wsgate', appNamespace: 'app', ingressClass: 'wsgate' });
+      await createWorkload(cp, inst.appNamespace, inst.ingressClass, await freePort());
+      run = await runChartController(inst, await serviceAccountKubeconfig(cp, inst, dir));
+      running.push(run);
+    });
+    after(stopRunning);
+
+    it('lets wsgate controller do its whole job as the chart\'s ServiceAccount with no 403', async () => {
+      await assertWholeJob(cp, inst, run);
+    });
+
+    it('shows a 403 in the log and writes no route status once patch on websocketroutes/status is taken away', async () => {
+      const role = structuredClone(inst.manifests.find((m) => m.kind === 'ClusterRole')!) as Manifest & {
+        rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+      };
+      role.rules = role.rules.map((r) => ({ ...r, resources: r.resources.filter((x) => x !== 'websocketroutes/status') })).filter((r) => r.resources.length > 0);
+      await applyOrThrow(cp, role);
+      const before403 = forbidden(run.logs).length;
+
+      // A spec change: a new generation whose status the controller must write, for a route and for a tunnel.
+      const bump = async (plural: string, name: string, patch: unknown): Promise<number> => {
+        const r = await send(cp, 'PATCH', routePath(inst.appNamespace, plural, name), JSON.stringify(patch), 'application/merge-patch+json');
+        assert.equal(r.status, 200, r.body);
+        return (JSON.parse(r.body) as Status).metadata.generation;
+      };
+      const routeGeneration = await bump('websocketroutes', 'echo', { spec: { hostnames: ['echo.example.test', 'echo2.example.test'] } });
+      const tunnelGeneration = await bump('tcptunnels', 'echo-tcp', { spec: { idleTimeoutSeconds: 60 } });
+
+      const refused = await eventually('a 403 in the log', () => {
+        const lines = run.logs.filter((l) => l.msg === 'status not written' && /HTTP 403/.test(String(l.err)));
+        return lines.length > 0 && forbidden(run.logs).length > before403 ? lines : undefined;
+      }, { times: 1, timeoutMs: 30_000 });
+      assert.equal(refused[0]?.kind, 'WebSocketRoute');
+      assert.equal(refused[0]?.object, `${inst.appNamespace}/echo`);
+      // The tunnel's status (a verb still granted) is written; the route's is not, and stays behind.
+      await eventually('tunnel status at its new generation', async () => {
+        const s = await getJson<Status>(cp, routePath(inst.appNamespace, 'tcptunnels', 'echo-tcp'));
+        return s.status?.observedGeneration === tunnelGeneration ? true : undefined;
+      }, { timeoutMs: 30_000 });
+      await run.controller.resync();
+      const route = await getJson<Status>(cp, routePath(inst.appNamespace, 'websocketroutes', 'echo'));
+      assert.equal(route.metadata.generation, routeGeneration);
+      assert.notEqual(route.status?.observedGeneration, routeGeneration);
+      assert.ok(!run.logs.some((l) => l.msg === 'status not written' && l.kind !== 'WebSocketRoute'), 'only WebSocketRoute status was refused');
+    });
+
+    it('counts watch errors and stays unready, naming the kind, without list on tcptunnels', async () => {
+      const release = 'wsgate-nolist';
+      const nolist = await install(cp, { release, namespace: 'wsgate-nolist', appNamespace: 'app', ingressClass: 'wsgate-nolist' });
+      const role = structuredClone(nolist.manifests.find((m) => m.kind === 'ClusterRole')!) as Manifest & {
+        rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+      };
+      role.rules = role.rules.map((r) =>
+        r.resources.includes('tcptunnels') ? { ...r, resources: r.resources.filter((x) => x !== 'tcptunnels') } : r,
+      ).filter((r) => r.resources.length > 0);
+      role.rules.push({ apiGroups: ['wsgate.io'], resources: ['tcptunnels'], verbs: ['watch'] });
+      await applyOrThrow(cp, role);
+      const r = await runChartController(nolist, await serviceAccountKubeconfig(cp, nolist, dir));
+      running.push(r);
+      await eventually('TCPTunnel watch errors counted', async () => ((await metricValue(r.metrics, 'wsgate_controller_watch_errors_total', { kind: 'TCPTunnel' })) >= 2 ? true : undefined), { times: 1, timeoutMs: 30_000 });
+      const ready = await readyz(r.adminPort);
+      assert.equal(ready.status, 503);
+      assert.match(ready.body, /informers not synced: TCPTunnel$/m);
+      assert.ok(forbidden(r.logs).length > 0);
+      for (const kind of KINDS.filter((k) => k !== 'TCPTunnel')) assert.equal(await metricValue(r.metrics, 'wsgate_controller_watch_errors_total', { kind }), 0, kind);
+    });
+  });
+
+  describe('watching one namespace (controller.watchNamespace)', () => {
+    it('lets wsgate controller do its whole job with a Role in that namespace and no 403', async () => {
+      const inst = await install(cp, {
+        release: 'wsgate-ns', namespace: 'wsgate-ns', appNamespace: 'team-a', ingressClass: 'wsgate-ns',
+        values: { controller: { ingressClass: 'wsgate-ns', watchNamespace: 'team-a' } },
+      });
+      assert.deepEqual(inst.manifests.filter((m) => m.kind === 'Role').map((m) => `${m.metadata.namespace}/${m.metadata.name}`).sort(), [
+        'team-a/wsgate-ns-watch',
+        'wsgate-ns/wsgate-ns-leader',
+      ]);
+      await createWorkload(cp, inst.appNamespace, inst.ingressClass, await freePort());
+      const run = await runChartController(inst, await serviceAccountKubeconfig(cp, inst, dir));
+      running.push(run);
+      await assertWholeJob(cp, inst, run);
+    });
+  });
+});
