@@ -56,10 +56,10 @@ export class Gateway implements DataPlane {
   constructor(o: GatewayOptions) {
     this.#o = o;
     const log = o.log;
-    this.registry = new TunnelRegistry(o.metrics, log.child({ component: 'tunnel' }), o.sweepIntervalMs);
-    this.certificates = new CertificateStore(o.defaultCertificate);
     const balancer = new Balancer();
     const limits = new ConnectionLimits();
+    this.registry = new TunnelRegistry(o.metrics, log.child({ component: 'tunnel' }), o.sweepIntervalMs, { balancer, limits });
+    this.certificates = new CertificateStore(o.defaultCertificate);
     this.l7 = new L7Proxy({
       metrics: o.metrics,
       log: log.child({ component: 'l7' }),

@@ -7,7 +7,7 @@ export const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn',
 
 export function createLogger(level: LevelWithSilent = 'info', destination?: NodeJS.WritableStream): Logger {
   return pino(
-    { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
+    { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.epochTime },
     destination ?? pino.destination({ fd: 1, sync: false }),
   );
 }

@@ -283,14 +283,11 @@ export class L4Proxy {
       return;
     }
     const { socket, pick } = upstream;
-    const release = (): void => {
-      balancer.release(pick.key);
-      limits.release(route.id, clientIP);
-    };
     if (client.destroyed) {
       // The client left (or the proxy closed) while the backend was connecting.
       socket.destroy();
-      release();
+      balancer.release(pick.key);
+      limits.release(route.id, clientIP);
       metrics.connectionsTotal.inc({ route: route.route, layer: 'l4', outcome: 'client_error' });
       return;
     }
@@ -306,7 +303,8 @@ export class L4Proxy {
       backend: pick.key,
       idleTimeoutMs: route.idleTimeoutSeconds * 1000,
       startedAt,
-      onEnd: release,
+      // The registry gives the slot and the endpoint back when the tunnel ends.
+      routeId: route.id,
     });
   }
 

@@ -192,8 +192,10 @@ export class L7Proxy {
           return;
         }
         up.socket.on('error', noop);
-        up.socket.write(requestHead('GET', target, headers));
-        if (head.length > 0) up.socket.write(head);
+        // One write for the head and the bytes that came with it. Header bytes are latin1 as llhttp read them.
+        const requestBytes = requestHead('GET', target, headers);
+        if (head.length > 0) up.socket.write(Buffer.concat([Buffer.from(requestBytes, 'latin1'), head]));
+        else up.socket.write(requestBytes, 'latin1');
         this.#awaitResponse(socket, up, route, ip, startedAt, readBase, releaseLimit);
       },
       (err: unknown) => {
@@ -260,10 +262,10 @@ export class L7Proxy {
       // Nothing more is read from the backend until the tunnel's pipe resumes it.
       upstream.pause();
       if (parsed.status === 101) {
-        client.write(parsed.raw);
-        const writtenBase = client.bytesWritten;
-        // The backend's first frames may share a read with its 101: they belong to the client (h2o#1272).
-        if (parsed.rest.length > 0) client.write(parsed.rest);
+        const writtenBase = client.bytesWritten + parsed.raw.length;
+        // The 101 as received, and in the same write the backend's first frames if they shared its read: they
+        // belong to the client (h2o#1272).
+        client.write(parsed.rest.length > 0 ? buf : parsed.raw);
         client.setKeepAlive(true, 60_000);
         this.#d.metrics.handshakeDuration.observe({ route: route.route }, (performance.now() - startedAt) / 1000);
         this.#d.registry.open({
@@ -277,7 +279,8 @@ export class L7Proxy {
           clientReadBase: readBase,
           clientWrittenBase: writtenBase,
           startedAt,
-          onEnd: release,
+          // The registry gives the slot and the endpoint back when the tunnel ends.
+          routeId: route.id,
         });
         return;
       }

@@ -4,8 +4,11 @@
 // cost independent of traffic, instead of a timer re-armed on every chunk (socket.setTimeout).
 import type { Socket } from 'node:net';
 import type { Logger } from '../log/logger.ts';
+import type { Counter, Gauge, Histogram } from 'prom-client';
 import type { Metrics, Outcome } from '../metrics/metrics.ts';
 import type { Layer } from '../model/table.ts';
+import type { Balancer } from './balancer.ts';
+import type { ConnectionLimits } from './limits.ts';
 
 export interface TunnelOptions {
   readonly route: string;
@@ -13,6 +16,7 @@ export interface TunnelOptions {
   readonly client: Socket;
   readonly upstream: Socket;
   readonly clientAddress: string;
+  /** The endpoint (`address:port`, the balancer's key). */
   readonly backend: string;
   /** 0 = no idle timeout. */
   readonly idleTimeoutMs: number;
@@ -24,31 +28,131 @@ export interface TunnelOptions {
   readonly clientWrittenBase?: number;
   /** When the connection was accepted (performance.now()), for the duration histogram. */
   readonly startedAt: number;
-  /** Called once when the tunnel has ended (both sockets closed), e.g. to release limits. */
-  readonly onEnd?: () => void;
+  /** The route rule whose connection limits this tunnel holds a slot of (released with the endpoint at the end). */
+  readonly routeId: string;
 }
 
-interface Tunnel extends TunnelOptions {
+/** What tunnels hold while they live, given back when they end: a connection slot and an endpoint's count. */
+export interface TunnelOwners {
+  readonly balancer: Balancer;
+  readonly limits: ConnectionLimits;
+}
+
+/**
+ * What a tunnel keeps after its handshake: the two sockets and a few numbers. Every field is set in the
+ * constructor, so all tunnels share one shape; nothing here closes over the request that made the tunnel.
+ */
+class Tunnel {
+  readonly registry: TunnelRegistry;
+  readonly client: Socket;
+  readonly upstream: Socket;
+  readonly series: RouteSeries;
+  readonly clientAddress: string;
+  readonly backend: string;
+  readonly idleTimeoutMs: number;
+  readonly startedAt: number;
+  readonly readBase: number;
+  readonly writtenBase: number;
+  readonly routeId: string;
   /** client.bytesRead + client.bytesWritten at the last sweep that saw traffic. */
   lastTotal: number;
   lastActive: number;
   countedUp: number;
   countedDown: number;
   outcome: Outcome | undefined;
-  open: number;
+  open = 2;
+
+  constructor(registry: TunnelRegistry, o: TunnelOptions, series: RouteSeries, now: number) {
+    this.registry = registry;
+    this.client = o.client;
+    this.upstream = o.upstream;
+    this.series = series;
+    this.clientAddress = o.clientAddress;
+    this.backend = o.backend;
+    this.idleTimeoutMs = o.idleTimeoutMs;
+    this.startedAt = o.startedAt;
+    this.readBase = o.clientReadBase ?? 0;
+    this.writtenBase = o.clientWrittenBase ?? 0;
+    this.routeId = o.routeId;
+    this.lastTotal = o.client.bytesRead + o.client.bytesWritten;
+    this.lastActive = now;
+    this.countedUp = this.readBase;
+    this.countedDown = this.writtenBase;
+    this.outcome = undefined;
+  }
+}
+
+/**
+ * The metric series of one route and layer, resolved once: prom-client hashes a label object on every call,
+ * which a tunnel's open and close would otherwise pay five times.
+ */
+interface RouteSeries {
+  readonly route: string;
+  readonly layer: Layer;
+  readonly active: Gauge.Internal<'route' | 'layer'>;
+  readonly duration: Histogram.Internal<'route' | 'layer'>;
+  readonly bytesUp: Counter.Internal;
+  readonly bytesDown: Counter.Internal;
+  readonly outcomes: Map<Outcome, Counter.Internal>;
+}
+
+// The two sockets of a tunnel point at each other and at their tunnel through these; the handlers below are
+// shared by every tunnel, so a tunnel costs no closures.
+const PEER = Symbol('wsgate.peer');
+const TUNNEL = Symbol('wsgate.tunnel');
+
+interface TunnelSocket extends Socket {
+  [PEER]: Socket;
+  [TUNNEL]: Tunnel;
+}
+
+// Backpressure: a side whose peer's buffer is full stops reading until that peer drains.
+function sideOnData(this: TunnelSocket, chunk: Buffer): void {
+  if (!this[PEER].write(chunk)) this.pause();
+}
+
+function sideOnDrain(this: TunnelSocket): void {
+  this[PEER].resume();
+}
+
+// Half-close: the end of one side's reads becomes end() on the other's writes.
+function sideOnEnd(this: TunnelSocket): void {
+  this[PEER].end();
+}
+
+function sideOnError(this: TunnelSocket): void {
+  const t = this[TUNNEL];
+  t.registry.fail(t, this === t.client ? 'client_error' : 'upstream_error');
+}
+
+function sideOnClose(this: TunnelSocket): void {
+  const t = this[TUNNEL];
+  t.registry.sideClosed(t, this[PEER]);
+}
+
+function destroyOnFinish(this: Socket): void {
+  this.destroy();
 }
 
 export class TunnelRegistry {
   readonly #tunnels = new Set<Tunnel>();
+  readonly #series = new Map<string, RouteSeries>();
   readonly #metrics: Metrics;
   readonly #log: Logger;
+  readonly #owners: TunnelOwners | undefined;
   readonly #timer: NodeJS.Timeout;
   #draining: (() => void) | undefined;
 
-  /** @param sweepIntervalMs How often byte counters and idle timeouts are checked (default 1000 ms). */
-  constructor(metrics: Metrics, log: Logger, sweepIntervalMs = 1000) {
+  /**
+   * @param sweepIntervalMs How often byte counters and idle timeouts are checked (default 1000 ms).
+   * @param owners Where an ended tunnel gives back its endpoint count and connection slot. A tunnel keeps keys,
+   *   not a callback: a closure made during the handshake would keep the handshake's whole scope (request
+   *   headers, buffers, timers) alive for as long as the tunnel lives.
+   */
+  constructor(metrics: Metrics, log: Logger, sweepIntervalMs = 1000, owners?: TunnelOwners) {
     this.#metrics = metrics;
     this.#log = log;
+    this.#owners = owners;
     this.#timer = setInterval(() => this.sweep(), sweepIntervalMs);
     this.#timer.unref();
   }
@@ -59,39 +163,23 @@ export class TunnelRegistry {
 
   /** Joins the two sockets (both must be connected, with allowHalfOpen) and tracks the tunnel until both close. */
   open(opts: TunnelOptions): void {
-    const { client, upstream } = opts;
-    const now = performance.now();
-    const t: Tunnel = {
-      ...opts,
-      lastTotal: client.bytesRead + client.bytesWritten,
-      lastActive: now,
-      countedUp: opts.clientReadBase ?? 0,
-      countedDown: opts.clientWrittenBase ?? 0,
-      outcome: undefined,
-      open: 2,
-    };
+    const t = new Tunnel(this, opts, this.#seriesOf(opts.route, opts.layer), performance.now());
     this.#tunnels.add(t);
-    this.#metrics.connectionsActive.inc({ route: t.route, layer: t.layer });
-    client.setTimeout(0);
-    upstream.setTimeout(0);
-    client.setNoDelay(true);
-
-    // pipe() carries backpressure and half-close: the end of one side's reads becomes end() on the other's writes.
-    client.pipe(upstream);
-    upstream.pipe(client);
-    client.on('error', () => this.#fail(t, 'client_error'));
-    upstream.on('error', () => this.#fail(t, 'upstream_error'));
+    t.series.active.inc();
+    join(t.client as TunnelSocket, t.upstream, t);
+    join(t.upstream as TunnelSocket, t.client, t);
     // A side may already be gone (a client that hung up while its backend was being dialled): its 'close' has
     // been emitted, so count it closed now rather than wait for an event that will not come.
-    if (client.closed) queueMicrotask(() => this.#sideClosed(t, upstream));
-    else client.once('close', () => this.#sideClosed(t, upstream));
-    if (upstream.closed) queueMicrotask(() => this.#sideClosed(t, client));
-    else upstream.once('close', () => this.#sideClosed(t, client));
+    if (t.client.closed) queueMicrotask(() => this.sideClosed(t, t.upstream));
+    if (t.upstream.closed) queueMicrotask(() => this.sideClosed(t, t.client));
+    // Both sides may have been paused (a handshake read, pauseOnConnect): the tunnel reads from here on.
+    t.client.resume();
+    t.upstream.resume();
   }
 
   /** Closes every tunnel now (outcome `shutdown`) and resolves when all have ended. */
   closeAll(): Promise<void> {
-    for (const t of this.#tunnels) this.#fail(t, 'shutdown');
+    for (const t of this.#tunnels) this.fail(t, 'shutdown');
     return this.drained();
   }
 
@@ -114,27 +202,14 @@ export class TunnelRegistry {
   /** Reads every tunnel's byte counters: adds the deltas to the byte metrics and closes idle tunnels. */
   sweep(now = performance.now()): void {
     for (const t of this.#tunnels) {
-      this.#countBytes(t);
+      countBytes(t);
       const total = t.client.bytesRead + t.client.bytesWritten;
       if (total !== t.lastTotal) {
         t.lastTotal = total;
         t.lastActive = now;
       } else if (t.idleTimeoutMs > 0 && now - t.lastActive >= t.idleTimeoutMs) {
-        this.#fail(t, 'idle_timeout');
+        this.fail(t, 'idle_timeout');
       }
-    }
-  }
-
-  #countBytes(t: Tunnel): void {
-    const up = t.client.bytesRead;
-    const down = t.client.bytesWritten;
-    if (up > t.countedUp) {
-      this.#metrics.tunnelBytes.inc({ route: t.route, direction: 'upstream' }, up - t.countedUp);
-      t.countedUp = up;
-    }
-    if (down > t.countedDown) {
-      this.#metrics.tunnelBytes.inc({ route: t.route, direction: 'downstream' }, down - t.countedDown);
-      t.countedDown = down;
     }
   }
 
@@ -142,7 +217,7 @@ export class TunnelRegistry {
    * An error or a decision of ours: both sockets go now; the first reason wins. A reset on one side is passed on
    * as a reset (RST) to the other, so that a peer sees an abort as an abort, not as a clean end of stream.
    */
-  #fail(t: Tunnel, outcome: Outcome): void {
+  fail(t: Tunnel, outcome: Outcome): void {
     t.outcome ??= outcome;
     if (outcome === 'client_error') reset(t.upstream);
     else t.upstream.destroy();
@@ -150,43 +225,94 @@ export class TunnelRegistry {
     else t.client.destroy();
   }
 
-  #sideClosed(t: Tunnel, other: Socket): void {
+  sideClosed(t: Tunnel, other: Socket): void {
     // The other side may still be flushing bytes this side sent before its FIN: end it, destroy once flushed.
     if (!other.destroyed) {
       if (other.writableFinished) other.destroy();
       else {
         other.end();
-        other.once('finish', () => other.destroy());
+        other.once('finish', destroyOnFinish);
       }
     }
     if (--t.open > 0) return;
     this.#tunnels.delete(t);
-    this.#countBytes(t);
+    countBytes(t);
     const outcome = t.outcome ?? 'completed';
     const seconds = (performance.now() - t.startedAt) / 1000;
-    const labels = { route: t.route, layer: t.layer };
-    this.#metrics.connectionsActive.dec(labels);
-    this.#metrics.connectionsTotal.inc({ ...labels, outcome });
-    this.#metrics.connectionDuration.observe(labels, seconds);
+    const s = t.series;
+    s.active.dec();
+    let total = s.outcomes.get(outcome);
+    if (!total) {
+      total = this.#metrics.connectionsTotal.labels({ route: s.route, layer: s.layer, outcome });
+      s.outcomes.set(outcome, total);
+    }
+    total.inc();
+    s.duration.observe(seconds);
     this.#log.info(
       {
-        route: t.route,
-        layer: t.layer,
+        route: s.route,
+        layer: s.layer,
         client: t.clientAddress,
         backend: t.backend,
-        bytesUp: t.countedUp - (t.clientReadBase ?? 0),
-        bytesDown: t.countedDown - (t.clientWrittenBase ?? 0),
+        bytesUp: t.countedUp - t.readBase,
+        bytesDown: t.countedDown - t.writtenBase,
         durationMs: Math.round(seconds * 1000),
         outcome,
       },
       'tunnel closed',
     );
-    t.onEnd?.();
+    this.#owners?.balancer.release(t.backend);
+    this.#owners?.limits.release(t.routeId, t.clientAddress);
     if (this.#tunnels.size === 0 && this.#draining) {
       const d = this.#draining;
       this.#draining = undefined;
       d();
     }
+  }
+
+  #seriesOf(route: string, layer: Layer): RouteSeries {
+    const key = `${layer}\0${route}`;
+    let s = this.#series.get(key);
+    if (!s) {
+      const m = this.#metrics;
+      s = {
+        route,
+        layer,
+        active: m.connectionsActive.labels({ route, layer }),
+        duration: m.connectionDuration.labels({ route, layer }),
+        bytesUp: m.tunnelBytes.labels({ route, direction: 'upstream' }),
+        bytesDown: m.tunnelBytes.labels({ route, direction: 'downstream' }),
+        outcomes: new Map(),
+      };
+      this.#series.set(key, s);
+    }
+    return s;
+  }
+}
+
+function join(side: TunnelSocket, peer: Socket, t: Tunnel): void {
+  side[PEER] = peer;
+  side[TUNNEL] = t;
+  side.on('data', sideOnData);
+  side.on('drain', sideOnDrain);
+  side.on('error', sideOnError);
+  if (!side.closed) side.once('close', sideOnClose);
+  // Its reads may have ended already (a client that sent its hello and FIN together, while wsgate was routing):
+  // 'end' has been emitted, so carry the half-close now.
+  if (side.readableEnded) peer.end();
+  else side.on('end', sideOnEnd);
+}
+
+function countBytes(t: Tunnel): void {
+  const up = t.client.bytesRead;
+  const down = t.client.bytesWritten;
+  if (up > t.countedUp) {
+    t.series.bytesUp.inc(up - t.countedUp);
+    t.countedUp = up;
+  }
+  if (down > t.countedDown) {
+    t.series.bytesDown.inc(down - t.countedDown);
+    t.countedDown = down;
   }
 }
 

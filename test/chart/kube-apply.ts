@@ -24,6 +24,9 @@ const RESOURCES: Record<string, { prefix: string; plural: string; namespaced: bo
   CustomResourceDefinition: { prefix: '/apis/apiextensions.k8s.io/v1', plural: 'customresourcedefinitions', namespaced: false },
   ServiceMonitor: { prefix: '/apis/monitoring.coreos.com/v1', plural: 'servicemonitors', namespaced: true },
   PrometheusRule: { prefix: '/apis/monitoring.coreos.com/v1', plural: 'prometheusrules', namespaced: true },
+  MutatingWebhookConfiguration: { prefix: '/apis/admissionregistration.k8s.io/v1', plural: 'mutatingwebhookconfigurations', namespaced: false },
+  Certificate: { prefix: '/apis/cert-manager.io/v1', plural: 'certificates', namespaced: true },
+  Issuer: { prefix: '/apis/cert-manager.io/v1', plural: 'issuers', namespaced: true },
 };
 
 export interface ApplyResult {

@@ -6,7 +6,12 @@
 //     reads the TLS Secret and the publish Service, records a Warning Event, and never meets a 403;
 //  4. take one verb away and show the controller notices: the 403 is logged and the status it needed is not written;
 //     without `list` on one kind, that informer's errors are counted and /readyz names the kind.
+// The sidecar injector's RBAC (self-signed mode) the same way: `wsgate webhook` with the chart Deployment's flags and
+// a token of the injector's ServiceAccount writes, renews and re-creates its Secret and keeps the caBundle of its
+// webhook configuration with no 403; without `patch` on it, the 403 is logged and counted; everything else
+// (other Secrets, listing, deleting, other webhook configurations) is refused.
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,10 +24,12 @@ import { startController, type Controller } from '../../src/controller/controlle
 import { createLogger } from '../../src/log/logger.ts';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
 import { generateSelfSigned } from '../../src/tls/selfsigned.ts';
+import { parseWebhookFlags, startWebhook, type Webhook } from '../../src/webhook/cli.ts';
+import { createWebhookMetrics, type WebhookMetrics } from '../../src/webhook/metrics.ts';
 import { eventually, metricValue } from '../controller/harness.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/kube.ts';
-import { container, render, type Manifest } from './helm.ts';
-import { applyOrThrow, send } from './kube-apply.ts';
+import { container, podSpec, render, type Manifest } from './helm.ts';
+import { applyOrThrow, objectPath, send } from './kube-apply.ts';
 
 /** The kinds of the chart that make up an install's identity and permissions (plus the objects the flags name). */
 const INSTALLED = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'IngressClass', 'Service'];
@@ -69,19 +76,24 @@ async function install(cp: ControlPlane, o: Omit<Install, 'manifests'> & { value
   return { ...o, manifests };
 }
 
-/** A ServiceAccount token from the TokenRequest API, in a kubeconfig file. */
-async function serviceAccountKubeconfig(cp: ControlPlane, inst: Install, dir: string): Promise<string> {
-  const sa = inst.manifests.find((m) => m.kind === 'ServiceAccount')!;
+/** A token for a ServiceAccount from the TokenRequest API. */
+async function serviceAccountToken(cp: ControlPlane, namespace: string, name: string): Promise<string> {
   const r = await send(
     cp,
     'POST',
-    `/api/v1/namespaces/${inst.namespace}/serviceaccounts/${sa.metadata.name}/token`,
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
     JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } }),
     'application/json',
   );
   assert.equal(r.status, 201, r.body);
-  const token = (JSON.parse(r.body) as { status: { token: string } }).status.token;
-  const path = join(dir, `${inst.release}.kubeconfig`);
+  return (JSON.parse(r.body) as { status: { token: string } }).status.token;
+}
+
+/** A ServiceAccount token from the TokenRequest API, in a kubeconfig file (the controller's, or the one named). */
+async function serviceAccountKubeconfig(cp: ControlPlane, inst: Install, dir: string, saName?: string): Promise<string> {
+  const sa = inst.manifests.find((m) => m.kind === 'ServiceAccount' && (saName === undefined || m.metadata.name === saName))!;
+  const token = await serviceAccountToken(cp, inst.namespace, sa.metadata.name);
+  const path = join(dir, `${sa.metadata.name}.kubeconfig`);
   writeFileSync(
     path,
     stringify({
@@ -350,5 +362,156 @@ describe("the chart's RBAC against kube-apiserver: sufficient and minimal", () =
       running.push(run);
       await assertWholeJob(cp, inst, run);
     });
+  });
+});
+
+describe("the sidecar injector's RBAC against kube-apiserver (self-signed mode): sufficient and minimal", () => {
+  const release = 'wsgate-si';
+  const namespace = 'wsgate-si';
+  const NAME = 'wsgate-si-sidecar-injector';
+  const secretPath = `/api/v1/namespaces/${namespace}/secrets/${NAME}-tls`;
+  const configPath = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${NAME}`;
+  let cp: ControlPlane;
+  let dir: string;
+  let inst: Install;
+  let kubeconfig: string;
+  let token: string;
+  const webhooks: Webhook[] = [];
+
+  interface RunningWebhook {
+    readonly webhook: Webhook;
+    readonly metrics: WebhookMetrics;
+    readonly logs: Record<string, unknown>[];
+  }
+  let run: RunningWebhook;
+
+  /** `wsgate webhook` in-process with the chart Deployment's args, listeners on loopback port 0, and the ServiceAccount. */
+  async function runChartWebhook(): Promise<RunningWebhook> {
+    const deployment = inst.manifests.find((m) => m.kind === 'Deployment' && m.metadata.name === NAME)!;
+    const [command, ...chartArgs] = podSpec(deployment).containers[0]!.args;
+    assert.equal(command, 'webhook');
+    const flags = parseWebhookFlags([
+      ...chartArgs.filter((a) => !a.startsWith('--listen=') && !a.startsWith('--admin-addr=')),
+      '--listen=127.0.0.1:0',
+      '--admin-addr=127.0.0.1:0',
+      `--kubeconfig=${kubeconfig}`,
+    ], {});
+    assert.ok(!flags.help);
+    assert.equal(flags.certificates.kind, 'self-signed');
+    const logs: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const metrics = createWebhookMetrics('test', { defaultMetrics: false });
+    const webhook = await startWebhook(flags, createLogger('debug', sink), metrics);
+    webhooks.push(webhook);
+    return { webhook, metrics, logs };
+  }
+
+  const secretCert = async (): Promise<X509Certificate> => {
+    const s = await getJson<{ type: string; data: Record<string, string> }>(cp, secretPath);
+    assert.equal(s.type, 'kubernetes.io/tls');
+    return new X509Certificate(Buffer.from(s.data['tls.crt']!, 'base64'));
+  };
+  const caBundle = async (): Promise<string | undefined> =>
+    (await getJson<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(cp, configPath)).webhooks[0]?.clientConfig.caBundle;
+  const servesFor = (cert: X509Certificate): string[] => (cert.subjectAltName ?? '').split(', ').map((s) => s.replace(/^DNS:/, '')).sort();
+  const updates = (r: RunningWebhook, result: string): Promise<number> => metricValue(r.metrics as unknown as Metrics, 'wsgate_webhook_ca_bundle_updates_total', { result });
+
+  before(async () => {
+    cp = await startControlPlane();
+    dir = mkdtempSync(join(tmpdir(), 'wsgate-rbac-injector-'));
+    const manifests = render({ release, namespace, values: { sidecarInjector: { enabled: true } } });
+    await applyOrThrow(cp, ns(namespace));
+    // What helm installs for the injector: its identity, its permissions, and the webhook configuration (no caBundle).
+    for (const m of manifests.filter((x) => x.metadata.name === NAME && [...INSTALLED, 'MutatingWebhookConfiguration'].includes(x.kind))) await applyOrThrow(cp, m);
+    inst = { release, namespace, appNamespace: namespace, ingressClass: 'wsgate-si', manifests };
+    kubeconfig = await serviceAccountKubeconfig(cp, inst, dir, NAME);
+    token = await serviceAccountToken(cp, namespace, NAME);
+    run = await runChartWebhook();
+  });
+  after(async () => {
+    for (const w of webhooks.splice(0)) await w.stop();
+    await cp?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lets wsgate webhook write its Secret and the caBundle of its configuration as the injector\'s ServiceAccount with no 403', async () => {
+    const cert = await secretCert();
+    assert.deepEqual(servesFor(cert), [`${NAME}.${namespace}.svc`, `${NAME}.${namespace}.svc.cluster.local`]);
+    assert.equal(Buffer.from((await caBundle()) ?? '', 'base64').toString(), cert.toString());
+    assert.equal(await updates(run, 'success'), 1);
+    assert.equal(await updates(run, 'failure'), 0);
+    assert.deepEqual(forbidden(run.logs), []);
+  });
+
+  it('renews a Secret that no longer fits, re-creates a deleted one and restores a reset caBundle, with no 403', async () => {
+    // A certificate for other names (as after a rename): replaced (get, update).
+    const stale = generateSelfSigned({ commonName: 'stale', dnsNames: ['elsewhere.example.test'] });
+    const put = await send(cp, 'PUT', secretPath, JSON.stringify({
+      apiVersion: 'v1', kind: 'Secret', metadata: { name: `${NAME}-tls`, namespace }, type: 'kubernetes.io/tls',
+      data: { 'tls.crt': Buffer.from(stale.certPem).toString('base64'), 'tls.key': Buffer.from(stale.keyPem).toString('base64') },
+    }), 'application/json');
+    assert.equal(put.status, 200, put.body);
+    await run.webhook.reconcile();
+    const renewed = await secretCert();
+    assert.ok(servesFor(renewed).includes(`${NAME}.${namespace}.svc`));
+    assert.equal(Buffer.from((await caBundle()) ?? '', 'base64').toString(), renewed.toString());
+
+    // Deleted (create), and the caBundle reset as a helm upgrade without lookup would (patch).
+    assert.equal((await send(cp, 'DELETE', secretPath, undefined, '')).status, 200);
+    const reset = await send(cp, 'PATCH', configPath, JSON.stringify([{ op: 'remove', path: '/webhooks/0/clientConfig/caBundle' }]), 'application/json-patch+json');
+    assert.equal(reset.status, 200, reset.body);
+    await run.webhook.reconcile();
+    const recreated = await secretCert();
+    assert.notEqual(recreated.fingerprint256, renewed.fingerprint256);
+    assert.equal(Buffer.from((await caBundle()) ?? '', 'base64').toString(), recreated.toString());
+    assert.equal(await updates(run, 'failure'), 0);
+    assert.deepEqual(forbidden(run.logs), []);
+  });
+
+  it('refuses the injector\'s ServiceAccount any other Secret, listing or deleting Secrets, and any other webhook configuration', async () => {
+    const sa = { name: `system:serviceaccount:${namespace}:${NAME}`, groups: [], token };
+    const refused: [string, string, string?][] = [
+      ['GET', `/api/v1/namespaces/${namespace}/secrets/other`],
+      ['GET', `/api/v1/namespaces/${namespace}/secrets`],
+      ['GET', `/api/v1/namespaces/default/secrets/${NAME}-tls`],
+      ['DELETE', secretPath],
+      ['GET', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations'],
+      ['GET', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/other'],
+      ['PATCH', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/other', '[]'],
+      ['DELETE', configPath],
+      ['GET', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/other'],
+      ['GET', `/api/v1/namespaces/${namespace}/pods`],
+    ];
+    const statuses = [];
+    for (const [method, path, body] of refused) {
+      const r = await send(cp, method, path, body, 'application/json-patch+json', sa);
+      statuses.push(`${method} ${path}: ${r.status}`);
+    }
+    assert.deepEqual(statuses, refused.map(([method, path]) => `${method} ${path}: 403`));
+    // What it was granted, the same way, for contrast.
+    assert.equal((await send(cp, 'GET', secretPath, undefined, '', sa)).status, 200);
+    assert.equal((await send(cp, 'GET', configPath, undefined, '', sa)).status, 200);
+  });
+
+  it('logs the 403 and counts a failed caBundle update once patch on its webhook configuration is taken away', async () => {
+    const role = structuredClone(inst.manifests.find((m) => m.kind === 'ClusterRole' && m.metadata.name === NAME)!) as Manifest & { rules: { verbs: string[] }[] };
+    role.rules = role.rules.map((r) => ({ ...r, verbs: r.verbs.filter((v) => v !== 'patch') }));
+    await applyOrThrow(cp, role);
+    const reset = await send(cp, 'PATCH', objectPath(inst.manifests.find((m) => m.kind === 'MutatingWebhookConfiguration')!),
+      JSON.stringify([{ op: 'remove', path: '/webhooks/0/clientConfig/caBundle' }]), 'application/json-patch+json');
+    assert.equal(reset.status, 200, reset.body);
+    // RBAC changes reach the authorizer's cache within a moment: reconcile until the refusal shows.
+    await eventually('a failed caBundle update', async () => {
+      await run.webhook.reconcile();
+      return (await updates(run, 'failure')) > 0 ? true : undefined;
+    }, { times: 1, timeoutMs: 30_000 });
+    assert.ok(run.logs.some((l) => l.msg === 'caBundle not updated; retrying at the next reconcile' && /403|forbidden/i.test(JSON.stringify(l.err))), 'the 403 is logged');
+    assert.ok(forbidden(run.logs).length > 0);
+    assert.equal(await caBundle(), undefined);
   });
 });

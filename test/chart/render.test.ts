@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { chartDir, container, flag, kinds, one, podSpec, render, renderError, renderText, type Manifest } from './helm.ts';
+import { chartDir, container, flag, kinds, one, podSpec, render, renderError, renderText, type Container, type Manifest, type PodSpec } from './helm.ts';
 
 interface ServicePort {
   name: string;
@@ -302,5 +302,179 @@ describe('the chart: values that change what is rendered', () => {
     assert.equal(podSpec(one(ms, 'Deployment')).serviceAccountName, 'edge-sa');
     assert.equal(one(ms, 'ServiceAccount').metadata.name, 'edge-sa');
     assert.equal(flag(one(ms, 'Deployment'), 'publish-service'), 'ingress/edge-wsgate');
+  });
+});
+
+describe('the chart: the sidecar injector', () => {
+  const NAME = 'wsgate-sidecar-injector';
+  const on = (extra: Record<string, unknown> = {}): Manifest[] => render({ values: { sidecarInjector: { enabled: true, ...extra } } });
+  const certManager = (certManagerValues: Record<string, unknown> = {}): Manifest[] =>
+    on({ certificate: { mode: 'cert-manager', certManager: certManagerValues } });
+  const injector = (ms: readonly Manifest[]): Container => {
+    const c = podSpec(one(ms, 'Deployment', NAME)).containers[0];
+    assert.ok(c !== undefined && c.name === 'webhook');
+    return c;
+  };
+  const arg = (c: Container, name: string): string | undefined => c.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  interface Webhook {
+    name: string;
+    failurePolicy: string;
+    reinvocationPolicy: string;
+    sideEffects: string;
+    timeoutSeconds: number;
+    clientConfig: { service: { name: string; namespace: string; path: string; port: number }; caBundle?: string };
+    rules: { operations: string[]; apiGroups: string[]; apiVersions: string[]; resources: string[] }[];
+    namespaceSelector: unknown;
+    objectSelector?: unknown;
+  }
+  const webhooks = (ms: readonly Manifest[]): Webhook[] => (one(ms, 'MutatingWebhookConfiguration') as unknown as { webhooks: Webhook[] }).webhooks;
+  const ms = on();
+
+  it('should render nothing of the injector unless sidecarInjector.enabled', () => {
+    const off = render();
+    assert.ok(!kinds(off).includes('MutatingWebhookConfiguration'));
+    assert.deepEqual(off.filter((m) => m.metadata.name.includes('sidecar-injector')).map((m) => m.kind), []);
+    assert.deepEqual(render({ values: { sidecarInjector: { certificate: { mode: 'cert-manager' } } } }).filter((m) => m.metadata.name.includes('sidecar-injector')), []);
+  });
+
+  it('should add the injector\'s Deployment, Service, PDB, ServiceAccount, RBAC and webhook configuration when enabled', () => {
+    assert.deepEqual(ms.filter((m) => m.metadata.name === NAME).map((m) => m.kind).sort(), [
+      'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'MutatingWebhookConfiguration', 'PodDisruptionBudget', 'Role',
+      'RoleBinding', 'Service', 'ServiceAccount',
+    ]);
+    // The controller's own objects are unchanged.
+    assert.equal(ms.filter((m) => m.metadata.name !== NAME).length, render().length);
+  });
+
+  it('should send pod CREATEs to the injector\'s Service at /mutate, with failurePolicy Ignore and one reinvocation', () => {
+    const [w, ...more] = webhooks(ms);
+    assert.deepEqual(more, []);
+    assert.equal(w?.failurePolicy, 'Ignore');
+    assert.equal(w.reinvocationPolicy, 'IfNeeded');
+    assert.equal(w.sideEffects, 'None');
+    assert.deepEqual(w.clientConfig.service, { name: NAME, namespace: 'wsgate', path: '/mutate', port: 443 });
+    assert.deepEqual(w.rules.map((r) => [r.operations, r.apiGroups, r.apiVersions, r.resources]), [[['CREATE'], [''], ['v1'], ['pods']]]);
+    const svc = one(ms, 'Service', NAME);
+    assert.deepEqual(servicePorts(svc).map((p) => [p.name, p.port, p.targetPort]), [['https', 443, 'https'], ['admin', 9090, 'admin']]);
+    assert.equal(arg(injector(ms), 'listen'), '0.0.0.0:8443');
+  });
+
+  it('should select namespaces by the label wsgate.io/sidecar-injection=enabled, and every pod in them', () => {
+    const [w] = webhooks(ms);
+    assert.deepEqual(w?.namespaceSelector, { matchLabels: { 'wsgate.io/sidecar-injection': 'enabled' } });
+    assert.equal(w.objectSelector, undefined);
+    const custom = webhooks(on({ namespaceSelector: { matchLabels: null, matchExpressions: [{ key: 'team', operator: 'Exists' }] }, objectSelector: { matchLabels: { sidecar: 'yes' } } }))[0];
+    assert.deepEqual(custom?.namespaceSelector, { matchExpressions: [{ key: 'team', operator: 'Exists' }] });
+    assert.deepEqual(custom.objectSelector, { matchLabels: { sidecar: 'yes' } });
+  });
+
+  it('should render no caBundle in self-signed mode when there is no live configuration to keep it from', () => {
+    assert.equal(webhooks(ms)[0]?.clientConfig.caBundle, undefined);
+    assert.equal(one(ms, 'MutatingWebhookConfiguration').metadata.annotations, undefined);
+  });
+
+  it('should run wsgate webhook in self-signed mode by default, keeping its Secret and its own configuration\'s caBundle', () => {
+    const c = injector(ms);
+    assert.equal(c.args[0], 'webhook');
+    assert.ok(c.args.includes('--self-signed'));
+    assert.equal(arg(c, 'webhook-config'), NAME);
+    assert.equal(arg(c, 'cert-secret'), `wsgate/${NAME}-tls`);
+    assert.deepEqual(c.args.filter((a) => a.startsWith('--dns-name=')), [`--dns-name=${NAME}.wsgate.svc`, `--dns-name=${NAME}.wsgate.svc.cluster.local`]);
+    assert.equal(arg(c, 'reconcile-interval'), '1m');
+    assert.equal(arg(c, 'tls-cert'), undefined);
+    assert.equal((podSpec(one(ms, 'Deployment', NAME)) as PodSpec & { automountServiceAccountToken: boolean }).automountServiceAccountToken, true);
+    assert.ok(!kinds(ms).includes('Certificate') && !kinds(ms).includes('Issuer'));
+  });
+
+  it('should grant the injector in self-signed mode only its Secret and its own webhook configuration', () => {
+    assert.deepEqual(grants(one(ms, 'Role', NAME)), ['core/secrets: create', `core/secrets[${NAME}-tls]: get,update`]);
+    assert.equal(one(ms, 'Role', NAME).metadata.namespace, 'wsgate');
+    assert.deepEqual(grants(one(ms, 'ClusterRole', NAME)), [`admissionregistration.k8s.io/mutatingwebhookconfigurations[${NAME}]: get,patch`]);
+    for (const kind of ['RoleBinding', 'ClusterRoleBinding']) {
+      const b = one(ms, kind, NAME) as unknown as { roleRef: { kind: string; name: string }; subjects: unknown[] };
+      assert.deepEqual([b.roleRef.kind, b.roleRef.name], [kind.replace('Binding', ''), NAME]);
+      assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: NAME, namespace: 'wsgate' }]);
+    }
+    assert.equal(podSpec(one(ms, 'Deployment', NAME)).serviceAccountName, NAME);
+  });
+
+  it('should render a cert-manager Certificate for the Service\'s names, with a self-signed Issuer, only in cert-manager mode', () => {
+    const cm = certManager();
+    const cert = one(cm, 'Certificate', NAME).spec as { secretName: string; dnsNames: string[]; issuerRef: unknown; duration: string; renewBefore: string };
+    assert.equal(cert.secretName, `${NAME}-tls`);
+    assert.deepEqual(cert.dnsNames, [`${NAME}.wsgate.svc`, `${NAME}.wsgate.svc.cluster.local`]);
+    assert.deepEqual(cert.issuerRef, { kind: 'Issuer', name: NAME });
+    assert.deepEqual([cert.duration, cert.renewBefore], ['2160h', '360h']);
+    assert.deepEqual(one(cm, 'Issuer', NAME).spec, { selfSigned: {} });
+  });
+
+  it('should use the given issuer and make none of its own when certManager.issuerRef is set', () => {
+    const cm = certManager({ issuerRef: { kind: 'ClusterIssuer', name: 'corp-ca' } });
+    assert.deepEqual((one(cm, 'Certificate').spec as { issuerRef: unknown }).issuerRef, { kind: 'ClusterIssuer', name: 'corp-ca' });
+    assert.ok(!kinds(cm).includes('Issuer'));
+  });
+
+  it('should serve the Certificate\'s Secret from files in cert-manager mode, with cainjector filling the caBundle and no API access', () => {
+    const cm = certManager();
+    const c = injector(cm);
+    assert.equal(arg(c, 'tls-cert'), '/etc/wsgate/webhook-tls/tls.crt');
+    assert.equal(arg(c, 'tls-key'), '/etc/wsgate/webhook-tls/tls.key');
+    assert.ok(!c.args.includes('--self-signed'));
+    assert.equal(podSpec(one(cm, 'Deployment', NAME)).volumes?.find((v) => v.name === 'webhook-tls')?.secret?.secretName, `${NAME}-tls`);
+    assert.deepEqual(one(cm, 'MutatingWebhookConfiguration').metadata.annotations, { 'cert-manager.io/inject-ca-from': `wsgate/${NAME}` });
+    assert.equal(webhooks(cm)[0]?.clientConfig.caBundle, undefined);
+    // No role at all, and no token mounted.
+    assert.deepEqual(cm.filter((m) => m.metadata.name === NAME && /Role/.test(m.kind)), []);
+    assert.equal((podSpec(one(cm, 'Deployment', NAME)) as PodSpec & { automountServiceAccountToken: boolean }).automountServiceAccountToken, false);
+  });
+
+  it('should refuse an unknown certificate mode', () => {
+    assert.match(renderError({ values: { sidecarInjector: { enabled: true, certificate: { mode: 'vault' } } } }), /at '\/sidecarInjector\/certificate\/mode'/);
+  });
+
+  it('should inject the chart\'s image by default, and pass the sidecar\'s image, ports, resources and user to wsgate webhook', () => {
+    const c = injector(ms);
+    assert.equal(c.image, 'wsgate:0.1.0');
+    assert.deepEqual(
+      ['image', 'image-pull-policy', 'listen-port', 'admin-port', 'cpu-request', 'memory-request', 'memory-limit', 'run-as-user'].map((f) => arg(c, f)),
+      ['wsgate:0.1.0', 'IfNotPresent', '8800', '9800', '50m', '64Mi', undefined, '65532'],
+    );
+    const custom = injector(on({ sidecar: { image: 'r.example.com/wsgate:edge', listenPort: 8900, adminPort: 9900, cpuRequest: '10m', memoryRequest: '32Mi', memoryLimit: '128Mi' } }));
+    assert.deepEqual(
+      ['image', 'listen-port', 'admin-port', 'cpu-request', 'memory-request', 'memory-limit'].map((f) => arg(custom, f)),
+      ['r.example.com/wsgate:edge', '8900', '9900', '10m', '32Mi', '128Mi'],
+    );
+    assert.equal(custom.image, 'wsgate:0.1.0');
+  });
+
+  it('should run the injector as the controller runs: non-root, read-only root filesystem, no privilege escalation, no capabilities', () => {
+    const pod = podSpec(one(ms, 'Deployment', NAME));
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    const sc = injector(ms).securityContext;
+    assert.equal(sc.readOnlyRootFilesystem, true);
+    assert.equal(sc.allowPrivilegeEscalation, false);
+    assert.deepEqual(sc.capabilities, { drop: ['ALL'] });
+    assert.deepEqual(injector(ms).readinessProbe?.httpGet, { path: '/readyz', port: 'admin' });
+  });
+
+  it('should never let a selector of the controller pick the injector\'s pods, nor the injector\'s pick the controller\'s', () => {
+    const all = ms;
+    const podLabels = (d: Manifest): Record<string, string> => (d.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels;
+    const selects = (selector: Record<string, string>, labels: Record<string, string>): boolean => Object.entries(selector).every(([k, v]) => labels[k] === v);
+    const injectorPods = podLabels(one(all, 'Deployment', NAME));
+    const controllerPods = podLabels(one(all, 'Deployment', 'wsgate'));
+    for (const name of ['wsgate', 'wsgate-metrics']) assert.ok(!selects((one(all, 'Service', name).spec as { selector: Record<string, string> }).selector, injectorPods), name);
+    assert.ok(!selects((one(all, 'PodDisruptionBudget', 'wsgate').spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels, injectorPods));
+    assert.ok(!selects((one(all, 'Service', NAME).spec as { selector: Record<string, string> }).selector, controllerPods));
+    assert.ok(selects((one(all, 'Service', NAME).spec as { selector: Record<string, string> }).selector, injectorPods));
+  });
+
+  it('should keep injector replicas on different nodes when it can and let one be evicted at a time; one replica gets no PDB', () => {
+    const anti = podSpec(one(ms, 'Deployment', NAME)).affinity?.podAntiAffinity as { preferredDuringSchedulingIgnoredDuringExecution: unknown[] } | undefined;
+    assert.equal(anti?.preferredDuringSchedulingIgnoredDuringExecution.length, 1);
+    assert.equal((one(ms, 'PodDisruptionBudget', NAME).spec as { maxUnavailable: number }).maxUnavailable, 1);
+    const single = on({ replicas: 1 });
+    assert.ok(!single.some((m) => m.kind === 'PodDisruptionBudget' && m.metadata.name === NAME));
+    assert.equal(podSpec(one(single, 'Deployment', NAME)).affinity, undefined);
   });
 });

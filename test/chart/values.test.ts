@@ -102,6 +102,10 @@ describe('the chart: values', () => {
     ['a string where a number goes', { ports: { http: { containerPort: '8080' } } }, /at '\/ports\/http\/containerPort'/],
     ['a duration without a unit helm cannot pass on', { controller: { debounce: 'soon' } }, /at '\/controller\/debounce'/],
     ['a tunnel without a port', { tunnels: [{ name: 'mqtt' }] }, /at '\/tunnels\/0'.*port/],
+    ['a misspelt sidecar injector key', { sidecarInjector: { enable: true } }, /at '\/sidecarInjector': additional properties 'enable' not allowed/],
+    ['a webhook failure policy Kubernetes does not know', { sidecarInjector: { failurePolicy: 'ignore' } }, /at '\/sidecarInjector\/failurePolicy'/],
+    ['a webhook timeout over the API server\'s 30 s', { sidecarInjector: { timeoutSeconds: 60 } }, /at '\/sidecarInjector\/timeoutSeconds'/],
+    ['a sidecar memory limit that is not a quantity', { sidecarInjector: { sidecar: { memoryLimit: '1 GB' } } }, /at '\/sidecarInjector\/sidecar\/memoryLimit'/],
     ['a tunnel name longer than a port name may be', { tunnels: [{ name: 'a-very-long-tunnel-name', port: 9000 }] }, /at '\/tunnels\/0\/name'/],
   ];
   for (const [what, values, message] of typos) {

@@ -51,13 +51,15 @@ interface Harness {
 function startProxy(t: TestContext, opts: { helloTimeoutMs?: number } = {}): Harness {
   const metrics = createMetrics('test', { defaultMetrics: false });
   const log = silentLogger();
-  const registry = new TunnelRegistry(metrics, log);
+  const balancer = new Balancer();
+  const limits = new ConnectionLimits();
+  const registry = new TunnelRegistry(metrics, log, 1000, { balancer, limits });
   const proxy = new L4Proxy({
     metrics,
     log,
     registry,
-    balancer: new Balancer(),
-    limits: new ConnectionLimits(),
+    balancer,
+    limits,
     host: LOCALHOST,
     ...opts,
   });

@@ -205,6 +205,12 @@ describe('the request head wsgate writes to a backend', { timeout: 15_000 }, () 
     assert.match(head, /\r\nX-CuStOm: 1\r\n/);
   });
 
+  test('passes header bytes above 0x7f through unchanged', async () => {
+    // The client sends café in UTF-8 (63 61 66 c3 a9); the backend must receive those five bytes, not a re-encoding.
+    const head = await headAtBackend({ 'X-Name': 'café' });
+    assert.match(head, new RegExp(`\\r\\nX-Name: ${Buffer.from('café', 'utf8').toString('latin1')}\\r\\n`));
+  });
+
   test('removes hop-by-hop headers, including those named in Connection', async () => {
     const head = await headAtBackend({
       Connection: 'Upgrade, X-Drop-Me',

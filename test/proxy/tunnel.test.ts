@@ -37,7 +37,7 @@ describe('TunnelRegistry endings', () => {
     const [upstream, upstreamPeer] = await socketPair();
     clientPeer.on('error', () => {});
     upstreamPeer.on('error', () => {});
-    reg.open({ route: 'ns/r', layer: 'l4', client, upstream, clientAddress: '127.0.0.1', backend: 'b', idleTimeoutMs: 0, startedAt: performance.now() });
+    reg.open({ route: 'ns/r', layer: 'l4', client, upstream, clientAddress: '127.0.0.1', backend: 'b', idleTimeoutMs: 0, startedAt: performance.now(), routeId: 'TCPTunnel/ns/r' });
     // The client's FIN is carried across: the upstream socket's write side is shut down.
     clientPeer.end();
     await once(upstreamPeer, 'end');
@@ -63,7 +63,7 @@ describe('TunnelRegistry endings', () => {
     clientPeer.destroy();
     client.destroy();
     await once(client, 'close');
-    reg.open({ route: 'ns/r', layer: 'l7', client, upstream, clientAddress: '127.0.0.1', backend: 'b', idleTimeoutMs: 0, startedAt: performance.now() });
+    reg.open({ route: 'ns/r', layer: 'l7', client, upstream, clientAddress: '127.0.0.1', backend: 'b', idleTimeoutMs: 0, startedAt: performance.now(), routeId: 'TCPTunnel/ns/r' });
     upstreamPeer.end();
     await reg.drained();
     assert.equal(reg.size, 0);
