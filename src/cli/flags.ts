@@ -1,5 +1,6 @@
 // Flag values: parsing and the messages a user sees when one is wrong. A bad flag is a BadFlagError, which the
 // entry point prints and turns into exit code 2.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCodes, WsgateError } from '../errors.ts';
 import type { ListenAddress } from '../proxy/l7.ts';
 import { LOG_LEVELS } from '../log/logger.ts';
@@ -50,4 +51,13 @@ export function parseCount(flag: string, value: string, min: number, max: number
     throw new BadFlagError(`--${flag}=${value}: expected a whole number from ${min} to ${max}`);
   }
   return n;
+}
+
+/** Parses a subcommand's flags strictly: an unknown flag or a missing value is a BadFlagError naming the help. */
+export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, command: string) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new BadFlagError(`${(err as Error).message.split('\n')[0]} (see: wsgate ${command} --help)`);
+  }
 }

@@ -2,7 +2,7 @@
 // a message that says what to change.
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { WsgateError } from '../errors.ts';
 import { createLogger } from '../log/logger.ts';
 import { createMetrics } from '../metrics/metrics.ts';
@@ -10,7 +10,7 @@ import { loadConfig } from '../sources/files.ts';
 import { snapshotFromObjects } from '../translate/objects.ts';
 import { renderResult } from '../translate/render.ts';
 import { translate } from '../translate/translate.ts';
-import { BadFlagError, parseCount, parseName } from './flags.ts';
+import { BadFlagError, parseCount, parseFlags, parseName } from './flags.ts';
 import { LISTENER_OPTIONS, LISTENER_USAGE, parseListenerFlags } from './listener-flags.ts';
 import { serve } from './serve.ts';
 import { CONTROLLER_USAGE, runController } from '../controller/cli.ts';
@@ -62,16 +62,8 @@ const TRANSLATE_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, command: string) {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    throw new BadFlagError(`${(err as Error).message.split('\n')[0]} (see: wsgate ${command} --help)`);
-  }
-}
-
 async function runServe(args: string[]): Promise<void> {
-  const v = parse(args, SERVE_OPTIONS, 'serve');
+  const v = parseFlags(args, SERVE_OPTIONS, 'serve');
   if (v.help) {
     process.stdout.write(USAGE);
     return;
@@ -121,7 +113,7 @@ async function runServe(args: string[]): Promise<void> {
 }
 
 async function runTranslate(args: string[]): Promise<void> {
-  const v = parse(args, TRANSLATE_OPTIONS, 'translate');
+  const v = parseFlags(args, TRANSLATE_OPTIONS, 'translate');
   if (v.help) {
     process.stdout.write(USAGE);
     return;

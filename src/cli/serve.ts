@@ -64,6 +64,7 @@ async function reloadOnce(
       // The first load has no last good configuration to keep: serve what is valid rather than nothing.
       if (state.applied) {
         metrics.configReloads.inc({ result: 'failure' });
+        metrics.configLastReloadSuccessful.set(0);
         log.error({ problems: problems.length }, 'configuration rejected; the last good configuration keeps serving');
         return false;
       }
@@ -74,6 +75,7 @@ async function reloadOnce(
     state.applied = true;
     for (const e of certificateErrors) log.error(e, 'certificate not loaded');
     metrics.configReloads.inc({ result: problems.length > 0 ? 'failure' : 'success' });
+    metrics.configLastReloadSuccessful.set(problems.length > 0 ? 0 : 1);
     if (problems.length === 0) metrics.configLastReloadSuccess.set(Date.now() / 1000);
     log.info(
       { virtualHosts: result.table.virtualHosts.length, tunnels: result.table.tunnels.length },
@@ -82,6 +84,7 @@ async function reloadOnce(
     return problems.length === 0;
   } catch (err) {
     metrics.configReloads.inc({ result: 'failure' });
+    metrics.configLastReloadSuccessful.set(0);
     log.error({ err }, 'reload failed; the last good configuration keeps serving');
     return false;
   }

@@ -1,9 +1,9 @@
 // `wsgate controller [flags]`: the listener, admin and log flags of `serve` (src/cli/listener-flags.ts), plus where
 // the cluster is, what to watch, what to publish and how to elect a leader. A bad flag is a BadFlagError (exit 2).
 import { existsSync, readFileSync } from 'node:fs';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import { BadFlagError, parseDuration, parseName } from '../cli/flags.ts';
+import { BadFlagError, parseDuration, parseFlags, parseName } from '../cli/flags.ts';
 import { LISTENER_OPTIONS, parseListenerFlags } from '../cli/listener-flags.ts';
 import { createLogger } from '../log/logger.ts';
 import { createMetrics } from '../metrics/metrics.ts';
@@ -38,12 +38,7 @@ const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount
 
 /** The flags, checked and converted; everything the controller needs but the logger and metrics. */
 export function parseControllerFlags(args: string[]): { help: true } | ({ help: false; drainMs: number; logLevel: string } & Omit<ControllerOptions, 'log' | 'metrics'>) {
-  let v;
-  try {
-    v = parseArgs({ args, options: CONTROLLER_OPTIONS, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    throw new BadFlagError(`${(err as Error).message.split('\n')[0]} (see: wsgate controller --help)`);
-  }
+  const v = parseFlags(args, CONTROLLER_OPTIONS, 'controller');
   if (v.help) return { help: true };
   const namespace = v.namespace === undefined ? undefined : parseName('namespace', v.namespace);
   const publishService = v['publish-service'] === undefined ? undefined : parseNamespacedName('publish-service', v['publish-service']);

@@ -212,6 +212,11 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     }
   };
 
+  // Every watched kind has a watch-error series from the start, at 0: `increase()` and alerts on it see the first
+  // error as a change, and a dashboard shows "no errors" rather than "no data" (Prometheus' advice for label sets
+  // known up front).
+  for (const kind of WATCHED_KINDS) o.metrics.controllerWatchErrors.inc({ kind }, 0);
+
   const informers = kindSources(o.kc, o.namespace).map(
     (source) =>
       new SupervisedInformer({

@@ -30,6 +30,7 @@ export interface Metrics {
   readonly httpRequests: Counter<'route' | 'code'>;
   readonly configReloads: Counter<'result'>;
   readonly configLastReloadSuccess: Gauge;
+  readonly configLastReloadSuccessful: Gauge;
   readonly routes: Gauge<'kind'>;
   readonly buildInfo: Gauge<'version'>;
   /** Controller: failed lists and watches, by kind (each one restarts that informer after a backoff). */
@@ -105,6 +106,13 @@ export function createMetrics(version: string, opts: { defaultMetrics?: boolean 
       name: 'wsgate_config_reloads_total',
       help: 'Configuration reloads, by result (success, failure).',
       labelNames: ['result'],
+      registers,
+    }),
+    configLastReloadSuccessful: new Gauge({
+      name: 'wsgate_config_last_reload_successful',
+      help: 'Whether the last configuration reload succeeded (1) or was rejected (0), as Prometheus exports for itself.',
+      // One failing process is one too many.
+      aggregator: 'min',
       registers,
     }),
     configLastReloadSuccess: new Gauge({

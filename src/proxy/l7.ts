@@ -267,6 +267,9 @@ export class L7Proxy {
         // belong to the client (h2o#1272).
         client.write(parsed.rest.length > 0 ? buf : parsed.raw);
         client.setKeepAlive(true, 60_000);
+        // The tunnel brings its own error handlers; these placeholders would stay for its whole life.
+        client.removeListener('error', noop);
+        upstream.removeListener('error', noop);
         this.#d.metrics.handshakeDuration.observe({ route: route.route }, (performance.now() - startedAt) / 1000);
         this.#d.registry.open({
           route: route.route,

@@ -1,7 +1,7 @@
 // `wsgate sidecar --upstream 127.0.0.1:PORT [flags]`: flags, checked strictly (a bad one is a BadFlagError, exit 2),
 // and the process around startSidecar(): logger, metrics, signals.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BadFlagError, parseAddress, parseCount, parseDuration, parseLogLevel } from '../cli/flags.ts';
+import type { ParseArgsConfig } from 'node:util';
+import { BadFlagError, parseAddress, parseCount, parseDuration, parseFlags, parseLogLevel } from '../cli/flags.ts';
 import type { LOG_LEVELS } from '../log/logger.ts';
 import { createLogger } from '../log/logger.ts';
 import { createMetrics } from '../metrics/metrics.ts';
@@ -62,12 +62,7 @@ export type SidecarFlags = Omit<SidecarOptions, 'log' | 'metrics'> & { readonly 
 
 /** Checks and converts the flags; `env` supplies POD_NAME (the downward API) for the default --name. */
 export function parseSidecarFlags(args: string[], env: NodeJS.ProcessEnv = process.env): { help: true } | ({ help: false } & SidecarFlags) {
-  let v;
-  try {
-    v = parseArgs({ args, options: SIDECAR_OPTIONS, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    throw new BadFlagError(`${(err as Error).message.split('\n')[0]} (see: wsgate sidecar --help)`);
-  }
+  const v = parseFlags(args, SIDECAR_OPTIONS, 'sidecar');
   if (v.help) return { help: true };
   if (v.upstream === undefined) throw new BadFlagError('sidecar needs --upstream HOST:PORT: where the app listens, e.g. 127.0.0.1:8080');
   const upstream = required('upstream', v.upstream);

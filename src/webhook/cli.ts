@@ -2,10 +2,10 @@
 // (--tls-cert/--tls-key, re-read every --reconcile-interval, so that cert-manager's rotations are picked up) or,
 // with --self-signed, from a Secret it manages itself while keeping the webhook's caBundle current (certs.ts).
 import { existsSync, readFileSync } from 'node:fs';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { AdminServer } from '../admin/server.ts';
-import { BadFlagError, parseAddress, parseDuration, parseLogLevel, parseName } from '../cli/flags.ts';
+import { BadFlagError, parseAddress, parseDuration, parseFlags, parseLogLevel, parseName } from '../cli/flags.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { EMPTY_TABLE } from '../model/table.ts';
 import type { ListenAddress } from '../proxy/l7.ts';
@@ -76,12 +76,7 @@ export interface WebhookFlags {
 }
 
 export function parseWebhookFlags(args: string[], env: NodeJS.ProcessEnv = process.env): { help: true } | ({ help: false } & WebhookFlags) {
-  let v;
-  try {
-    v = parseArgs({ args, options: WEBHOOK_OPTIONS, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    throw new BadFlagError(`${(err as Error).message.split('\n')[0]} (see: wsgate webhook --help)`);
-  }
+  const v = parseFlags(args, WEBHOOK_OPTIONS, 'webhook');
   if (v.help) return { help: true };
   if (!v.image || !IMAGE.test(v.image)) throw new BadFlagError('webhook needs --image IMAGE: the wsgate image the sidecar runs (e.g. ghcr.io/example/wsgate:0.1.0)');
   const listen = parseAddress('listen', v.listen);

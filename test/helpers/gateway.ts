@@ -4,6 +4,7 @@ import { Gateway } from '../../src/gateway.ts';
 import { silentLogger, type Logger } from '../../src/log/logger.ts';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
 import type { RoutingTable } from '../../src/model/table.ts';
+import { metricSum } from './metrics.ts';
 import { generateSelfSigned } from '../../src/tls/selfsigned.ts';
 
 export interface TestGateway {
@@ -47,14 +48,7 @@ export async function startGateway(
     https: a.https!,
     admin: a.admin!,
     wsUrl: `ws://127.0.0.1:${a.http!.port}`,
-    async metric(name, labels = {}) {
-      const m = await metrics.registry.getSingleMetric(name)?.get();
-      let sum = 0;
-      for (const v of m?.values ?? []) {
-        if (Object.entries(labels).every(([k, val]) => String((v.labels as Record<string, unknown>)[k]) === val)) sum += v.value;
-      }
-      return sum;
-    },
+    metric: (name, labels) => metricSum(metrics, name, labels),
     close: () => gateway.stop(0),
   };
 }

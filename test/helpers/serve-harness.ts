@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { serve, type Server } from '../../src/cli/serve.ts';
 import { createLogger, silentLogger, type Logger } from '../../src/log/logger.ts';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
+import { metricSum } from './metrics.ts';
 import { generateSelfSigned } from '../../src/tls/selfsigned.ts';
 import { converge, openClient, type Client } from './l7-peers.ts';
 
@@ -228,14 +229,7 @@ export async function startServe(
     adminPort: a.admin!.port,
     adminUrl,
     wsUrl: `ws://127.0.0.1:${a.http!.port}`,
-    async metric(name, labels = {}) {
-      const m = await metrics.registry.getSingleMetric(name)?.get();
-      let sum = 0;
-      for (const v of m?.values ?? []) {
-        if (Object.entries(labels).every(([k, val]) => String((v.labels as Record<string, unknown>)[k]) === val)) sum += v.value;
-      }
-      return sum;
-    },
+    metric: (name, labels) => metricSum(metrics, name, labels),
     liveHosts,
     async awaitTable(predicate, what, timeoutMs = 10_000) {
       await converge(

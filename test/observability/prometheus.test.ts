@@ -1,13 +1,18 @@
-// The dashboard and the alerts against the real thing: `wsgate serve` in process under a short bounded load
-// (WebSockets held and cycled, refused handshakes, a dead backend, plain HTTP, a rejected configuration change),
-// scraped every second by a real Prometheus (Debian's package) that also loads the alert rules. Every dashboard
-// query is run through Prometheus' HTTP API as Grafana would send it; the alerts the load provokes must be pending
-// or firing, and the others quiet.
+// The dashboard and the alerts against the real thing, scraped every second by a real Prometheus (Debian's package)
+// that also loads the alert rules:
+//  - `wsgate serve` in process under a short bounded load (WebSockets held and cycled, refused handshakes, a dead
+//    backend, plain HTTP, a rejected configuration change);
+//  - `wsgate controller` in process against a real kube-apiserver (test/helpers/kube.ts), holding the leader Lease,
+//    while the load changes the EndpointSlice of a Service its WebSocketRoute uses: events counted, syncs timed.
+// Every dashboard query is run through Prometheus' HTTP API as Grafana would send it and must return data; the
+// alerts the load provokes must be pending or firing, and the others quiet.
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import * as kube from '../controller/harness.ts';
 import { createTestCA, type TestCA } from '../helpers/certs.ts';
+import { startControlPlane, type ControlPlane } from '../helpers/kube.ts';
 import { closedPort, converge, roundTrip, startWsBackend, type Client, type WsBackend } from '../helpers/l7-peers.ts';
 import {
   backendService,
@@ -41,14 +46,15 @@ const LOAD_MS = 8_000;
 const WINDOW = '1m';
 /** Held open on `chat`, whose limit is CHAT_LIMIT: 100% of the limit. */
 const CHAT_LIMIT = 4;
-
-/** Metrics only `wsgate controller` increments: in `serve`, queries on them answer nothing, without error. */
-const CONTROLLER_ONLY = new Set(['wsgate_controller_watch_errors_total', 'wsgate_controller_events_total']);
+/** The controller's objects, in `default`; named apart from serve's routes so that no route label is shared. */
+const CTL = { namespace: 'default', service: 'ctl-echo', route: 'ctl-feed', host: 'ctl-feed.test', lease: 'wsgate-observability' };
 
 let ca: TestCA;
 let echo: WsBackend;
 let dir: ConfigDir;
 let h: ServeHarness | undefined;
+let cp: ControlPlane | undefined;
+let ctl: kube.TestController | undefined;
 let prom: Prometheus;
 const held: Client[] = [];
 
@@ -63,8 +69,20 @@ function plainGet(port: number, host: string): Promise<number> {
   });
 }
 
+/**
+ * The controller's share of the load: the ready endpoint of its route's Service moves to another address, a
+ * relevant EndpointSlice change (counted as an event) that the controller syncs. (Addresses outside 127.0.0.0/8,
+ * which EndpointSlice validation rejects; nothing connects to them.)
+ */
+async function moveControllerEndpoint(a: kube.Apis, round: number): Promise<void> {
+  const name = `${CTL.service}-1`;
+  const slice = await a.discovery.readNamespacedEndpointSlice({ namespace: CTL.namespace, name });
+  slice.endpoints = [{ addresses: [`10.0.0.${(round % 200) + 1}`], conditions: { ready: true } }];
+  await a.discovery.replaceNamespacedEndpointSlice({ namespace: CTL.namespace, name, body: slice });
+}
+
 /** The bounded load: what every panel needs to show something, and what the provoked alerts need. */
-async function load(s: ServeHarness): Promise<void> {
+async function load(s: ServeHarness, a: kube.Apis): Promise<void> {
   for (let i = 0; i < CHAT_LIMIT; i++) held.push(await openWithHost(`${s.wsUrl}/ws`, 'chat.test'));
   assert.equal(await handshakeStatus(`${s.wsUrl}/ws`, 'chat.test'), 429, 'the connection over the limit is refused');
   const end = Date.now() + LOAD_MS;
@@ -79,12 +97,14 @@ async function load(s: ServeHarness): Promise<void> {
     for (let i = 0; i < 10; i++) assert.equal(await handshakeStatus(`${s.wsUrl}/`, 'dead.test'), 502);
     await plainGet(s.httpPort, 'feed.test');
     if (round === 3) dir.writeText('90-broken.yaml', 'kind: WebSocketRoute\napiVersion: wsgate.io/v1alpha1\nmetadata: {}\n');
+    await moveControllerEndpoint(a, round);
     round++;
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
-before(async () => {
+/** `wsgate serve` with its configuration directory live. */
+async function startServeUnderTest(): Promise<ServeHarness> {
   ca = createTestCA();
   echo = await startWsBackend();
   const dead = await closedPort();
@@ -103,12 +123,53 @@ before(async () => {
     webSocketRoute('feed', { hostnames: ['feed.test'], rules: [{ path: '/', backends: [{ service: 'echo' }] }] }),
     webSocketRoute('dead', { hostnames: ['dead.test'], rules: [{ path: '/', backends: [{ service: 'dead' }] }] }),
   ]);
-  h = await startServe(dir.path, { defaultMetrics: true });
-  await h.awaitTable((hosts) => hosts.includes('dead.test'), 'the configuration live');
-  prom = await startPrometheus({ targets: [`127.0.0.1:${h.adminPort}`], ruleFiles: [join(ROOT, RULES_PATH)] });
-  // Scraped a few times before the load, so that counters are seen at their starting values.
-  await converge(async () => (await query(prom, 'up{job="wsgate"}'))[0]?.value[1] === '1', 'wsgate scraped', 3, 15_000);
-  await load(h);
+  const s = await startServe(dir.path, { defaultMetrics: true });
+  await s.awaitTable((hosts) => hosts.includes('dead.test'), 'the configuration live');
+  return s;
+}
+
+/** A real control plane holding a Service, its EndpointSlice and a WebSocketRoute. */
+async function startControlPlaneUnderTest(): Promise<ControlPlane> {
+  const c = await startControlPlane();
+  const a = kube.apis(c.kubeConfig());
+  await a.core.createNamespacedService({ namespace: CTL.namespace, body: kube.service(CTL.namespace, CTL.service) });
+  await a.discovery.createNamespacedEndpointSlice({
+    namespace: CTL.namespace,
+    body: kube.endpointSlice(CTL.namespace, CTL.service, ['10.0.0.1']),
+  });
+  await a.custom.createNamespacedCustomObject({
+    group: 'wsgate.io',
+    version: 'v1alpha1',
+    namespace: CTL.namespace,
+    plural: 'websocketroutes',
+    body: kube.webSocketRoute(CTL.namespace, CTL.route, { host: CTL.host, service: CTL.service }),
+  });
+  return c;
+}
+
+before(async () => {
+  // The control plane takes seconds to start: alongside serve's setup.
+  [h, cp] = await Promise.all([startServeUnderTest(), startControlPlaneUnderTest()]);
+  ctl = await kube.startTestController(cp.kubeConfig(), { leaseName: CTL.lease });
+  const c = ctl;
+  await kube.eventually('the controller leading, with its route live', () =>
+    c.controller.isLeader && kube.liveEndpoints(c, CTL.host)?.join() === '10.0.0.1' ? true : undefined,
+  );
+  prom = await startPrometheus({
+    targets: [`127.0.0.1:${h.adminPort}`, `127.0.0.1:${ctl.adminPort}`],
+    ruleFiles: [join(ROOT, RULES_PATH)],
+  });
+  // Both scraped a few times before the load, so that counters are seen at their starting values.
+  await converge(
+    async () => {
+      const up = await query(prom, 'up{job="wsgate"}');
+      return up.length === 2 && up.every((s) => s.value[1] === '1');
+    },
+    'serve and controller scraped',
+    3,
+    15_000,
+  );
+  await load(h, kube.apis(cp.kubeConfig()));
   // Two more scrapes after the load: the last values are in.
   await new Promise((r) => setTimeout(r, 2_500));
 });
@@ -116,7 +177,9 @@ before(async () => {
 after(async () => {
   for (const c of held) c.ws.terminate();
   await h?.close();
+  await ctl?.controller.stop();
   await prom?.close();
+  await cp?.stop();
   await echo?.close();
   dir?.dispose();
   ca?.dispose();
@@ -127,7 +190,10 @@ const rules = readRules().groups.flatMap((g) => g.rules);
 
 describe('the dashboard and alerts against wsgate scraped by a real Prometheus', { timeout: 90_000 }, () => {
   test('every metric a dashboard query or an alert uses is one wsgate exposes on /metrics', async () => {
-    const exposed = exposedNames(await (await fetch(`${h!.adminUrl}/metrics`)).text());
+    const exposed = new Set<string>();
+    for (const port of [h!.adminPort, ctl!.adminPort]) {
+      for (const n of exposedNames(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())) exposed.add(n);
+    }
     const used = new Map<string, string>();
     for (const q of dashboardQueries(dashboard)) for (const n of metricNames(q.expr)) used.set(n, `panel "${q.panel}"`);
     for (const n of variableMetrics(dashboard)) used.set(n, 'a template variable');
@@ -142,15 +208,42 @@ describe('the dashboard and alerts against wsgate scraped by a real Prometheus',
     for (const q of dashboardQueries(dashboard)) {
       const expr = substitute(q.expr, { route: '.*', window: WINDOW });
       const result = await query(prom, expr);
-      const controllerOnly = metricNames(q.expr).every((n) => CONTROLLER_ONLY.has(n));
-      if (controllerOnly) continue;
-      const isControllerSync = metricNames(q.expr).every((n) => n.startsWith('wsgate_controller_sync_seconds'));
       if (result.length === 0) failures.push(`"${q.panel}" ${q.refId}: no data: ${expr}`);
-      else if (!isControllerSync && !result.some((s) => Number.isFinite(Number(s.value[1])))) {
+      else if (!result.some((s) => Number.isFinite(Number(s.value[1])))) {
         failures.push(`"${q.panel}" ${q.refId}: no finite value: ${expr} → ${JSON.stringify(result)}`);
       }
     }
     assert.deepEqual(failures, []);
+  });
+
+  test("the controller's panels show the controller leading, syncing, counting events and watch errors", async () => {
+    const panel = (title: string, refId = 'A'): string => {
+      const q = dashboardQueries(dashboard).find((d) => d.panel === title && d.refId === refId);
+      assert.ok(q, `panel "${title}" ${refId}`);
+      return substitute(q.expr, { route: '.*', window: WINDOW });
+    };
+    const byLabel = async (expr: string, label: string): Promise<Map<string, number>> =>
+      new Map((await query(prom, expr)).map((s) => [s.metric[label] ?? '', Number(s.value[1])]));
+
+    const leader = await byLabel(panel('Leader'), 'instance');
+    assert.equal(leader.get(`127.0.0.1:${ctl!.adminPort}`), 1, 'the controller holds the Lease');
+    assert.equal(leader.get(`127.0.0.1:${h!.adminPort}`), 0, 'serve never leads');
+
+    const [syncs] = await query(prom, panel('Controller syncs', 'A'));
+    assert.ok(Number(syncs?.value[1]) > 0, `syncs per second: ${JSON.stringify(syncs)}`);
+    const [p99] = await query(prom, panel('Controller syncs', 'B'));
+    assert.ok(Number(p99?.value[1]) > 0, `p99 sync time: ${JSON.stringify(p99)}`);
+
+    const events = await query(prom, panel('Controller events'));
+    const sliceEvents = events.find((s) => s.metric.kind === 'EndpointSlice' && s.metric.relevant === 'true');
+    assert.ok(Number(sliceEvents?.value[1]) > 0, `EndpointSlice events: ${JSON.stringify(events)}`);
+
+    // Each watched kind has its series from the start; this control plane never failed a watch.
+    const watchErrors = await byLabel(panel('Controller watch errors'), 'kind');
+    assert.deepEqual(
+      [...watchErrors].sort(([a], [b]) => a.localeCompare(b)),
+      ['EndpointSlice', 'Ingress', 'IngressClass', 'Secret', 'Service', 'TCPTunnel', 'WebSocketRoute'].map((k) => [k, 0]),
+    );
   });
 
   test('the route variable lists the routes, and every query runs with one route or several chosen', async () => {
@@ -185,19 +278,27 @@ describe('the dashboard and alerts against wsgate scraped by a real Prometheus',
   });
 
   test('the alerts the load provoked are pending or firing, and only those', async () => {
+    // All on serve: the controller was given nothing to alert on.
     const expected = [
       'WsgateCertificateExpiringSoon secret=default/chat-tls',
-      'WsgateConfigReloadFailing',
-      'WsgateConnectionsNearLimit route=default/chat',
+      'WsgateConfigReloadFailing on=serve',
+      'WsgateConnectionsNearLimit route=default/chat on=serve',
       'WsgateUpstreamConnectErrors route=default/dead',
     ];
+    const role = new Map([[`127.0.0.1:${h!.adminPort}`, 'serve'], [`127.0.0.1:${ctl!.adminPort}`, 'controller']]);
+    const describeAlert = (labels: Record<string, string>): string =>
+      [
+        labels.alertname,
+        ...['secret', 'route'].filter((k) => labels[k]).map((k) => `${k}=${labels[k]}`),
+        ...(labels.instance ? [`on=${role.get(labels.instance) ?? labels.instance}`] : []),
+      ].join(' ');
     let active: string[] = [];
     await converge(
       async () => {
         const { alerts } = await prom.api<{ alerts: Array<{ labels: Record<string, string>; state: string }> }>('alerts');
         active = alerts
           .filter((a) => a.state === 'pending' || a.state === 'firing')
-          .map((a) => [a.labels.alertname, ...(['secret', 'route'].filter((k) => a.labels[k]).map((k) => `${k}=${a.labels[k]}`))].join(' '))
+          .map((a) => describeAlert(a.labels))
           .sort();
         return JSON.stringify(active) === JSON.stringify(expected);
       },
@@ -207,9 +308,11 @@ describe('the dashboard and alerts against wsgate scraped by a real Prometheus',
     ).catch(() => assert.deepEqual(active, expected));
   });
 
-  test('WsgateNoReadyInstance goes pending once the only wsgate stops', async () => {
+  test('WsgateNoReadyInstance goes pending once every wsgate stops', async () => {
     await h!.close();
     h = undefined;
+    await ctl!.controller.stop();
+    ctl = undefined;
     await converge(
       async () => {
         const { alerts } = await prom.api<{ alerts: Array<{ labels: Record<string, string>; state: string }> }>('alerts');

@@ -79,12 +79,14 @@ describe('configuration errors while serving', { timeout: 30_000 }, () => {
     const line = await logs.waitFor((l) => isInvalid(l) && l.file === file, `invalid configuration naming ${file}`);
     assert.match(String(line.message), /YAML syntax error at line \d+/);
     await logs.waitFor((l) => l.msg.startsWith('configuration rejected'), 'configuration rejected');
+    assert.equal(await h.metric('wsgate_config_last_reload_successful'), 0);
 
     // Fixing the file applies again.
     dir.write('bad.yaml', [route('fixed', 'fixed.test')]);
     await h.awaitTable((hosts) => hosts.includes('fixed.test'), 'the fixed file live');
     await echoes('fixed.test');
     await echoes('good.test');
+    assert.equal(await h.metric('wsgate_config_last_reload_successful'), 1);
   });
 
   test('rejects a reload with an out-of-range field, naming file, kind, namespace/name and field', async () => {
