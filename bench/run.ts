@@ -80,6 +80,10 @@ async function runLoad(
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  // A child may exit as soon as it has sent its result: a message to it then fails with EPIPE, which is no error.
+  const send = (m: string): void => {
+    if (child.connected) child.send(m, (err) => void err);
+  };
   const next = (what: string, timeoutMs: number): Promise<Record<string, unknown>> =>
     new Promise((resolveMsg, reject) => {
       const timer = setTimeout(() => reject(new Error(`load child: no ${what} after ${timeoutMs} ms`)), timeoutMs);
@@ -99,18 +103,18 @@ async function runLoad(
     const load0 = loadPids.reduce((a, p) => a + cpuSeconds(p), 0);
     const core0 = LOAD_CPU === null ? null : cpuJiffies(LOAD_CPU);
     const cpu0 = pid === null ? NaN : cpuSeconds(pid);
-    child.send('go');
+    send('go');
     const result = (await next('result', phaseMs + 60_000)) as unknown as LoadResult;
     const cpu = pid === null ? NaN : cpuSeconds(pid) - cpu0;
     const loadCpu = loadPids.reduce((a, p) => a + cpuSeconds(p), 0) - load0;
     const core1 = LOAD_CPU === null ? null : cpuJiffies(LOAD_CPU);
     const loadCoreBusy =
       core0 === null || core1 === null ? NaN : (100 * (core1.busy - core0.busy)) / Math.max(1, core1.total - core0.total);
-    child.send('exit');
+    send('exit');
     return { result, cpu, loadCpu, loadCoreBusy };
   } finally {
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    if (child.connected) child.send('exit');
+    send('exit');
     await exited;
     clearTimeout(timer);
   }

@@ -13,8 +13,9 @@ import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { EMPTY_TABLE, type HttpRoute, type RoutingTable } from '../model/table.ts';
 import type { CertificateStore } from '../tls/cert-store.ts';
-import type { Balancer, HashInput } from './balancer.ts';
-import { clientIP, forwardHeaders, type ForwardInfo, requestHead, responseHeaders } from './forward.ts';
+import type { Balancer } from './balancer.ts';
+import { clientIP, forwardHeaders, type ForwardInfo, requestHead } from './forward.ts';
+import { hashInput, HttpForwarder } from './http-forward.ts';
 import {
   negotiateProtocols,
   originAllowed,
@@ -60,13 +61,13 @@ export class L7Proxy {
   readonly #d: L7Deps;
   readonly #handshakeTimeoutMs: number;
   readonly #listeners: Listener[] = [];
-  /** Keep-alive connections to backends for plain HTTP; WebSocket tunnels never use it. */
-  readonly #agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 30_000, maxFreeSockets: 64, scheduling: 'lifo' });
+  readonly #http: HttpForwarder;
   #router = new Router(EMPTY_TABLE);
 
   constructor(deps: L7Deps) {
     this.#d = deps;
     this.#handshakeTimeoutMs = deps.handshakeTimeoutMs ?? 10_000;
+    this.#http = new HttpForwarder(deps);
   }
 
   /** Swaps the routing table. Handshakes already past route lookup keep the route they found. */
@@ -123,7 +124,7 @@ export class L7Proxy {
       l.server.closeIdleConnections();
     }
     this.#listeners.length = 0;
-    this.#agent.destroy();
+    this.#http.close();
     return Promise.resolve();
   }
 
@@ -384,128 +385,18 @@ export class L7Proxy {
       if (!('ok' in v)) {
         this.#d.metrics.handshakeRejections.inc({ route: '', reason: v.reason });
         this.#d.metrics.connectionsTotal.inc({ route: '', layer: 'l7', outcome: 'rejected' });
-        return this.#respond(req, res, v.status, v.message, '', { ...v.headers, Connection: 'close' });
+        return this.#http.respond(req, res, v.status, v.message, '', { ...v.headers, Connection: 'close' });
       }
     }
     const route = this.#router.find(req.headers.host, pathOf(req.url));
-    if (!route) return this.#respond(req, res, 404, REJECTIONS.no_route.message, '');
+    if (!route) return this.#http.respond(req, res, 404, REJECTIONS.no_route.message, '');
     const ip = clientIP(req.socket.remoteAddress);
     const info: ForwardInfo = { clientIP: ip, proto: l.proto, port: l.port };
     const headers = forwardHeaders(req.rawHeaders, info, false);
     if (req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
     // Only a request without a body can be retried on another endpoint: a body already sent cannot be replayed.
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-    this.#forward(req, res, route, headers, ip, hasBody ? 1 : 3, new Set(), performance.now());
-  }
-
-  #forward(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    route: HttpRoute,
-    headers: string[],
-    ip: string,
-    attemptsLeft: number,
-    tried: Set<string>,
-    startedAt: number,
-  ): void {
-    const { balancer, metrics } = this.#d;
-    const pick = balancer.pick(route.id, route.backends, route.policy.loadBalancing, hashInput(ip, req), tried);
-    if (!pick) {
-      const status = tried.size === 0 ? 503 : 502;
-      return this.#respond(req, res, status, status === 503 ? REJECTIONS.no_endpoint.message : REJECTIONS.upstream_refused.message, route.route);
-    }
-    tried.add(pick.key);
-    balancer.acquire(pick.key);
-    let released = false;
-    const release = (): void => {
-      if (!released) {
-        released = true;
-        balancer.release(pick.key);
-      }
-    };
-    const proxyReq = http.request({
-      host: pick.endpoint.address,
-      port: pick.endpoint.port,
-      method: req.method,
-      path: req.url,
-      headers,
-      setHost: false,
-      agent: this.#agent,
-    });
-    let connectTimer: NodeJS.Timeout | undefined;
-    proxyReq.on('socket', (s: Socket) => {
-      if (!s.connecting) return;
-      connectTimer = setTimeout(() => {
-        const e: NodeJS.ErrnoException = new Error('connect timeout');
-        e.code = 'ETIMEDOUT';
-        proxyReq.destroy(e);
-      }, route.policy.connectTimeoutSeconds * 1000);
-      s.once('connect', () => clearTimeout(connectTimer));
-    });
-    proxyReq.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(connectTimer);
-      release();
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const refused = err.code === 'ECONNREFUSED';
-      metrics.upstreamConnectErrors.inc({
-        route: route.route,
-        reason: refused ? 'refused' : err.code === 'ETIMEDOUT' ? 'timeout' : err.code === 'ECONNRESET' ? 'reset' : 'other',
-      });
-      if (refused && attemptsLeft > 1 && !req.destroyed) {
-        return this.#forward(req, res, route, headers, ip, attemptsLeft - 1, tried, startedAt);
-      }
-      const status = err.code === 'ETIMEDOUT' ? 504 : 502;
-      this.#respond(req, res, status, status === 504 ? REJECTIONS.upstream_timeout.message : REJECTIONS.upstream_refused.message, route.route);
-    });
-    proxyReq.on('response', (pres) => {
-      clearTimeout(connectTimer);
-      res.writeHead(pres.statusCode ?? 502, pres.statusMessage, responseHeaders(pres.rawHeaders));
-      pres.pipe(res);
-      pres.on('error', () => res.destroy());
-      res.once('close', () => {
-        release();
-        metrics.httpRequests.inc({ route: route.route, code: String(pres.statusCode ?? 502) });
-        this.#d.log.info(
-          {
-            route: route.route,
-            client: ip,
-            backend: pick.key,
-            method: req.method,
-            status: pres.statusCode,
-            durationMs: Math.round(performance.now() - startedAt),
-            completed: res.writableFinished,
-          },
-          'request',
-        );
-      });
-    });
-    // The client going away aborts the backend request.
-    res.once('close', () => {
-      if (!res.writableFinished) proxyReq.destroy();
-    });
-    req.pipe(proxyReq);
-  }
-
-  #respond(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    status: number,
-    message: string,
-    route: string,
-    extra?: Readonly<Record<string, string>>,
-  ): void {
-    this.#d.metrics.httpRequests.inc({ route, code: String(status) });
-    this.#d.log.info({ route, client: clientIP(req.socket.remoteAddress), method: req.method, status }, 'request');
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const body = `${message}\n`;
-    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...extra });
-    res.end(body);
+    this.#http.forward(req, res, route, headers, ip, hasBody ? 1 : 3);
   }
 }
 
@@ -514,21 +405,3 @@ function isWebSocketUpgrade(req: http.IncomingMessage): boolean {
   return u !== undefined && /(^|,)\s*websocket\s*(,|$)/i.test(u);
 }
 
-function hashInput(ip: string, req: http.IncomingMessage): HashInput {
-  return {
-    clientIP: ip,
-    header: (name) => {
-      const v = req.headers[name.toLowerCase()];
-      return Array.isArray(v) ? v.join(',') : v;
-    },
-    cookie: (name) => {
-      const c = req.headers.cookie;
-      if (!c) return undefined;
-      for (const part of c.split(';')) {
-        const eq = part.indexOf('=');
-        if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-      }
-      return undefined;
-    },
-  };
-}
