@@ -7,11 +7,10 @@ import { createLogger } from '../log/logger.ts';
 import { createMetrics } from '../metrics/metrics.ts';
 import { DEFAULT_POLICY, type Endpoint, type Policy } from '../model/table.ts';
 import type { ListenAddress } from '../proxy/l7.ts';
+// The route policy's own checks: a sidecar flag accepts exactly what a WebSocketRoute field does.
+import { ORIGIN, TOKEN } from '../translate/policy.ts';
 import { startSidecar, type SidecarOptions } from './sidecar.ts';
 
-// The same checks as the WebSocketRoute policy (src/translate/policy.ts): an RFC 9110 token, and scheme://host[:port].
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[^\s/?#]+$/;
 // A metric label value people can read: a pod name, or namespace/name.
 const ROUTE_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_./]{0,251}[A-Za-z0-9])?$/;
 

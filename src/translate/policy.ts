@@ -6,9 +6,9 @@ import { ANNOTATION_PREFIX, LOAD_BALANCING_POLICIES, type LoadBalancingPolicy } 
 import { DEFAULT_POLICY, type HashOn, type LoadBalancing, type Policy } from '../model/table.ts';
 
 // RFC 9110 token: what a header name, a cookie name and a WebSocket subprotocol are made of.
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // scheme://host[:port], as browsers send Origin; compared case-insensitively, so kept lower-cased.
-const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[^\s/?#]+$/;
+export const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[^\s/?#]+$/;
 
 export type PolicyResult = { readonly policy: Policy; readonly errors?: undefined } | { readonly errors: string[] };
 
