@@ -20,10 +20,15 @@ export async function startEchoBackend(host: string, port: number): Promise<http
     res.end(PAGE);
   });
   const wss = new WebSocketServer({ server, path: '/echo', perMessageDeflate: true });
+  // The HTTP server reports a failed listen (the caller's to handle); ws re-emits it here.
+  wss.on('error', () => {});
   wss.on('connection', (ws) => {
     ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
   });
-  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
   return server;
 }
 

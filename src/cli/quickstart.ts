@@ -5,7 +5,26 @@ import { startEchoBackend } from '../../examples/quickstart/backend.ts';
 import { main } from './main.ts';
 
 const config = fileURLToPath(new URL('../../examples/quickstart/', import.meta.url));
-await startEchoBackend('127.0.0.1', 9001);
+// examples/quickstart/echo.yaml points its EndpointSlice here.
+const echoPort = 9001;
+let echo;
+try {
+  echo = await startEchoBackend('127.0.0.1', echoPort);
+} catch (err) {
+  process.stderr.write(
+    `wsgate quickstart: cannot start the demo backend on 127.0.0.1:${echoPort} (${(err as Error).message}).\n` +
+      'Another quickstart may still be running; stop it, or free the port.\n',
+  );
+  process.exit(1);
+}
+// wsgate drains on the signal (main's handler); the demo backend goes too, or it would keep the process alive.
+const echoServer = echo;
+const stopEcho = (): void => {
+  echoServer.close();
+  echoServer.closeAllConnections();
+};
+process.once('SIGTERM', stopEcho);
+process.once('SIGINT', stopEcho);
 await main([
   'serve',
   '--config', config,
