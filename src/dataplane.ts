@@ -12,6 +12,8 @@ export interface DataPlane {
   start(): Promise<void>;
   /** Makes a table live everywhere; resolves once every process serves it. Never closes a connection. */
   apply(table: RoutingTable): Promise<{ certificateErrors: readonly CertificateError[] }>;
+  /** The table live now. */
+  readonly table: RoutingTable;
   /** Why this plane should not receive traffic, or undefined. */
   notReady(): string | undefined;
   addresses(): { http?: AddressInfo; https?: AddressInfo; admin?: AddressInfo };

@@ -5,7 +5,8 @@ import { createSecureContext } from 'node:tls';
 import type { ParseArgsConfig } from 'node:util';
 import type { ListenAddress } from '../proxy/l7.ts';
 import { generateSelfSigned } from '../tls/selfsigned.ts';
-import { BadFlagError, parseAddress, parseDuration, parseLogLevel, parseName } from './flags.ts';
+import { defaultWorkers } from '../cluster/plane.ts';
+import { BadFlagError, parseAddress, parseCount, parseDuration, parseLogLevel, parseName } from './flags.ts';
 import type { LOG_LEVELS } from '../log/logger.ts';
 
 export const LISTENER_OPTIONS = {
@@ -19,6 +20,7 @@ export const LISTENER_OPTIONS = {
   'default-key': { type: 'string' },
   'ingress-class': { type: 'string', default: 'wsgate' },
   'log-level': { type: 'string', default: 'info' },
+  workers: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -32,6 +34,8 @@ export const LISTENER_USAGE = `  --http-addr HOST:PORT      plain HTTP/WebSocket
   --default-key FILE         its PEM private key
   --ingress-class NAME       IngressClass whose Ingresses are served (default wsgate)
   --log-level LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
+  --workers N                data-plane processes sharing the ports (default: the cores this process may use,
+                             a container's CPU limit included; 1 = everything in one process)
 `;
 
 type ListenerValues = {
@@ -48,6 +52,7 @@ export interface ListenerFlags {
   readonly handshakeTimeoutMs: number;
   readonly drainMs: number;
   readonly defaultCertificate: { certPem: string; keyPem: string };
+  readonly workers: number;
 }
 
 /** Checks and converts the shared flags; a bad value is a BadFlagError (exit 2). */
@@ -77,6 +82,7 @@ export function parseListenerFlags(v: ListenerValues): ListenerFlags {
     handshakeTimeoutMs,
     drainMs,
     defaultCertificate,
+    workers: v.workers === undefined ? defaultWorkers() : parseCount('workers', v.workers, 1, 256),
   };
 }
 

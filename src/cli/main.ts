@@ -1,7 +1,6 @@
 // The `wsgate` command. Each subcommand parses its own flags strictly: an unknown flag or a bad value exits 2 with
 // a message that says what to change.
 import { existsSync, readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import type { ParseArgsConfig } from 'node:util';
 import { WsgateError } from '../errors.ts';
 import { createLogger } from '../log/logger.ts';
@@ -10,7 +9,7 @@ import { loadConfig } from '../sources/files.ts';
 import { snapshotFromObjects } from '../translate/objects.ts';
 import { renderResult } from '../translate/render.ts';
 import { translate } from '../translate/translate.ts';
-import { BadFlagError, parseCount, parseFlags, parseName } from './flags.ts';
+import { BadFlagError, parseFlags, parseName } from './flags.ts';
 import { LISTENER_OPTIONS, LISTENER_USAGE, parseListenerFlags } from './listener-flags.ts';
 import { serve } from './serve.ts';
 import { CONTROLLER_USAGE, runController } from '../controller/cli.ts';
@@ -35,10 +34,8 @@ Usage:
 Flags of serve:
   --config PATH              YAML file or directory of Ingress, WebSocketRoute, TCPTunnel, Service,
                              EndpointSlice and Secret objects (required)
-${LISTENER_USAGE}  --workers N                data-plane processes sharing the ports (default: the number of cores;
-                             1 = everything in one process)
-
-Flags of controller: those of serve except --config and --workers, and
+${LISTENER_USAGE}
+Flags of controller: those of serve except --config, and
 ${CONTROLLER_USAGE}
 Flags of sidecar:
 ${SIDECAR_USAGE}
@@ -53,7 +50,6 @@ const SERVE_OPTIONS = {
   config: { type: 'string' },
   // The listener, admin and log flags, shared with `controller` (listener-flags.ts).
   ...LISTENER_OPTIONS,
-  workers: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 const TRANSLATE_OPTIONS = {
@@ -73,7 +69,7 @@ async function runServe(args: string[]): Promise<void> {
     throw new BadFlagError(`--config=${v.config}: no such file or directory; give a YAML file or a directory of them`);
   }
   const f = parseListenerFlags(v);
-  const workers = v.workers === undefined ? availableParallelism() : parseCount('workers', v.workers, 1, 256);
+  const workers = f.workers;
   const log = createLogger(f.logLevel);
   const server = await serve({
     log,

@@ -1,4 +1,6 @@
 // Chooses the data plane: one in-process Gateway, or a primary with N worker processes.
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import type { LevelWithSilent } from 'pino';
 import type { DataPlane } from '../dataplane.ts';
 import { Gateway, type GatewayOptions } from '../gateway.ts';
@@ -19,6 +21,7 @@ export function createDataPlane(o: PlaneOptions): DataPlane {
     workers,
     log: o.log,
     metrics: o.metrics,
+    ...(o.sourceNotReady ? { sourceNotReady: o.sourceNotReady } : {}),
     ...(o.adminAddr ? { adminAddr: o.adminAddr } : {}),
     init: {
       ...(o.httpAddr ? { httpAddr: o.httpAddr } : {}),
@@ -31,4 +34,19 @@ export function createDataPlane(o: PlaneOptions): DataPlane {
       ...(o.sweepIntervalMs ? { sweepIntervalMs: o.sweepIntervalMs } : {}),
     },
   });
+}
+
+/**
+ * The default of --workers: the cores this process may use. In a container with a CPU limit that is the limit
+ * (cgroup v2 `cpu.max`, rounded up), not the node's cores: a pod limited to 2 CPUs on a 64-core node runs 2 workers.
+ */
+export function defaultWorkers(cpuMaxPath = '/sys/fs/cgroup/cpu.max'): number {
+  const cores = availableParallelism();
+  try {
+    const [quota, period] = readFileSync(cpuMaxPath, 'utf8').trim().split(/\s+/);
+    if (quota && quota !== 'max' && period) return Math.max(1, Math.min(cores, Math.ceil(Number(quota) / Number(period))));
+  } catch {
+    // No cgroup v2 limit readable: every available core.
+  }
+  return cores;
 }

@@ -30,6 +30,8 @@ export interface PoolOptions {
   readonly adminAddr?: ListenAddress;
   /** How long the primary waits for a worker's answer to a metrics or status request (ms, default 2000). */
   readonly requestTimeoutMs?: number;
+  /** Why the configuration source is not ready (e.g. informers not synced), checked before the workers. */
+  readonly sourceNotReady?: () => string | undefined;
 }
 
 interface WorkerState {
@@ -107,8 +109,14 @@ export class WorkerPool implements DataPlane {
     return { certificateErrors: first?.type === 'applied' ? first.certificateErrors : [] };
   }
 
+  get table(): RoutingTable {
+    return this.#table;
+  }
+
   notReady(): string | undefined {
     if (this.#stopping) return 'draining';
+    const source = this.#o.sourceNotReady?.();
+    if (source !== undefined) return source;
     if (this.#tableSeq === 0) return 'no routing table yet';
     let ready = 0;
     for (const w of this.#workers.values()) if (w.listening && w.appliedSeq === this.#tableSeq) ready++;

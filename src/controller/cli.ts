@@ -74,6 +74,7 @@ export function parseControllerFlags(args: string[]): { help: true } | ({ help: 
     defaultCertificate: f.defaultCertificate,
     drainMs: f.drainMs,
     logLevel: f.logLevel,
+    workers: f.workers,
   };
 }
 
@@ -132,9 +133,9 @@ export async function runController(args: string[], o: { usage: string; version:
   }
   const { drainMs, logLevel, ...rest } = flags;
   const options: Omit<ControllerOptions, 'log' | 'metrics'> = rest;
-  const log = createLogger(logLevel as Parameters<typeof createLogger>[0]);
+  const log = createLogger(logLevel);
   const metrics = createMetrics(o.version);
-  const controller = await startController({ ...options, log, metrics });
+  const controller = await startController({ ...options, log, metrics, logLevel: logLevel, version: o.version });
   const a = controller.gateway.addresses();
   log.info(
     { http: a.http, https: a.https, admin: a.admin, identity: controller.identity, namespace: options.namespace ?? '(all)', version: o.version },
@@ -144,16 +145,17 @@ export async function runController(args: string[], o: { usage: string; version:
   const onSignal = (signal: string): void => {
     if (stopping) {
       log.warn({ signal }, 'second signal: closing every tunnel now');
-      void controller.gateway.registry.closeAll();
+      void controller.gateway.closeTunnels();
       return;
     }
     stopping = true;
-    log.info({ signal, tunnels: controller.gateway.registry.size, drainMs }, 'draining');
-    void controller.stop(drainMs).then(() => {
+    void (async () => {
+      log.info({ signal, tunnels: await controller.gateway.tunnels(), drainMs }, 'draining');
+      await controller.stop(drainMs);
       log.info('stopped');
       log.flush();
       process.exitCode = 0;
-    });
+    })();
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);

@@ -12,7 +12,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Ingress, TCPTunnel, WebSocketRoute } from '../api/types.ts';
-import { Gateway, type GatewayOptions } from '../gateway.ts';
+import { createDataPlane, type PlaneOptions } from '../cluster/plane.ts';
+import type { DataPlane } from '../dataplane.ts';
 import { selectIngresses } from '../translate/ingress.ts';
 import type { TranslateResult } from '../translate/snapshot.ts';
 import { translate } from '../translate/translate.ts';
@@ -24,7 +25,7 @@ import { isRelevant, referencesOf, type References } from './relevance.ts';
 import { StatusWriter } from './status-writer.ts';
 import { ObjectStore, type StoreEvent } from './store.ts';
 
-export interface ControllerOptions extends Omit<GatewayOptions, 'sourceNotReady'> {
+export interface ControllerOptions extends Omit<PlaneOptions, 'sourceNotReady'> {
   readonly kc: KubeConfig;
   /** Watch one namespace; undefined = all. */
   readonly namespace?: string;
@@ -53,7 +54,8 @@ export interface ControllerOptions extends Omit<GatewayOptions, 'sourceNotReady'
 }
 
 export interface Controller {
-  readonly gateway: Gateway;
+  /** The data plane: one Gateway in this process, or a pool of workers (`workers` > 1). */
+  readonly gateway: DataPlane;
   readonly identity: string;
   readonly isLeader: boolean;
   /** Syncs completed (translate + apply). */
@@ -97,7 +99,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     return refs;
   };
 
-  const gateway = new Gateway({
+  const gateway = createDataPlane({
     ...o,
     sourceNotReady: () => {
       const waiting = WATCHED_KINDS.filter((k) => !synced.has(k));

@@ -236,6 +236,13 @@ describe('the chart: values that change what is rendered', () => {
     assert.equal(container(d).image, `r.example.com/wsgate@sha256:${'a'.repeat(64)}`);
   });
 
+  it('should run one data-plane process per pod by default, and the number asked for with controller.workers', () => {
+    assert.equal(flag(one(render({}), 'Deployment'), 'workers'), '1');
+    assert.equal(flag(one(render({ values: { controller: { workers: 4 } } }), 'Deployment'), 'workers'), '4');
+    // 0 leaves the choice to wsgate: one per CPU the pod may use.
+    assert.equal(flag(one(render({ values: { controller: { workers: 0 } } }), 'Deployment'), 'workers'), undefined);
+  });
+
   it('should stretch the grace period with a longer drain timeout', () => {
     const d = one(render({ values: { controller: { drainTimeoutSeconds: 600 } } }), 'Deployment');
     assert.equal(flag(d, 'drain-timeout'), '600s');

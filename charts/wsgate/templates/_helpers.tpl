@@ -94,6 +94,9 @@ true
 - --handshake-timeout={{ .Values.controller.handshakeTimeout }}
 - --drain-timeout={{ .Values.controller.drainTimeoutSeconds }}s
 - --log-level={{ .Values.controller.logLevel }}
+{{- if .Values.controller.workers }}
+- --workers={{ .Values.controller.workers }}
+{{- end }}
 {{- if .Values.controller.defaultCertificateSecret }}
 - --default-cert=/etc/wsgate/default-certificate/tls.crt
 - --default-key=/etc/wsgate/default-certificate/tls.key
