@@ -170,8 +170,17 @@ before(async () => {
     15_000,
   );
   await load(h, kube.apis(cp.kubeConfig()));
-  // Two more scrapes after the load: the last values are in.
-  await new Promise((r) => setTimeout(r, 2_500));
+  // Both targets scraped after the load ended: the last values are in Prometheus.
+  const loadEnd = Date.now() / 1000;
+  await converge(
+    async () => {
+      const last = await query(prom, 'timestamp(up{job="wsgate"})');
+      return last.length === 2 && last.every((s) => Number(s.value[1]) > loadEnd);
+    },
+    'both targets scraped after the load',
+    2,
+    15_000,
+  );
 });
 
 after(async () => {
