@@ -17,6 +17,7 @@ import {
   webSocketRoute,
   type Apis,
   type TestController,
+  awaitReadyLeader,
 } from './harness.ts';
 import { createPodNetwork, type PodNetwork } from './pod-network.ts';
 
@@ -38,9 +39,7 @@ describe('wsgate controller against a real API server', () => {
     api = apis(cp.kubeConfig());
     await api.core.createNamespace({ body: { metadata: { name: NS } } });
     t = await startTestController(cp.kubeConfig(), { leaseName: 'controller-test', publishAddresses: ['192.0.2.200'] });
-    await eventually('the controller to be ready and leader', () =>
-      t.controller.gateway.notReady() === undefined && t.controller.isLeader ? true : undefined,
-    );
+    await awaitReadyLeader(t);
   });
 
   after(async () => {

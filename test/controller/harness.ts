@@ -269,3 +269,10 @@ export function liveEndpoints(t: TestController, host: string): string[] | undef
   const vh = t.controller.gateway.table.virtualHosts.find((v) => v.hostname === host);
   return vh?.routes.flatMap((r) => r.backends.flatMap((b) => b.endpoints.map((e) => e.address))).sort();
 }
+
+/** Waits (bounded, several checks in a row) until the controller is ready and holds the leader Lease. */
+export async function awaitReadyLeader(t: TestController): Promise<void> {
+  await eventually('the controller to be ready and leader', () =>
+    t.controller.gateway.notReady() === undefined && t.controller.isLeader ? true : undefined,
+  );
+}

@@ -23,6 +23,7 @@ import {
   type Apis,
   type HeldConnection,
   type TestController,
+  awaitReadyLeader,
 } from './harness.ts';
 import { createPodNetwork, type PodNetwork } from './pod-network.ts';
 
@@ -68,9 +69,7 @@ describe('route changes while connections are open', () => {
       httpsAddr: { host: '127.0.0.1', port: 0 },
     });
     httpsPort = t.controller.gateway.addresses().https?.port ?? 0;
-    await eventually('the controller to be ready and leader', () =>
-      t.controller.gateway.notReady() === undefined && t.controller.isLeader ? true : undefined,
-    );
+    await awaitReadyLeader(t);
   });
 
   after(async () => {

@@ -21,6 +21,7 @@ import {
   tcpTunnel,
   type Apis,
   type TestController,
+  awaitReadyLeader,
 } from './harness.ts';
 import { createPodNetwork, type PodNetwork } from './pod-network.ts';
 
@@ -76,9 +77,7 @@ describe('TCPTunnels from a real API server', () => {
       await api.discovery.createNamespacedEndpointSlice({ namespace: NS, body: endpointSlice(NS, name, [net.podIP(i)]) });
     }
     t = await startTestController(cp.kubeConfig(), { namespace: NS, leaseName: 'tunnels-test' });
-    await eventually('the controller to be ready and leader', () =>
-      t.controller.gateway.notReady() === undefined && t.controller.isLeader ? true : undefined,
-    );
+    await awaitReadyLeader(t);
   });
 
   after(async () => {

@@ -4,6 +4,7 @@ import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHello, type ClientHelloResult } from '../../src/proxy/sni.ts';
+import { prng } from '../helpers/prng.ts';
 
 // --- fixtures --------------------------------------------------------------------------------------------------
 
@@ -117,17 +118,6 @@ function syntheticHello(opts: { extensions?: Buffer[]; noExtensions?: boolean; s
   return Buffer.concat([header, body]);
 }
 
-/** A deterministic PRNG (mulberry32), so that a failing fuzz case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ok = (serverName: string | undefined): ClientHelloResult => ({ state: 'ok', serverName });
 

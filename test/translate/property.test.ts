@@ -5,18 +5,8 @@ import { snapshotFromObjects } from '../../src/translate/objects.ts';
 import { renderResult } from '../../src/translate/render.ts';
 import { translate } from '../../src/translate/translate.ts';
 import { loadCases } from './cases.ts';
+import { prng } from '../helpers/prng.ts';
 
-/** mulberry32: a small seeded PRNG, so that a failing permutation can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffled<T>(items: readonly T[], random: () => number): T[] {
   const out = [...items];
