@@ -83,6 +83,8 @@ export const SERVICE_NAME_PATTERN = '^[a-z]([-a-z0-9]*[a-z0-9])?$';
 /** A Service port name (IANA_SVC_NAME): lowercase alphanumerics and single inner hyphens, at least one letter. */
 export const PORT_NAME_PATTERN = '^([a-z0-9]+-)*[a-z0-9]*[a-z][a-z0-9]*(-[a-z0-9]+)*$';
 /** An HTTP token (RFC 9110 §5.6.2): header names, cookie names, subprotocols. */
+/** A rule name: a DNS-1123 label (lower-case alphanumerics and '-'). */
+export const RULE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 export const TOKEN_PATTERN = "^[-!#$%&'*+.^_`|~0-9A-Za-z]+$";
 
 function hostnames(description: string): SchemaNode {
@@ -141,6 +143,9 @@ const loadBalancingProps: PropsOf<LoadBalancingSpec> = {
 const policyProps: PropsOf<PolicySpec> = {
   idleTimeoutSeconds: idleTimeout(),
   connectTimeoutSeconds: connectTimeout(),
+  responseHeaderTimeoutSeconds: nonNegativeInteger(
+    'Plain HTTP: seconds from the request sent to the response head before a 504; 0 = no limit. Default 60.',
+  ),
   maxConnections: maxConnections(),
   maxConnectionsPerClient: nonNegativeInteger('Live connections allowed per client IP (per process); 0 = unlimited. Default 0.'),
   allowedOrigins: {
@@ -190,6 +195,12 @@ function backends(): SchemaNode {
 }
 
 const ruleProps: PropsOf<WebSocketRouteRule> = {
+  name: {
+    type: 'string',
+    description: "Names the rule (unique in the route): its limits and metrics follow it. Default: the rule's match.",
+    pattern: RULE_NAME_PATTERN,
+    maxLength: 63,
+  },
   path: {
     type: 'object',
     description: 'The request path this rule matches. Default: Prefix /.',

@@ -53,6 +53,11 @@ export interface PolicySpec {
   idleTimeoutSeconds?: number;
   /** Seconds to wait for a TCP connection to a backend endpoint. Default 5. */
   connectTimeoutSeconds?: number;
+  /**
+   * Plain HTTP requests: seconds from the request sent to the backend's response head before wsgate answers 504;
+   * 0 = no limit. Default 60 (nginx's proxy_read_timeout). Never applies to a WebSocket after its 101.
+   */
+  responseHeaderTimeoutSeconds?: number;
   /** Live connections allowed on the route (per wsgate process); 0 = unlimited. Default 0. */
   maxConnections?: number;
   /** Live connections allowed per client IP on the route (per process); 0 = unlimited. Default 0. */
@@ -74,6 +79,11 @@ export interface BackendRef {
 }
 
 export interface WebSocketRouteRule {
+  /**
+   * Names the rule: its connection limits and metrics follow the name when rules are inserted or reordered.
+   * Default: the rule's match (path type and value).
+   */
+  name?: string;
   path?: { type?: PathType; value?: string };
   backends: BackendRef[];
   policy?: PolicySpec;

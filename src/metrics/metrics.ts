@@ -3,14 +3,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Layer, RoutingTable } from '../model/table.ts';
 
-/** How a connection ended, as counted in wsgate_connections_total{outcome}. */
-export type Outcome =
-  | 'completed' // both sides closed cleanly
-  | 'client_error' // the client reset or errored
-  | 'upstream_error' // the backend reset or errored
-  | 'idle_timeout' // the route's idle timeout fired
-  | 'shutdown' // wsgate closed it while draining
-  | 'rejected'; // never became a tunnel (see handshake_rejections_total for why)
+// How connections end and why they are refused: one vocabulary, in src/proxy/outcomes.ts.
+export type { Outcome } from '../proxy/outcomes.ts';
 
 export type Direction = 'upstream' | 'downstream';
 
@@ -45,6 +39,10 @@ export interface Metrics {
   readonly certificateExpiry: Gauge<'secret'>;
   /** The configured maxConnections of each route that is limited (absent when any of its rules is unlimited). */
   readonly routeMaxConnections: Gauge<'route' | 'layer'>;
+  /** Plain HTTP exchanges ended by a timeout, by phase (response_header: 504 sent; idle: connection closed). */
+  readonly httpUpstreamTimeouts: Counter<'route' | 'phase'>;
+  /** Log lines not written because their kind exceeded its rate (a flood of junk requests must not fill disks). */
+  readonly logLinesSuppressed: Counter<'message'>;
 }
 
 export function createMetrics(version: string, opts: { defaultMetrics?: boolean } = {}): Metrics {
@@ -175,6 +173,18 @@ export function createMetrics(version: string, opts: { defaultMetrics?: boolean 
       aggregator: 'sum',
       registers,
     }),
+    httpUpstreamTimeouts: new Counter({
+      name: 'wsgate_http_upstream_timeouts_total',
+      help: 'Plain HTTP exchanges ended by a timeout: response_header (no response head in time, 504) or idle.',
+      labelNames: ['route', 'phase'],
+      registers,
+    }),
+    logLinesSuppressed: new Counter({
+      name: 'wsgate_log_lines_suppressed_total',
+      help: 'Log lines not written because their kind exceeded its rate limit, by message.',
+      labelNames: ['message'],
+      registers,
+    }),
   };
   m.buildInfo.set({ version }, 1);
   m.leader.set(0);
@@ -225,5 +235,40 @@ export function setRouteMaxConnections(m: Metrics, table: RoutingTable): void {
   m.routeMaxConnections.reset();
   for (const l of limits.values()) {
     if (!Number.isNaN(l.max)) m.routeMaxConnections.set({ route: l.route, layer: l.layer }, l.max);
+  }
+}
+
+/**
+ * Removes every series labelled with a route for which `gone` is true, from every route-labelled metric. Used when
+ * routes leave the table, so that their series do not accumulate forever.
+ */
+export async function removeRouteSeries(m: Metrics, gone: (route: string) => boolean): Promise<void> {
+  const routeMetrics = [
+    m.connectionsActive,
+    m.connectionsTotal,
+    m.tunnelBytes,
+    m.connectionDuration,
+    m.handshakeDuration,
+    m.handshakeRejections,
+    m.upstreamConnectErrors,
+    m.httpRequests,
+    m.routeMaxConnections,
+    m.httpUpstreamTimeouts,
+  ] as const;
+  for (const metric of routeMetrics) {
+    const { values } = await metric.get();
+    const seen = new Set<string>();
+    for (const v of values) {
+      const all = v.labels as Record<string, string | number | undefined>;
+      const route = all['route'];
+      if (typeof route !== 'string' || !gone(route)) continue;
+      // A histogram's samples carry `le`; the series is the labels without it.
+      const labels: Record<string, string | number> = {};
+      for (const [k, val] of Object.entries(all)) if (k !== 'le' && val !== undefined) labels[k] = val;
+      const key = JSON.stringify(labels);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      (metric as { remove(labels: Record<string, string | number>): void }).remove(labels);
+    }
   }
 }

@@ -33,6 +33,8 @@ export interface Policy {
   readonly idleTimeoutSeconds: number;
   /** Seconds to wait for a backend's TCP connect. */
   readonly connectTimeoutSeconds: number;
+  /** Plain HTTP: seconds from the request sent to the backend's response head, else 504; 0 = no limit. */
+  readonly responseHeaderTimeoutSeconds: number;
   /** 0 = unlimited. */
   readonly maxConnections: number;
   /** 0 = unlimited. */
@@ -47,6 +49,7 @@ export interface Policy {
 export const DEFAULT_POLICY: Policy = Object.freeze({
   idleTimeoutSeconds: 0,
   connectTimeoutSeconds: 5,
+  responseHeaderTimeoutSeconds: 60,
   maxConnections: 0,
   maxConnectionsPerClient: 0,
   allowedOrigins: Object.freeze([]),

@@ -5,10 +5,11 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../log/logger.ts';
 import type { Counter, Gauge, Histogram } from 'prom-client';
-import type { Metrics, Outcome } from '../metrics/metrics.ts';
+import { removeRouteSeries, type Metrics } from '../metrics/metrics.ts';
 import type { Layer } from '../model/table.ts';
 import type { Balancer } from './balancer.ts';
 import type { ConnectionLimits } from './limits.ts';
+import type { Outcome } from './outcomes.ts';
 
 export interface TunnelOptions {
   readonly route: string;
@@ -30,6 +31,17 @@ export interface TunnelOptions {
   readonly startedAt: number;
   /** The route rule whose connection limits this tunnel holds a slot of (released with the endpoint at the end). */
   readonly routeId: string;
+}
+
+/**
+ * A connection that has been accepted but is not a tunnel yet: an L7 handshake (request head read, backend being
+ * dialled or answering) or an L4 connection (ClientHello being read, backend being dialled). The registry owns it
+ * from accept to close, so that a stop or a drain sees it; it leaves the registry through `settle()` (it became a
+ * tunnel, or it ended), or through `abort()` when wsgate stops.
+ */
+export interface PendingConnection {
+  /** Ends the connection now (wsgate is stopping): sockets destroyed, slots released, outcome counted once. */
+  abort(outcome: Outcome): void;
 }
 
 /** What tunnels hold while they live, given back when they end: a connection slot and an endpoint's count. */
@@ -94,7 +106,11 @@ interface RouteSeries {
   readonly bytesUp: Counter.Internal;
   readonly bytesDown: Counter.Internal;
   readonly outcomes: Map<Outcome, Counter.Internal>;
+  /** Live tunnels of this route and layer (the gauge's value, which prom-client cannot read back cheaply). */
+  live: number;
 }
+
+const LAYERS: readonly Layer[] = ['l7', 'l4'];
 
 // The two sockets of a tunnel point at each other and at their tunnel through these; the handlers below are
 // shared by every tunnel, so a tunnel costs no closures.
@@ -122,7 +138,7 @@ function sideOnEnd(this: TunnelSocket): void {
 
 function sideOnError(this: TunnelSocket): void {
   const t = this[TUNNEL];
-  t.registry.fail(t, this === t.client ? 'client_error' : 'upstream_error');
+  t.registry.fail(t, this === t.client ? 'client_abort' : 'upstream_error');
 }
 
 function sideOnClose(this: TunnelSocket): void {
@@ -136,7 +152,12 @@ function destroyOnFinish(this: Socket): void {
 
 export class TunnelRegistry {
   readonly #tunnels = new Set<Tunnel>();
+  readonly #pending = new Set<PendingConnection>();
   readonly #series = new Map<string, RouteSeries>();
+  /** Route labels of the live table; undefined until the first table (nothing is pruned before it). */
+  #liveRoutes: ReadonlySet<string> | undefined;
+  /** Set by closeAll(): a handshake that completes after it is closed at once instead of becoming a tunnel. */
+  #closed = false;
   readonly #metrics: Metrics;
   readonly #log: Logger;
   readonly #owners: TunnelOwners | undefined;
@@ -157,15 +178,40 @@ export class TunnelRegistry {
     this.#timer.unref();
   }
 
+  /** Live tunnels. */
   get size(): number {
     return this.#tunnels.size;
   }
 
-  /** Joins the two sockets (both must be connected, with allowHalfOpen) and tracks the tunnel until both close. */
+  /** Accepted connections that are not tunnels yet. */
+  get pendingSize(): number {
+    return this.#pending.size;
+  }
+
+  /** Takes an accepted connection into the registry; it stays until settle() or abort(). */
+  track(p: PendingConnection): void {
+    if (this.#closed) {
+      p.abort('shutdown');
+      return;
+    }
+    this.#pending.add(p);
+  }
+
+  /** A pending connection became a tunnel or ended: it leaves the registry. */
+  settle(p: PendingConnection): void {
+    if (this.#pending.delete(p)) this.#notifyIfDrained();
+  }
+
+  /**
+   * Joins the two sockets (both must be connected, with allowHalfOpen) and tracks the tunnel until both close.
+   * After closeAll() (a handshake that completed during the final close), the tunnel is closed at once.
+   */
   open(opts: TunnelOptions): void {
     const t = new Tunnel(this, opts, this.#seriesOf(opts.route, opts.layer), performance.now());
     this.#tunnels.add(t);
     t.series.active.inc();
+    t.series.live++;
+    this.#log.debug({ route: t.series.route, layer: t.series.layer, client: t.clientAddress, backend: t.backend }, 'tunnel opened');
     join(t.client as TunnelSocket, t.upstream, t);
     join(t.upstream as TunnelSocket, t.client, t);
     // A side may already be gone (a client that hung up while its backend was being dialled): its 'close' has
@@ -175,17 +221,23 @@ export class TunnelRegistry {
     // Both sides may have been paused (a handshake read, pauseOnConnect): the tunnel reads from here on.
     t.client.resume();
     t.upstream.resume();
+    if (this.#closed) this.fail(t, 'shutdown');
   }
 
-  /** Closes every tunnel now (outcome `shutdown`) and resolves when all have ended. */
+  /**
+   * Closes every tunnel and pending connection now (outcome `shutdown`), and every one that completes its handshake
+   * from here on; resolves when all have ended.
+   */
   closeAll(): Promise<void> {
+    this.#closed = true;
+    for (const p of [...this.#pending]) p.abort('shutdown');
     for (const t of this.#tunnels) this.fail(t, 'shutdown');
     return this.drained();
   }
 
-  /** Resolves when no tunnel is left. */
+  /** Resolves when no tunnel and no pending connection is left. */
   drained(): Promise<void> {
-    if (this.#tunnels.size === 0) return Promise.resolve();
+    if (this.#tunnels.size === 0 && this.#pending.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const prev = this.#draining;
       this.#draining = () => {
@@ -219,7 +271,7 @@ export class TunnelRegistry {
    */
   fail(t: Tunnel, outcome: Outcome): void {
     t.outcome ??= outcome;
-    if (outcome === 'client_error') reset(t.upstream);
+    if (outcome === 'client_abort') reset(t.upstream);
     else t.upstream.destroy();
     if (outcome === 'upstream_error') reset(t.client);
     else t.client.destroy();
@@ -241,6 +293,7 @@ export class TunnelRegistry {
     const seconds = (performance.now() - t.startedAt) / 1000;
     const s = t.series;
     s.active.dec();
+    s.live--;
     let total = s.outcomes.get(outcome);
     if (!total) {
       total = this.#metrics.connectionsTotal.labels({ route: s.route, layer: s.layer, outcome });
@@ -263,7 +316,35 @@ export class TunnelRegistry {
     );
     this.#owners?.balancer.release(t.backend);
     this.#owners?.limits.release(t.routeId, t.clientAddress);
-    if (this.#tunnels.size === 0 && this.#draining) {
+    if (this.#liveRoutes !== undefined && !this.#liveRoutes.has(s.route) && !this.#hasLive(s.route)) {
+      this.#forget((r) => r === s.route);
+    }
+    this.#notifyIfDrained();
+  }
+
+  /**
+   * The route labels of the table now live. The metric series of a route that left the table are removed once its
+   * last tunnel has ended, so that deleted routes do not accumulate series forever (Prometheus then stops reporting
+   * them, as it does for a deleted pod's).
+   */
+  setLiveRoutes(routes: ReadonlySet<string>): void {
+    this.#liveRoutes = routes;
+    // '' labels what was refused before any route was chosen: never a route that can go.
+    this.#forget((r) => r !== '' && !routes.has(r) && !this.#hasLive(r));
+  }
+
+  #hasLive(route: string): boolean {
+    for (const layer of LAYERS) if ((this.#series.get(`${layer}\0${route}`)?.live ?? 0) > 0) return true;
+    return false;
+  }
+
+  #forget(gone: (route: string) => boolean): void {
+    for (const [key, s] of this.#series) if (gone(s.route)) this.#series.delete(key);
+    removeRouteSeries(this.#metrics, gone).catch((err: unknown) => this.#log.warn({ err }, 'metric series not pruned'));
+  }
+
+  #notifyIfDrained(): void {
+    if (this.#tunnels.size === 0 && this.#pending.size === 0 && this.#draining) {
       const d = this.#draining;
       this.#draining = undefined;
       d();
@@ -283,6 +364,7 @@ export class TunnelRegistry {
         bytesUp: m.tunnelBytes.labels({ route, direction: 'upstream' }),
         bytesDown: m.tunnelBytes.labels({ route, direction: 'downstream' }),
         outcomes: new Map(),
+        live: 0,
       };
       this.#series.set(key, s);
     }

@@ -49,6 +49,7 @@ export function applyPolicySpec(base: Policy, spec: unknown, field: string): Pol
   const policy: Omit<Policy, 'loadBalancing'> = {
     idleTimeoutSeconds: seconds('idleTimeoutSeconds', base.idleTimeoutSeconds),
     connectTimeoutSeconds: seconds('connectTimeoutSeconds', base.connectTimeoutSeconds),
+    responseHeaderTimeoutSeconds: seconds('responseHeaderTimeoutSeconds', base.responseHeaderTimeoutSeconds),
     maxConnections: count('maxConnections', base.maxConnections),
     maxConnectionsPerClient: count('maxConnectionsPerClient', base.maxConnectionsPerClient),
     allowedOrigins: list('allowedOrigins', base.allowedOrigins, ORIGIN, true, 'an origin like scheme://host[:port]'),
@@ -116,6 +117,7 @@ function parseHashOnSpec(spec: unknown): HashOn | string {
 export const ANNOTATIONS = {
   idleTimeoutSeconds: `${ANNOTATION_PREFIX}idle-timeout-seconds`,
   connectTimeoutSeconds: `${ANNOTATION_PREFIX}connect-timeout-seconds`,
+  responseHeaderTimeoutSeconds: `${ANNOTATION_PREFIX}response-header-timeout-seconds`,
   maxConnections: `${ANNOTATION_PREFIX}max-connections`,
   maxConnectionsPerClient: `${ANNOTATION_PREFIX}max-connections-per-client`,
   allowedOrigins: `${ANNOTATION_PREFIX}allowed-origins`,
@@ -163,6 +165,11 @@ export function policyFromAnnotations(annotations: Record<string, unknown> | und
   const policy: Policy = {
     idleTimeoutSeconds: number(ANNOTATIONS.idleTimeoutSeconds, DEFAULT_POLICY.idleTimeoutSeconds, false),
     connectTimeoutSeconds: number(ANNOTATIONS.connectTimeoutSeconds, DEFAULT_POLICY.connectTimeoutSeconds, false),
+    responseHeaderTimeoutSeconds: number(
+      ANNOTATIONS.responseHeaderTimeoutSeconds,
+      DEFAULT_POLICY.responseHeaderTimeoutSeconds,
+      false,
+    ),
     maxConnections: number(ANNOTATIONS.maxConnections, DEFAULT_POLICY.maxConnections, true),
     maxConnectionsPerClient: number(ANNOTATIONS.maxConnectionsPerClient, DEFAULT_POLICY.maxConnectionsPerClient, true),
     allowedOrigins: list(ANNOTATIONS.allowedOrigins, ORIGIN, true, 'origins like scheme://host[:port]'),

@@ -48,6 +48,9 @@ function renderPolicy(p: Policy): object {
   const d = DEFAULT_POLICY;
   if (p.idleTimeoutSeconds !== d.idleTimeoutSeconds) out['idleTimeoutSeconds'] = p.idleTimeoutSeconds;
   if (p.connectTimeoutSeconds !== d.connectTimeoutSeconds) out['connectTimeoutSeconds'] = p.connectTimeoutSeconds;
+  if (p.responseHeaderTimeoutSeconds !== d.responseHeaderTimeoutSeconds) {
+    out['responseHeaderTimeoutSeconds'] = p.responseHeaderTimeoutSeconds;
+  }
   if (p.maxConnections !== d.maxConnections) out['maxConnections'] = p.maxConnections;
   if (p.maxConnectionsPerClient !== d.maxConnectionsPerClient) out['maxConnectionsPerClient'] = p.maxConnectionsPerClient;
   if (p.allowedOrigins.length > 0) out['allowedOrigins'] = [...p.allowedOrigins];

@@ -2,8 +2,11 @@
 //   - No hostnames: the rules apply to every host (virtual host `*`).
 //   - An error in the route itself (hostnames, tls, route policy, no rules) rejects the whole object (Invalid);
 //     an error in one rule (path, backends, rule policy) rejects that rule only, and the others serve.
-//   - HttpRoute.id is `WebSocketRoute/namespace/name#ruleIndex`. A rule under several hostnames appears in each
-//     of their virtual hosts with the same id, so its connection limits count all its hostnames together.
+//   - HttpRoute.id is `WebSocketRoute/namespace/name#` followed by the rule's name, or else by its match
+//     (`Prefix:/chat`), never by its position: inserting or reordering rules must not move live connection counts
+//     and limits onto another rule. Two unnamed rules with the same match get `~2`, `~3` after the second; two
+//     rules with the same name are an error in the later one. A rule under several hostnames appears in each of
+//     their virtual hosts with the same id, so its connection limits count all its hostnames together.
 //   - A TLS Secret that does not resolve is said (ResolvedRefs=False); the rules still serve plain HTTP.
 import { PATH_TYPES, type BackendRef, type PathType, type WebSocketRoute } from '../api/types.ts';
 import { DEFAULT_POLICY, type HttpRoute, type Policy } from '../model/table.ts';
@@ -14,6 +17,9 @@ import { emptyContribution, type Context, type Contribution } from './context.ts
 import { ANY_HOST, normalizeHostname } from './hostnames.ts';
 import { checkPath, normalizePath } from './paths.ts';
 import { applyPolicySpec } from './policy.ts';
+
+// RULE_NAME_PATTERN of the schema (a DNS-1123 label).
+const RULE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 export function translateWebSocketRoute(r: WebSocketRoute, report: ObjectReport, ctx: Context): Contribution {
   const out = emptyContribution();
@@ -56,9 +62,30 @@ export function translateWebSocketRoute(r: WebSocketRoute, report: ObjectReport,
   }
 
   let seq = 0;
+  const ids = new Set<string>();
+  const ruleId = (name: string | undefined, match: string): string => {
+    const base = `WebSocketRoute/${report.key}#${name ?? match}`;
+    let id = base;
+    for (let n = 2; ids.has(id); n++) id = `${base}~${n}`;
+    ids.add(id);
+    return id;
+  };
+  const names = new Set<string>();
   rules.forEach((rule: unknown, i) => {
     const field = `spec.rules[${i}]`;
-    const route = translateRule(rule, field, `WebSocketRoute/${report.key}#${i}`, routePolicy.policy, report, ctx);
+    const name = (rule as { name?: unknown } | null)?.name;
+    if (name !== undefined) {
+      if (typeof name !== 'string' || !RULE_NAME.test(name)) {
+        report.notAccepted('Invalid', `${field}.name: ${JSON.stringify(name)} must be a DNS label, e.g. chat-v2 (${field} is not served)`);
+        return;
+      }
+      if (names.has(name)) {
+        report.notAccepted('Invalid', `${field}.name: ${JSON.stringify(name)} names an earlier rule too (${field} is not served)`);
+        return;
+      }
+      names.add(name);
+    }
+    const route = translateRule(rule, field, (match) => ruleId(name as string | undefined, match), routePolicy.policy, report, ctx);
     if (route === undefined) return;
     for (const hostname of hostnames.length > 0 ? hostnames : [ANY_HOST]) {
       out.routes.push({ owner: report, field, hostname, fallback: false, seq: seq++, route });
@@ -87,7 +114,7 @@ function checkHostnames(value: unknown): { hostnames: string[]; errors: string[]
 function translateRule(
   rule: unknown,
   field: string,
-  id: string,
+  idFor: (match: string) => string,
   routePolicy: Policy,
   report: ObjectReport,
   ctx: Context,
@@ -130,11 +157,12 @@ function translateRule(
     ref,
     fields: { service: `${field}.backends[${j}].service`, port: `${field}.backends[${j}].port` },
   }));
+  const normalized = normalizePath(pathType, pathValue);
   return {
-    id,
+    id: idFor(`${pathType}:${normalized}`),
     route: report.key,
     pathType,
-    path: normalizePath(pathType, pathValue),
+    path: normalized,
     backends: resolveBackends(refs, report.namespace, ctx.lookup, report),
     policy: effective.policy,
   };

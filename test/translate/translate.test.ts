@@ -62,9 +62,55 @@ describe('translate', () => {
     );
     const ids = result.table.virtualHosts.map((vh) => vh.routes.map((r) => r.id));
     assert.deepEqual(ids, [
-      ['WebSocketRoute/default/chat#0', 'WebSocketRoute/default/chat#1'],
-      ['WebSocketRoute/default/chat#0', 'WebSocketRoute/default/chat#1'],
+      ['WebSocketRoute/default/chat#Prefix:/one', 'WebSocketRoute/default/chat#Prefix:/two'],
+      ['WebSocketRoute/default/chat#Prefix:/one', 'WebSocketRoute/default/chat#Prefix:/two'],
     ]);
+  });
+
+  test('keeps every rule id when a rule is inserted before the others, so live counts and limits stay on their rule', () => {
+    const idsOf = (paths: string[]): Map<string, string> => {
+      const result = translate(snapshotFromObjects([webSocketRoute('chat', { rules: paths.map((p) => rule(p)) }), service('chat')]));
+      return new Map(result.table.virtualHosts[0]!.routes.map((r) => [r.path, r.id]));
+    };
+    const before = idsOf(['/one', '/two']);
+    const after = idsOf(['/zero', '/one', '/two']);
+    assert.equal(after.get('/one'), before.get('/one'));
+    assert.equal(after.get('/two'), before.get('/two'));
+    assert.equal(new Set(after.values()).size, 3);
+  });
+
+  test('names a rule by its name when it has one, and refuses a second rule with the same name', () => {
+    const result = translate(
+      snapshotFromObjects([
+        webSocketRoute('chat', {
+          rules: [
+            { ...rule('/one'), name: 'primary' },
+            { ...rule('/two'), name: 'primary' },
+            { ...rule('/three'), name: 'Not_A_Label' },
+          ],
+        }),
+        service('chat'),
+      ]),
+    );
+    assert.deepEqual(
+      result.table.virtualHosts[0]!.routes.map((r) => r.id),
+      ['WebSocketRoute/default/chat#primary'],
+    );
+    const messages = result.statuses[0]!.conditions.map((c) => c.message).join('\n');
+    assert.match(messages, /spec\.rules\[1\]\.name: "primary" names an earlier rule too/);
+    assert.match(messages, /spec\.rules\[2\]\.name: "Not_A_Label" must be a DNS label/);
+  });
+
+  test('serves the first of two unnamed rules with the same match and reports the second as conflicted', () => {
+    const result = translate(
+      snapshotFromObjects([webSocketRoute('chat', { rules: [rule('/same'), rule('/same')] }), service('chat')]),
+    );
+    assert.deepEqual(
+      result.table.virtualHosts.map((vh) => vh.routes.map((r) => r.id)),
+      [['WebSocketRoute/default/chat#Prefix:/same']],
+    );
+    const accepted = result.statuses[0]!.conditions.find((c) => c.type === 'Accepted');
+    assert.equal(accepted?.reason, 'Conflicted');
   });
 
   test('keeps routes for every host in the `*` virtual host instead of copying them into named hosts', () => {
