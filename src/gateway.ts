@@ -47,6 +47,7 @@ export class Gateway implements DataPlane {
   readonly l4: L4Proxy;
   readonly #o: GatewayOptions;
   readonly #admin: AdminServer | undefined;
+  readonly #balancer: Balancer;
   #table: RoutingTable = EMPTY_TABLE;
   #applied = false;
   #listening = false;
@@ -57,6 +58,7 @@ export class Gateway implements DataPlane {
     this.#o = o;
     const log = o.log;
     const balancer = new Balancer();
+    this.#balancer = balancer;
     const limits = new ConnectionLimits();
     this.registry = new TunnelRegistry(o.metrics, log.child({ component: 'tunnel' }), o.sweepIntervalMs, { balancer, limits });
     this.certificates = new CertificateStore(o.defaultCertificate);
@@ -109,8 +111,22 @@ export class Gateway implements DataPlane {
     this.#applied = true;
     // Rules, not host × rule pairs: a rule serving several hostnames is one route.
     const ids = new Set<string>();
-    for (const vh of table.virtualHosts) for (const r of vh.routes) ids.add(r.id);
-    this.#o.metrics.routes.set({ kind: 'http' }, ids.size);
+    const labels = new Set<string>();
+    for (const vh of table.virtualHosts) {
+      for (const r of vh.routes) {
+        ids.add(r.id);
+        labels.add(r.route);
+      }
+    }
+    const httpRules = ids.size;
+    for (const t of table.tunnels) {
+      ids.add(t.id);
+      labels.add(t.route);
+    }
+    // What deleted routes leave behind (metric series, round-robin cursors) goes with them.
+    this.registry.setLiveRoutes(labels);
+    this.#balancer.prune(ids);
+    this.#o.metrics.routes.set({ kind: 'http' }, httpRules);
     this.#o.metrics.routes.set({ kind: 'tunnel' }, table.tunnels.length);
     setRouteMaxConnections(this.#o.metrics, table);
     setCertificateExpiries(this.#o.metrics, this.certificates.expiries());

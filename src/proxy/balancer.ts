@@ -43,6 +43,16 @@ export class Balancer {
     return this.#active.get(key) ?? 0;
   }
 
+  /** Forgets the round-robin cursors of routes that left the table (ids not in `routeIds`). */
+  prune(routeIds: ReadonlySet<string>): void {
+    for (const id of this.#cursors.keys()) if (!routeIds.has(id)) this.#cursors.delete(id);
+  }
+
+  /** Round-robin cursors held (for tests of pruning). */
+  get cursors(): number {
+    return this.#cursors.size;
+  }
+
   /**
    * Picks an endpoint among the backends' ready endpoints, skipping keys in `exclude` (endpoints that already
    * refused this connection). Returns undefined when none is left.

@@ -2,27 +2,14 @@
 // headers, returns either what the proxy needs or the rejection to send. Each rejection has its own status, a
 // message for the client, and a stable reason used as the metric label.
 import type { IncomingHttpHeaders } from 'node:http';
+import type { RejectReason } from './outcomes.ts';
 
-export type RejectReason =
-  | 'method_not_allowed'
-  | 'bad_upgrade'
-  | 'bad_connection'
-  | 'bad_key'
-  | 'bad_version'
-  | 'unsupported_version'
-  | 'no_route'
-  | 'origin_not_allowed'
-  | 'subprotocol_not_allowed'
-  | 'over_limit'
-  | 'no_endpoint'
-  | 'upstream_refused'
-  | 'upstream_timeout'
-  | 'upstream_bad_response'
-  | 'bad_request';
+/** The L7 reasons of the one vocabulary (outcomes.ts) that wsgate answers itself, with a status of its own. */
+export type L7RejectReason = Exclude<RejectReason, 'backend_refused_upgrade' | 'hello_timeout' | 'bad_client_hello'>;
 
 export interface Rejection {
   readonly status: number;
-  readonly reason: RejectReason;
+  readonly reason: L7RejectReason;
   readonly message: string;
   readonly headers?: Readonly<Record<string, string>>;
 }
@@ -48,7 +35,8 @@ export const REJECTIONS = {
   upstream_timeout: { status: 504, reason: 'upstream_timeout', message: 'Backend did not answer in time' },
   upstream_bad_response: { status: 502, reason: 'upstream_bad_response', message: 'Backend sent an invalid response' },
   bad_request: { status: 400, reason: 'bad_request', message: 'Bad request' },
-} as const satisfies Record<RejectReason, Rejection>;
+  handshake_timeout: { status: 408, reason: 'handshake_timeout', message: 'Request head not received in time' },
+} as const satisfies Record<L7RejectReason, Rejection>;
 
 export interface ValidHandshake {
   readonly ok: true;

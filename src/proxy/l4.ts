@@ -7,13 +7,14 @@
 import net from 'node:net';
 import { ErrorCodes, WsgateError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
-import type { Metrics, Outcome } from '../metrics/metrics.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import type { Outcome, RejectReason } from './outcomes.ts';
 import type { LoadBalancing, RoutingTable, TunnelRoute } from '../model/table.ts';
 import type { Balancer } from './balancer.ts';
 import type { ConnectionLimits } from './limits.ts';
 import { proxyV1Header, proxyV2Header } from './proxy-protocol.ts';
 import { parseClientHello } from './sni.ts';
-import type { TunnelRegistry } from './tunnel.ts';
+import type { PendingConnection, TunnelRegistry } from './tunnel.ts';
 import { connectUpstream } from './upstream.ts';
 
 export interface L4ProxyDeps {
@@ -31,14 +32,10 @@ export interface L4ProxyDeps {
 }
 
 /** Why an L4 connection never became a tunnel: the `reason` of wsgate_handshake_rejections_total. */
-export type L4RejectReason =
-  | 'over_limit'
-  | 'hello_timeout'
-  | 'bad_client_hello'
-  | 'no_route'
-  | 'no_endpoint'
-  | 'upstream_refused'
-  | 'upstream_timeout';
+export type L4RejectReason = Extract<
+  RejectReason,
+  'over_limit' | 'hello_timeout' | 'bad_client_hello' | 'no_route' | 'no_endpoint' | 'upstream_refused' | 'upstream_timeout'
+>;
 
 /** The tunnels of one port, indexed for lookup by server name. Built once per table, then only read. */
 interface PortRoutes {
@@ -62,8 +59,6 @@ export class L4Proxy {
   #ports: ReadonlyMap<number, PortRoutes> = new Map();
   readonly #servers = new Map<number, net.Server>();
   readonly #failed = new Map<number, Error>();
-  /** Accepted sockets that are not yet tunnels (reading the hello, or waiting for the backend). */
-  readonly #pending = new Set<net.Socket>();
   /** Serialises update() and close(), so listeners are never opened twice for one port. */
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
@@ -96,8 +91,8 @@ export class L4Proxy {
   }
 
   /**
-   * Stops listening and drops connections that are not tunnels yet. Established tunnels are left to the registry
-   * (drain them with registry.closeAll()).
+   * Stops listening. Connections already accepted (reading their hello, waiting for a backend, or tunnels) belong
+   * to the registry, which drains them (registry.drained(), registry.closeAll()).
    */
   close(): Promise<void> {
     const next = this.#queue.then(() => {
@@ -105,8 +100,6 @@ export class L4Proxy {
       this.#ports = new Map();
       for (const [port, server] of this.#servers) this.#closeServer(port, server);
       this.#failed.clear();
-      for (const socket of this.#pending) socket.destroy();
-      this.#pending.clear();
     });
     this.#queue = next.catch(() => {});
     return next;
@@ -181,10 +174,12 @@ export class L4Proxy {
       client.destroy();
       return;
     }
-    // Until the registry takes the socket, errors are handled by closing it (see #pending and the close checks).
+    // Until the tunnel takes the socket, errors are handled by closing it (see the close checks).
     client.on('error', () => client.destroy());
-    this.#pending.add(client);
-    client.once('close', () => this.#pending.delete(client));
+    // The registry owns the connection from now: a stop sees it, and aborts it if it has not become a tunnel.
+    const pending = new PendingL4(client, this.#deps.metrics);
+    this.#deps.registry.track(pending);
+    client.once('close', () => this.#deps.registry.settle(pending));
     if (routes.exact.size === 0 && routes.wildcard.size === 0) {
       void this.#forward(routes.plain!, client, undefined, startedAt);
     } else {
@@ -288,10 +283,10 @@ export class L4Proxy {
       socket.destroy();
       balancer.release(pick.key);
       limits.release(route.id, clientIP);
-      metrics.connectionsTotal.inc({ route: route.route, layer: 'l4', outcome: 'client_error' });
+      PendingL4.of(client).ended('client_abort', route.route);
       return;
     }
-    this.#pending.delete(client);
+    this.#deps.registry.settle(PendingL4.of(client));
     const preface = this.#preface(route, client, head);
     if (preface) socket.write(preface);
     registry.open({
@@ -320,10 +315,12 @@ export class L4Proxy {
   }
 
   #reject(client: net.Socket, route: string, reason: L4RejectReason): void {
-    const { metrics } = this.#deps;
-    metrics.handshakeRejections.inc({ route, reason });
-    const outcome: Outcome = 'rejected';
-    metrics.connectionsTotal.inc({ route, layer: 'l4', outcome });
+    const pending = PendingL4.of(client);
+    // Already ended (wsgate stopped it while it was being routed): it was counted then.
+    if (!pending.isEnded) {
+      this.#deps.metrics.handshakeRejections.inc({ route, reason });
+      pending.ended('rejected', route);
+    }
     client.destroy();
   }
 }
@@ -370,4 +367,42 @@ function matchServerName(routes: PortRoutes, serverName: string): TunnelRoute | 
   const dot = serverName.indexOf('.');
   if (dot <= 0) return undefined;
   return routes.wildcard.get(serverName.slice(dot + 1));
+}
+
+/** An accepted L4 connection that is not a tunnel yet, as the registry sees it. */
+class PendingL4 implements PendingConnection {
+  static readonly #bySocket = new WeakMap<net.Socket, PendingL4>();
+  readonly #client: net.Socket;
+  readonly #metrics: Metrics;
+
+  constructor(client: net.Socket, metrics: Metrics) {
+    this.#client = client;
+    this.#metrics = metrics;
+    PendingL4.#bySocket.set(client, this);
+  }
+
+  /** The pending entry of an accepted socket (every accepted socket has one). */
+  static of(client: net.Socket): PendingL4 {
+    return PendingL4.#bySocket.get(client)!;
+  }
+
+  #ended = false;
+
+  get isEnded(): boolean {
+    return this.#ended;
+  }
+
+  abort(outcome: Outcome): void {
+    if (this.#client.destroyed) return;
+    // A backend being dialled for it sees the destroyed client and closes itself (#forward).
+    this.ended(outcome, NO_ROUTE_LABEL);
+    this.#client.destroy();
+  }
+
+  /** Counts how the connection ended, once (an abort and the client's own hang-up may both be seen). */
+  ended(outcome: Outcome, route: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#metrics.connectionsTotal.inc({ route, layer: 'l4', outcome });
+  }
 }

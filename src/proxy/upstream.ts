@@ -5,6 +5,7 @@ import { ErrorCodes, WsgateError } from '../errors.ts';
 import type { Backend, LoadBalancing } from '../model/table.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { Balancer, HashInput, Pick } from './balancer.ts';
+import type { ConnectFailure } from './outcomes.ts';
 
 /** Distinct endpoints tried for one connection before it fails with 502. */
 const MAX_ATTEMPTS = 3;
@@ -24,9 +25,8 @@ export interface Upstream {
   readonly pick: Pick;
 }
 
-export type ConnectFailure = 'refused' | 'reset' | 'timeout' | 'unreachable' | 'other';
-
-function classify(err: NodeJS.ErrnoException): ConnectFailure {
+/** Why a TCP connect to a backend failed: the reason label of wsgate_upstream_connect_errors_total. */
+export function connectFailure(err: NodeJS.ErrnoException): ConnectFailure {
   switch (err.code) {
     case 'ECONNREFUSED':
       return 'refused';
@@ -62,7 +62,7 @@ export async function connectUpstream(req: UpstreamRequest, balancer: Balancer, 
       return { socket, pick };
     } catch (err) {
       balancer.release(pick.key);
-      last = classify(err as NodeJS.ErrnoException);
+      last = connectFailure(err as NodeJS.ErrnoException);
       metrics.upstreamConnectErrors.inc({ route: req.route, reason: last });
       // A timeout already cost the client connectTimeoutSeconds: answer now rather than multiply the wait.
       if (last === 'timeout') {

@@ -1,9 +1,8 @@
-// Table tests of the pure handshake checks (RFC 6455 §4.2.1) and of the backend response-head parser.
+// Table tests of the pure handshake checks (RFC 6455 §4.2.1).
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import { describe, test } from 'node:test';
 import { negotiateProtocols, originAllowed, validateHandshake } from '../../src/proxy/handshake.ts';
-import { parseResponseHead } from '../../src/proxy/response-head.ts';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
@@ -86,46 +85,5 @@ describe('originAllowed and negotiateProtocols', () => {
     assert.deepEqual(negotiateProtocols(['y', 'x', 'z'], ['x', 'y']), ['y', 'x']);
     assert.equal(negotiateProtocols(['z'], ['x']), undefined);
     assert.deepEqual(negotiateProtocols([], ['x']), []);
-  });
-});
-
-describe('parseResponseHead', () => {
-  test('waits for the blank line', () => {
-    assert.equal(parseResponseHead(Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n')), 'need-more');
-  });
-  test('returns the raw head and the bytes after it', () => {
-    const frame = Buffer.from([0x81, 0x02, 0x68, 0x69]);
-    const head = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n';
-    const r = parseResponseHead(Buffer.concat([Buffer.from(head), frame]));
-    assert.ok(typeof r === 'object');
-    assert.equal(r.status, 101);
-    assert.equal(r.raw.toString('latin1'), head);
-    assert.deepEqual(r.rest, frame);
-  });
-  test('reads Content-Length and chunked framing of a refusal', () => {
-    const r = parseResponseHead(Buffer.from('HTTP/1.1 401 Unauthorized\r\nContent-Length: 5\r\n\r\nnope!'));
-    assert.ok(typeof r === 'object');
-    assert.equal(r.contentLength, 5);
-    const c = parseResponseHead(Buffer.from('HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n'));
-    assert.ok(typeof c === 'object');
-    assert.equal(c.chunked, true);
-    assert.equal(c.contentLength, undefined);
-  });
-  const invalid: [string, string][] = [
-    ['a status line that is not HTTP', 'SSH-2.0-OpenSSH\r\n\r\n'],
-    ['a two-digit status', 'HTTP/1.1 99 Odd\r\n\r\n'],
-    ['HTTP/2 in a status line', 'HTTP/2 101\r\n\r\n'],
-    ['an obs-folded header', 'HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n continued\r\n\r\n'],
-    ['a header without a colon', 'HTTP/1.1 101 OK\r\nUpgrade websocket\r\n\r\n'],
-    ['two different Content-Lengths', 'HTTP/1.1 401 No\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n'],
-    ['a negative Content-Length', 'HTTP/1.1 401 No\r\nContent-Length: -1\r\n\r\n'],
-  ];
-  for (const [what, text] of invalid) {
-    test(`refuses ${what}`, () => {
-      assert.equal(parseResponseHead(Buffer.from(text)), 'invalid');
-    });
-  }
-  test('refuses a head larger than 64 KiB', () => {
-    assert.equal(parseResponseHead(Buffer.alloc(70 * 1024, 0x61)), 'invalid');
   });
 });

@@ -421,7 +421,7 @@ describe('L4Proxy tunnel endings', () => {
     },
     {
       name: 'the client resets',
-      outcome: 'client_error',
+      outcome: 'client_abort',
       end: async (client, backend) => {
         client.socket.resetAndDestroy();
         // The backend is a half-open server: it sees the tunnel end, and closes its side itself.

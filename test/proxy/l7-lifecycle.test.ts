@@ -108,14 +108,14 @@ describe('tunnels end in every order', { timeout: 10_000 }, () => {
     await allClosed();
   });
 
-  test('client resets the connection: client_error', async () => {
-    const before = await outcomes('default/raw', 'client_error');
+  test('client resets the connection: client_abort', async () => {
+    const before = await outcomes('default/raw', 'client_abort');
     const { client, peer } = await rawTunnel();
     const backendClosed = closeOf(peer.socket);
     client.resetAndDestroy();
     await backendClosed;
     await allClosed();
-    assert.equal(await outcomes('default/raw', 'client_error'), before + 1);
+    assert.equal(await outcomes('default/raw', 'client_abort'), before + 1);
   });
 
   test('backend resets the connection: upstream_error', async () => {

@@ -51,7 +51,7 @@ describe('TunnelRegistry endings', () => {
     const active = await metrics.connectionsActive.get();
     assert.equal(active.values.reduce((s, v) => s + v.value, 0), 0);
     const total = await metrics.connectionsTotal.get();
-    assert.deepEqual(total.values.map((v) => v.labels.outcome), ['client_error']);
+    assert.deepEqual(total.values.map((v) => v.labels.outcome), ['client_abort']);
     reg.stop();
   });
 
