@@ -47,7 +47,8 @@ export class Gateway implements DataPlane {
   readonly l4: L4Proxy;
   readonly #o: GatewayOptions;
   readonly #admin: AdminServer | undefined;
-  readonly #balancer: Balancer;
+  /** Live connections per endpoint and round-robin cursors, process-wide. */
+  readonly balancer: Balancer;
   #table: RoutingTable = EMPTY_TABLE;
   #applied = false;
   #listening = false;
@@ -58,7 +59,7 @@ export class Gateway implements DataPlane {
     this.#o = o;
     const log = o.log;
     const balancer = new Balancer();
-    this.#balancer = balancer;
+    this.balancer = balancer;
     const limits = new ConnectionLimits();
     this.registry = new TunnelRegistry(o.metrics, log.child({ component: 'tunnel' }), o.sweepIntervalMs, { balancer, limits });
     this.certificates = new CertificateStore(o.defaultCertificate);
@@ -125,7 +126,7 @@ export class Gateway implements DataPlane {
     }
     // What deleted routes leave behind (metric series, round-robin cursors) goes with them.
     this.registry.setLiveRoutes(labels);
-    this.#balancer.prune(ids);
+    this.balancer.prune(ids);
     this.#o.metrics.routes.set({ kind: 'http' }, httpRules);
     this.#o.metrics.routes.set({ kind: 'tunnel' }, table.tunnels.length);
     setRouteMaxConnections(this.#o.metrics, table);
@@ -164,7 +165,7 @@ export class Gateway implements DataPlane {
   async stop(graceMs = 0): Promise<void> {
     this.#draining = true;
     await Promise.all([this.l7.close(), this.l4.close()]);
-    if (this.registry.size > 0 && graceMs > 0) {
+    if (this.registry.size + this.registry.pendingSize > 0 && graceMs > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         this.registry.drained(),

@@ -286,7 +286,6 @@ export class L4Proxy {
       PendingL4.of(client).ended('client_abort', route.route);
       return;
     }
-    this.#deps.registry.settle(PendingL4.of(client));
     const preface = this.#preface(route, client, head);
     if (preface) socket.write(preface);
     registry.open({
@@ -301,6 +300,8 @@ export class L4Proxy {
       // The registry gives the slot and the endpoint back when the tunnel ends.
       routeId: route.id,
     });
+    // Only now, so that a drain always sees the connection, pending or tunnel.
+    registry.settle(PendingL4.of(client));
   }
 
   /** The PROXY header (if the tunnel asks for one) followed by the client bytes read while routing, as one write. */

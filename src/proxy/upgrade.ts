@@ -224,7 +224,8 @@ export class Upgrade implements PendingConnection {
     const client = this.#client;
     const up = this.#upstream!;
     const route = this.#route!;
-    this.#end(false);
+    // The tunnel is opened before the handshake leaves the pending set, so that a drain always sees one of them.
+    this.#end(false, false);
     // Nothing more is read from the backend until the tunnel resumes it.
     up.socket.pause();
     const writtenBase = client.bytesWritten + ev.raw.length;
@@ -250,6 +251,7 @@ export class Upgrade implements PendingConnection {
       startedAt: this.#startedAt,
       routeId: route.id,
     });
+    this.#settle();
   }
 
   /**
@@ -341,7 +343,7 @@ export class Upgrade implements PendingConnection {
    * Nothing more happens in this handshake: its listeners and timer go, the slot and endpoint are released unless
    * a tunnel took them over (release = false), and it leaves the registry.
    */
-  #end(release = true): void {
+  #end(release = true, settle = true): void {
     this.#done = true;
     clearTimeout(this.#timer);
     this.#client.removeListener('close', this.#clientOnClose);
@@ -358,7 +360,7 @@ export class Upgrade implements PendingConnection {
       if (this.#limitHeld) this.#d.limits.release(this.#route!.id, this.#ip);
       this.#limitHeld = false;
     }
-    this.#settle();
+    if (settle) this.#settle();
   }
 
   #count(outcome: Outcome): void {
