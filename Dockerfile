@@ -45,5 +45,5 @@ COPY --from=build /app/src ./src
 USER 65532:65532
 # HTTP, HTTPS, admin (/metrics, /healthz, /readyz).
 EXPOSE 8080 8443 9090
-ENTRYPOINT ["/nodejs/bin/node", "/app/bin/wsgate.js"]
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=2", "/app/bin/wsgate.js"]
 CMD ["controller"]

@@ -1,5 +1,6 @@
-#!/usr/bin/env node
-// The wsgate command runs its TypeScript sources directly: Node 24 strips the types.
+#!/usr/bin/env -S node --max-semi-space-size=2
+// The wsgate command runs its TypeScript sources directly: Node 24 strips the types. The V8 flags on the first
+// line are src/cli/node-flags.ts's (why: there).
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
   process.stderr.write(

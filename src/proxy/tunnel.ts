@@ -10,6 +10,7 @@ import type { Layer } from '../model/table.ts';
 import type { Balancer } from './balancer.ts';
 import type { ConnectionLimits } from './limits.ts';
 import type { Outcome } from './outcomes.ts';
+import { endRelay, joinRelay, sweepRelay } from './relay.ts';
 
 export interface TunnelOptions {
   readonly route: string;
@@ -122,20 +123,6 @@ interface TunnelSocket extends Socket {
   [TUNNEL]: Tunnel;
 }
 
-// Backpressure: a side whose peer's buffer is full stops reading until that peer drains.
-function sideOnData(this: TunnelSocket, chunk: Buffer): void {
-  if (!this[PEER].write(chunk)) this.pause();
-}
-
-function sideOnDrain(this: TunnelSocket): void {
-  this[PEER].resume();
-}
-
-// Half-close: the end of one side's reads becomes end() on the other's writes.
-function sideOnEnd(this: TunnelSocket): void {
-  this[PEER].end();
-}
-
 function sideOnError(this: TunnelSocket): void {
   const t = this[TUNNEL];
   t.registry.fail(t, this === t.client ? 'client_abort' : 'upstream_error');
@@ -218,9 +205,8 @@ export class TunnelRegistry {
     // been emitted, so count it closed now rather than wait for an event that will not come.
     if (t.client.closed) queueMicrotask(() => this.sideClosed(t, t.upstream));
     if (t.upstream.closed) queueMicrotask(() => this.sideClosed(t, t.client));
-    // Both sides may have been paused (a handshake read, pauseOnConnect): the tunnel reads from here on.
-    t.client.resume();
-    t.upstream.resume();
+    // Both sides may have been paused (a handshake read, pauseOnConnect): the relay resumes them.
+    joinRelay(t.client, t.upstream);
     if (this.#closed) this.fail(t, 'shutdown');
   }
 
@@ -255,6 +241,8 @@ export class TunnelRegistry {
   sweep(now = performance.now()): void {
     for (const t of this.#tunnels) {
       countBytes(t);
+      sweepRelay(t.client);
+      sweepRelay(t.upstream);
       const total = t.client.bytesRead + t.client.bytesWritten;
       if (total !== t.lastTotal) {
         t.lastTotal = total;
@@ -288,6 +276,8 @@ export class TunnelRegistry {
     }
     if (--t.open > 0) return;
     this.#tunnels.delete(t);
+    endRelay(t.client);
+    endRelay(t.upstream);
     countBytes(t);
     const outcome = t.outcome ?? 'completed';
     const seconds = (performance.now() - t.startedAt) / 1000;
@@ -375,15 +365,9 @@ export class TunnelRegistry {
 function join(side: TunnelSocket, peer: Socket, t: Tunnel): void {
   side[PEER] = peer;
   side[TUNNEL] = t;
-  side.on('data', sideOnData);
-  side.on('drain', sideOnDrain);
   side.on('error', sideOnError);
   // 'close' comes once; on() rather than once() saves a wrapper closure per socket.
   if (!side.closed) side.on('close', sideOnClose);
-  // Its reads may have ended already (a client that sent its hello and FIN together, while wsgate was routing):
-  // 'end' has been emitted, so carry the half-close now.
-  if (side.readableEnded) peer.end();
-  else side.on('end', sideOnEnd);
 }
 
 function countBytes(t: Tunnel): void {

@@ -85,7 +85,7 @@ export function translateWebSocketRoute(r: WebSocketRoute, report: ObjectReport,
       }
       names.add(name);
     }
-    const route = translateRule(rule, field, (match) => ruleId(name as string | undefined, match), routePolicy.policy, report, ctx);
+    const route = translateRule(rule, field, (match) => ruleId(name, match), routePolicy.policy, report, ctx);
     if (route === undefined) return;
     for (const hostname of hostnames.length > 0 ? hostnames : [ANY_HOST]) {
       out.routes.push({ owner: report, field, hostname, fallback: false, seq: seq++, route });

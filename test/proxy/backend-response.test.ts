@@ -53,7 +53,7 @@ describe('BackendResponse', () => {
     assert.equal(events.at(-1)?.kind === 'body' || events.at(-1)?.kind === 'response', true);
     const last = events.at(-1)!;
     assert.equal('complete' in last && last.complete, true);
-    const first = events[0]!;
+    const first = events[0];
     if (first.kind === 'response') assert.equal(first.head.status, 401);
   });
 

@@ -1,0 +1,192 @@
+// The byte relay between the two sockets of a tunnel: every chunk read from one side is written to the other,
+// with backpressure (a side whose peer has not taken the last chunk stops reading) and half-close (one side's end
+// of reads becomes end() on the other's writes).
+//
+// Reads go into memory wsgate owns instead of a fresh allocation per chunk. Node's stream sockets allocate a new
+// backing store for every read (64 KiB, then shrunk), so a busy tunnel makes garbage at the rate it relays, and a
+// process under load holds tens of MB of it between collections, whatever its connections' buffers. Node can read
+// into a caller's buffer instead (the `onread` option of net.Socket); for sockets wsgate did not construct (an
+// accepted client, a TLS socket) the same switch is made on the socket itself (see USER_BUFFERS). The scheme, after
+// HAProxy's dynamic buffers:
+//  1. every quiet socket reads into one shared landing buffer;
+//  2. the first chunk that lands there is copied into a buffer of the pool, which that socket reads into from then
+//     on, so the landing buffer is free again before anything else can read;
+//  3. a chunk is written to the peer straight from that buffer; if the write does not complete at once, the socket
+//     stops reading until it has (the buffer is not reused while the kernel may still read it);
+//  4. the sweep gives a buffer back to the pool when its socket has read nothing since the last sweep.
+// An idle tunnel therefore holds no buffer, and a busy one at most one per direction. Where the switch is not
+// available (another Node version), the relay falls back to 'data' events; /debug says which is in use.
+import type { Socket } from 'node:net';
+import net from 'node:net';
+
+/**
+ * Size of a read buffer: HAProxy's default tune.bufsize. A busy direction holds one (plus what its peer's socket
+ * has queued), so a flood from a client that does not read costs tens of KB, not MB.
+ */
+export const READ_BUFFER_BYTES = 16 * 1024;
+/** Free buffers kept for reuse; more than this go to the garbage collector. */
+const POOL_MAX = 64;
+
+/**
+ * The internal symbols through which net.Socket reads into a caller's buffer (lib/net.js, `onread` option):
+ * found on a socket by their descriptions, and used only if they behave as expected (checked by a probe at load).
+ */
+interface UserBufferSymbols {
+  readonly kBuffer: symbol;
+  readonly kBufferCb: symbol;
+}
+
+interface UserBufferHandle {
+  useUserBuffer(buf: Uint8Array): void;
+}
+
+function findUserBufferSymbols(): UserBufferSymbols | undefined {
+  if (process.env['WSGATE_STREAM_RELAY'] === '1') return undefined;
+  const probe = new net.Socket();
+  const syms = Object.getOwnPropertySymbols(probe);
+  const kBuffer = syms.find((s) => s.description === 'kBuffer');
+  const kBufferCb = syms.find((s) => s.description === 'kBufferCb');
+  probe.destroy();
+  if (!kBuffer || !kBufferCb) return undefined;
+  return { kBuffer, kBufferCb };
+}
+
+/** How reads reach the relay in this process: `user-buffer` (pooled, reused memory) or `stream` ('data' events). */
+const USER_BUFFERS = findUserBufferSymbols();
+export const RELAY_MODE: 'user-buffer' | 'stream' = USER_BUFFERS ? 'user-buffer' : 'stream';
+
+const LANDING = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+const pool: Buffer[] = [];
+let buffersOut = 0;
+
+function acquire(): Buffer {
+  buffersOut++;
+  return pool.pop() ?? Buffer.allocUnsafe(READ_BUFFER_BYTES);
+}
+
+function release(buf: Buffer): void {
+  buffersOut--;
+  if (pool.length < POOL_MAX) pool.push(buf);
+}
+
+/** Read buffers held by sockets now, and free in the pool (for /debug and tests). */
+export function relayBuffers(): { inUse: number; pooled: number } {
+  return { inUse: buffersOut, pooled: pool.length };
+}
+
+const PEER = Symbol('wsgate.relay.peer');
+/** The socket's own read buffer from the pool, or undefined while it reads into the landing buffer. */
+const OWN = Symbol('wsgate.relay.own');
+/** The socket stopped reading until its peer has taken the last chunk. */
+const WAITING = Symbol('wsgate.relay.waiting');
+/** bytesRead at the last sweep, to tell a quiet socket. */
+const SEEN = Symbol('wsgate.relay.seen');
+/** Called when the peer has taken a chunk: resumes this socket (one function per socket, made once). */
+const WRITTEN = Symbol('wsgate.relay.written');
+
+interface RelaySocket extends Socket {
+  [PEER]: Socket;
+  [OWN]: Buffer | undefined;
+  [WAITING]: boolean;
+  [SEEN]: number;
+  [WRITTEN]: () => void;
+  _handle: UserBufferHandle | null;
+}
+
+/** Joins two connected sockets (allowHalfOpen) into a relay both ways. Both are resumed. */
+export function joinRelay(a: Socket, b: Socket): void {
+  joinSide(a as RelaySocket, b);
+  joinSide(b as RelaySocket, a);
+  a.resume();
+  b.resume();
+}
+
+function joinSide(side: RelaySocket, peer: Socket): void {
+  side[PEER] = peer;
+  side[OWN] = undefined;
+  side[WAITING] = false;
+  side[SEEN] = side.bytesRead;
+  // Chunks read before the relay began (still in the stream's buffer) arrive as 'data' events, first.
+  side.on('data', sideOnData);
+  side.on('drain', sideOnDrain);
+  if (side.readableEnded) peer.end();
+  else side.on('end', sideOnEnd);
+  const handle = side._handle;
+  if (USER_BUFFERS && handle && typeof handle.useUserBuffer === 'function') {
+    side[WRITTEN] = () => peerTookChunk(side);
+    const s = side as unknown as Record<symbol, unknown>;
+    s[USER_BUFFERS.kBuffer] = LANDING;
+    s[USER_BUFFERS.kBufferCb] = sideOnRead;
+    handle.useUserBuffer(LANDING);
+  }
+}
+
+// Stream mode, and chunks buffered before the relay began: a side whose peer's buffer is full stops reading until
+// that peer drains.
+function sideOnData(this: RelaySocket, chunk: Buffer): void {
+  if (!this[PEER].write(chunk)) this.pause();
+}
+
+function sideOnDrain(this: RelaySocket): void {
+  const peer = this[PEER] as RelaySocket;
+  // In user-buffer mode a paused peer resumes when its chunk has been taken (peerTookChunk), not at 'drain'.
+  if (!peer[WAITING]) peer.resume();
+}
+
+// Half-close: the end of one side's reads becomes end() on the other's writes.
+function sideOnEnd(this: RelaySocket): void {
+  this[PEER].end();
+}
+
+/** User-buffer mode: `nread` bytes have been read into `buf`. Returning false pauses the socket. */
+function sideOnRead(this: RelaySocket, nread: number, buf: Buffer): boolean {
+  let own = this[OWN];
+  if (own === undefined || buf === LANDING) {
+    // 2. Landed in the shared buffer: this socket gets its own from here on.
+    own = acquire();
+    buf.copy(own, 0, 0, nread);
+    this[OWN] = own;
+    this._handle?.useUserBuffer(own);
+    const s = this as unknown as Record<symbol, unknown>;
+    s[USER_BUFFERS!.kBuffer] = own;
+  }
+  const peer = this[PEER];
+  // 3. Written from the buffer itself; reading waits while the peer still holds it.
+  peer.write(own.subarray(0, nread), this[WRITTEN]);
+  if (peer.writableLength > 0) {
+    this[WAITING] = true;
+    return false;
+  }
+  return true;
+}
+
+function peerTookChunk(side: RelaySocket): void {
+  // A write that completed at once calls back later too: only the write that emptied the peer's queue resumes.
+  if (!side[WAITING] || side[PEER].writableLength > 0) return;
+  side[WAITING] = false;
+  if (!side.destroyed) side.resume();
+}
+
+/** 4. Gives a quiet socket's read buffer back to the pool (called by the sweep, once a second). */
+export function sweepRelay(side: Socket): void {
+  const s = side as RelaySocket;
+  const read = s.bytesRead;
+  if (s[OWN] !== undefined && !s[WAITING] && read === s[SEEN] && s._handle) {
+    const own = s[OWN];
+    s[OWN] = undefined;
+    s._handle.useUserBuffer(LANDING);
+    (s as unknown as Record<symbol, unknown>)[USER_BUFFERS!.kBuffer] = LANDING;
+    release(own);
+  }
+  s[SEEN] = read;
+}
+
+/** Both sockets have closed: their buffers go back to the pool (no write can still read them). */
+export function endRelay(side: Socket): void {
+  const s = side as RelaySocket;
+  const own = s[OWN];
+  if (own !== undefined) {
+    s[OWN] = undefined;
+    release(own);
+  }
+}
