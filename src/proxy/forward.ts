@@ -5,6 +5,11 @@ export interface ForwardInfo {
   readonly proto: 'http' | 'https';
   /** The port the client connected to (wsgate's listener). */
   readonly port: number;
+  /**
+   * The Host to send instead of the client's: the authority of an absolute-form request-target, which RFC 9112
+   * §3.2.2 says takes the place of the Host header (and which wsgate routed on).
+   */
+  readonly host?: string;
 }
 
 // RFC 9110 §7.6.1 and the de-facto ones proxies drop.
@@ -61,8 +66,16 @@ export function forwardHeaders(
       continue;
     }
     if (lower === 'sec-websocket-protocol' && protocols) continue;
-    if (lower === 'host') host = value;
+    if (lower === 'host') {
+      host = info.host ?? value;
+      out.push(name, host);
+      continue;
+    }
     out.push(name, value);
+  }
+  if (host === undefined && info.host !== undefined) {
+    host = info.host;
+    out.push('Host', host);
   }
   if (upgrade) {
     out.push('Connection', 'Upgrade');

@@ -35,8 +35,12 @@ const MAX_ATTEMPTS = 3;
 /** What the access log and the metrics say about one request. */
 export interface RequestInfo {
   readonly method: string;
+  /** The normalised host routed on. */
   readonly host: string | undefined;
+  /** The normalised path routed on. */
   readonly path: string;
+  /** The request-target sent to the backend (normalised path, query as received). */
+  readonly target: string;
   readonly clientIP: string;
 }
 
@@ -137,7 +141,7 @@ export class HttpForwarder {
       host: pick.endpoint.address,
       port: pick.endpoint.port,
       method: req.method,
-      path: req.url,
+      path: x.info.target,
       headers: x.headers as string[],
       setHost: false,
       agent: this.#agent,
@@ -263,6 +267,8 @@ export class HttpForwarder {
     route: string,
     extra?: Readonly<Record<string, string>>,
     path?: string,
+    /** What exactly was wrong with a refused request (a stable reason of normalize.ts), for the log line. */
+    detail?: string,
   ): void {
     this.#d.metrics.httpRequests.inc({ route, code: String(status) });
     this.#d.rlog.info(
@@ -272,6 +278,7 @@ export class HttpForwarder {
         path: path ?? req.url,
         method: req.method,
         status,
+        ...(detail !== undefined ? { detail } : {}),
         client: clientIP(req.socket.remoteAddress),
       },
       'request',

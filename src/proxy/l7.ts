@@ -19,7 +19,8 @@ import { clientIP, forwardHeaders, type ForwardInfo } from './forward.ts';
 import { HttpForwarder } from './http-forward.ts';
 import { REJECTIONS, rejectionResponse, type Rejection, validateHandshake } from './handshake.ts';
 import type { ConnectionLimits } from './limits.ts';
-import { Router, pathOf } from './router.ts';
+import { normalizeHost, normalizeTarget, type NormalizeOptions, type TargetRejection } from './normalize.ts';
+import { Router } from './router.ts';
 import type { TunnelRegistry } from './tunnel.ts';
 import { Upgrade, type UpgradeDeps, type UpgradeRequest } from './upgrade.ts';
 
@@ -40,7 +41,23 @@ export interface L7Deps {
   readonly handshakeTimeoutMs?: number;
   /** Bind with SO_REUSEPORT, so that several worker processes share each port (default false). */
   readonly reusePort?: boolean;
+  /** How request-targets are normalised before routing (normalize.ts; default: reject encoded slashes and `\`). */
+  readonly normalize?: NormalizeOptions;
 }
+
+/** A request as wsgate routes and forwards it, normalised once at the edge (normalize.ts). */
+type EdgeRequest =
+  | {
+      readonly ok: true;
+      /** Normalised host name, without port; undefined for a request with no Host (HTTP/1.0). */
+      readonly host: string | undefined;
+      readonly path: string;
+      /** The request-target the backend receives: origin-form, normalised path, the query as received. */
+      readonly target: string;
+      /** The Host the backend receives instead of the client's (absolute-form requests). */
+      readonly hostHeader: string | undefined;
+    }
+  | { readonly ok: false; readonly rejection: TargetRejection };
 
 interface Listener {
   readonly server: http.Server;
@@ -153,8 +170,36 @@ export class L7Proxy {
   // --- WebSocket handshakes -------------------------------------------------------------------------------------
 
   #onUpgrade(req: http.IncomingMessage, socket: Socket, head: Buffer, l: Listener): void {
-    const r: UpgradeRequest = { req, target: req.url ?? '/', path: pathOf(req.url), host: req.headers.host };
+    const e = this.#edge(req);
+    const r: UpgradeRequest = e.ok
+      ? { req, target: e.target, path: e.path, host: e.host, hostHeader: e.hostHeader }
+      : { req, target: req.url ?? '/', path: req.url ?? '/', host: req.headers.host, invalid: e.rejection };
     new Upgrade(this.#upgradeDeps, socket, head, r).start(r, this.#router, l);
+  }
+
+  /**
+   * Normalises the request-target and the host (normalize.ts). An absolute-form target (`GET http://a.test/x`)
+   * is routed by its authority, whatever the Host header says, and the backend receives origin-form with that
+   * authority as Host (RFC 9112 §3.2.2): one rule, so a Host header can never send a request where its target
+   * does not point.
+   */
+  #edge(req: http.IncomingMessage): EdgeRequest {
+    const t = normalizeTarget(req.url ?? '/', this.#d.normalize);
+    if (!t.ok) return { ok: false, rejection: t };
+    const rawHost = t.authority ?? req.headers.host;
+    let host: string | undefined;
+    if (rawHost !== undefined) {
+      const h = normalizeHost(rawHost);
+      if (!h.ok) return { ok: false, rejection: h };
+      host = h.hostname;
+    }
+    return {
+      ok: true,
+      host,
+      path: t.path,
+      target: t.changed ? t.path + t.query : (req.url ?? '/'),
+      hostHeader: t.authority,
+    };
   }
 
   #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
@@ -191,16 +236,21 @@ export class L7Proxy {
         return this.#http.respond(req, res, v.status, v.message, '', { ...v.headers, Connection: 'close' });
       }
     }
-    const path = pathOf(req.url);
-    const route = this.#router.find(req.headers.host, path);
-    if (!route) return this.#http.respond(req, res, 404, REJECTIONS.no_route.message, '', undefined, path);
+    const e = this.#edge(req);
+    if (!e.ok) {
+      const r = e.rejection;
+      return this.#http.respond(req, res, r.status, r.message, '', { Connection: 'close' }, undefined, r.reason);
+    }
+    const route = this.#router.find(e.host, e.path);
+    if (!route) return this.#http.respond(req, res, 404, REJECTIONS.no_route.message, '', undefined, e.path);
     const ip = clientIP(req.socket.remoteAddress);
-    const info: ForwardInfo = { clientIP: ip, proto: l.proto, port: l.port };
+    const info: ForwardInfo = { clientIP: ip, proto: l.proto, port: l.port, ...(e.hostHeader ? { host: e.hostHeader } : {}) };
     const headers = forwardHeaders(req.rawHeaders, info, false);
     if (req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
     // Only a request without a body can be retried on another endpoint: a body already sent cannot be replayed.
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-    this.#http.forward(req, res, route, headers, { method: req.method ?? '', host: req.headers.host, path, clientIP: ip }, !hasBody);
+    const request = { method: req.method ?? '', host: e.host, path: e.path, target: e.target, clientIP: ip };
+    this.#http.forward(req, res, route, headers, request, !hasBody);
   }
 }
 

@@ -21,9 +21,11 @@ export class Router {
     this.#any = any;
   }
 
-  /** @param host The Host header as sent (any case, may carry a port). @param path The path, without the query. */
-  find(host: string | undefined, path: string): HttpRoute | undefined {
-    const name = hostname(host);
+  /**
+   * @param name The host name, normalised (normalize.ts normalizeHost: lower case, no port, no trailing dot);
+   *   undefined for a request without a host. @param path The normalised path, without the query.
+   */
+  find(name: string | undefined, path: string): HttpRoute | undefined {
     if (name) {
       const exact = this.#exact.get(name);
       const hit = exact && match(exact, path);
@@ -49,32 +51,4 @@ function match(vh: VirtualHost, path: string): HttpRoute | undefined {
     }
   }
   return undefined;
-}
-
-/** Lower-cased host without port; handles `[::1]:8080`. Undefined when absent. */
-export function hostname(host: string | undefined): string | undefined {
-  if (!host) return undefined;
-  let h = host;
-  if (h.startsWith('[')) {
-    const end = h.indexOf(']');
-    h = end > 0 ? h.slice(0, end + 1) : h;
-  } else {
-    const colon = h.lastIndexOf(':');
-    if (colon >= 0) h = h.slice(0, colon);
-  }
-  if (h.endsWith('.')) h = h.slice(0, -1);
-  return h.toLowerCase();
-}
-
-/** The path of a request target, without query or fragment. */
-export function pathOf(url: string | undefined): string {
-  if (!url) return '/';
-  const q = url.search(/[?#]/);
-  const p = q >= 0 ? url.slice(0, q) : url;
-  // An absolute-form target (GET http://host/path) keeps only its path.
-  if (!p.startsWith('/')) {
-    const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/]*(\/.*)?$/.exec(p);
-    return m ? (m[1] ?? '/') : p;
-  }
-  return p;
 }

@@ -23,6 +23,7 @@ import { negotiateProtocols, originAllowed, REJECTIONS, rejectionResponse, valid
 import { hashInput } from './http-forward.ts';
 import type { ConnectionLimits } from './limits.ts';
 import { CLIENT_CLOSED_REQUEST, type Outcome } from './outcomes.ts';
+import type { TargetRejection } from './normalize.ts';
 import type { Router } from './router.ts';
 import type { PendingConnection, TunnelRegistry } from './tunnel.ts';
 import { connectUpstream, type Upstream } from './upstream.ts';
@@ -51,7 +52,12 @@ export interface UpgradeRequest {
   readonly target: string;
   /** The path used for routing (normalised, no query). */
   readonly path: string;
+  /** The host routed on (normalised, no port). */
   readonly host: string | undefined;
+  /** The Host the backend receives instead of the client's (absolute-form targets). */
+  readonly hostHeader?: string | undefined;
+  /** Set when the request-target or Host could not be normalised: the handshake is refused with 400. */
+  readonly invalid?: TargetRejection;
 }
 
 function noop(): void {}
@@ -74,6 +80,8 @@ export class Upgrade implements PendingConnection {
   #settled = false;
   /** Set once nothing more may happen: every listener of this handshake is gone. */
   #done = false;
+  /** What exactly was wrong with a request refused as bad_request (normalize.ts reasons), for the log line. */
+  #detail: string | undefined;
 
   constructor(deps: UpgradeDeps, client: Socket, head: Buffer, r: UpgradeRequest) {
     this.#d = deps;
@@ -95,7 +103,11 @@ export class Upgrade implements PendingConnection {
     this.#d.registry.track(this);
     if (this.#done) return;
 
-    // 1. The request itself.
+    // 1. The request itself: a target and host that normalise (normalize.ts), then the handshake headers.
+    if (r.invalid) {
+      this.#detail = r.invalid.reason;
+      return this.#reject(REJECTIONS.bad_request);
+    }
     const v = validateHandshake(r.req.method, r.req.headers);
     if (!('ok' in v)) return this.#reject(v);
     // 2. The route.
@@ -108,7 +120,12 @@ export class Upgrade implements PendingConnection {
     const protocols = negotiateProtocols(v.protocols, policy.subprotocols);
     if (!protocols) return this.#reject(REJECTIONS.subprotocol_not_allowed);
     // Everything the backend will be sent is taken from the request now: the request object is not kept.
-    const info: ForwardInfo = { clientIP: this.#ip, proto: listener.proto, port: listener.port };
+    const info: ForwardInfo = {
+      clientIP: this.#ip,
+      proto: listener.proto,
+      port: listener.port,
+      ...(r.hostHeader !== undefined ? { host: r.hostHeader } : {}),
+    };
     const headers = forwardHeaders(r.req.rawHeaders, info, true, policy.subprotocols.length > 0 ? protocols : undefined);
     const requestBytes = requestHead('GET', r.target, headers);
     const hash = hashInput(this.#ip, r.req);
@@ -375,6 +392,7 @@ export class Upgrade implements PendingConnection {
         path: this.#path,
         status,
         ...(reason !== undefined ? { reason } : {}),
+        ...(this.#detail !== undefined ? { detail: this.#detail } : {}),
         client: this.#ip,
       },
       message,

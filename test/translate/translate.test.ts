@@ -180,3 +180,30 @@ describe('snapshotFromObjects', () => {
     assert.deepEqual(s, { ...emptySnapshot('custom') });
   });
 });
+
+describe('rule paths in the form requests are normalised to', () => {
+  const pathsOf = (paths: string[]): { table: string[]; messages: string } => {
+    const result = translate(snapshotFromObjects([webSocketRoute('chat', { rules: paths.map((p) => rule(p)) }), service('chat')]));
+    return {
+      table: result.table.virtualHosts.flatMap((vh) => vh.routes.map((r) => r.path)),
+      messages: result.statuses[0]!.conditions.map((c) => c.message).join('\n'),
+    };
+  };
+
+  test('upper-cases escapes and decodes unreserved characters, as requests are', () => {
+    assert.deepEqual(pathsOf(['/caf%c3%a9', '/%7Euser/x']).table.sort(), ['/caf%C3%A9', '/~user/x']);
+  });
+
+  for (const [path, why] of [
+    ['/public/../admin', /has a "\." or "\.\." segment, which no request has once normalised: write "\/admin"/],
+    ['/a/%2e%2e/b', /has a "\." or "\.\." segment/],
+    ['/a\\b', /backslash/],
+    ['/a%zz', /invalid percent-encoding/],
+  ] as const) {
+    test(`refuses the rule path ${path}, saying why`, () => {
+      const r = pathsOf([path, '/ok']);
+      assert.deepEqual(r.table, ['/ok']);
+      assert.match(r.messages, why);
+    });
+  }
+});
