@@ -132,24 +132,25 @@ if [[ ${#to_build[@]} -gt 0 ]]; then
   say "The first build on a machine takes about $minutes minutes on 2 cores; later runs reuse the cache."
 fi
 
-# build DIR: runs DIR/build.sh, its output indented, and a line every 30 s while go build is silent.
+# build DIR WHAT: runs DIR/build.sh, its output indented, and a line every 30 s while go build is silent.
 build() {
-  local dir="$1" started=$SECONDS heartbeat status=0
+  local dir="$1" what="$2" started=$SECONDS heartbeat status=0
   (
     # sleep's own stderr is closed: an orphaned sleep must not hold a reader's pipe open after the build.
-    while sleep 30 2>/dev/null; do say "  ... still building $dir ($((SECONDS - started))s so far)"; done
+    while sleep 30 2>/dev/null; do say "  ... still building $what with $dir/build.sh ($((SECONDS - started))s so far)"; done
   ) &
   heartbeat=$!
   bash "$root/$dir/build.sh" 2>&1 | sed -u 's/^/  /' >&2 || status=$?
   kill "$heartbeat" 2>/dev/null || true
   wait "$heartbeat" 2>/dev/null || true
+  if [[ "$status" != 0 ]]; then say "$dir/build.sh failed (exit $status): its output is above"; fi
   return "$status"
 }
 
 for c in "${to_build[@]}"; do
   # shellcheck disable=SC2086
   set -- $c
-  build "$1"
+  build "$1" "$(outputs_of "$@" | xargs -n1 basename | paste -sd, - | sed 's/,/, /g')"
   # build.sh and the outputs listed above must agree: a component that still looks missing is a setup bug.
   while read -r out; do
     [[ -x "$out" ]] || { say "$1/build.sh finished but $out is missing: fix the go_component line"; exit 1; }
