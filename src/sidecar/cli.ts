@@ -42,8 +42,8 @@ export const SIDECAR_OPTIONS = {
 
 export const SIDECAR_USAGE = `Usage: wsgate sidecar --upstream HOST:PORT [flags]
 
-Proxies one app in its pod: every WebSocket (and HTTP request) on --listen goes to --upstream, with the checks and
-limits of a WebSocketRoute, and /readyz follows the app's port. On SIGTERM it turns unready, waits --drain-delay,
+Proxies one app in its pod: every host and path on --listen go to --upstream, with the checks and limits of a
+WebSocketRoute, and /readyz follows the app's port. On SIGTERM it turns unready, waits --drain-delay,
 closes the listener and gives open tunnels --drain-timeout. \`wsgate webhook\` injects it into annotated pods.
 
 Flags:
