@@ -65,14 +65,15 @@ function rejectAfter(ms: number, what: string): Promise<never> {
   return new Promise((_resolve, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms).unref());
 }
 
-describe('wsgate command line', { timeout: 30_000 }, () => {
+describe('wsgate help and version', () => {
   test('--help, -h, help and no command at all print the short list of commands, and exit 0', async () => {
     const texts = new Set<string>();
-    for (const args of [['--help'], ['-h'], ['help'], []]) {
-      const r = await run(...args);
-      assert.equal(r.code, 0, `wsgate ${args.join(' ')}: ${r.stderr}`);
+    const ways = [['--help'], ['-h'], ['help'], []];
+    const runs = await Promise.all(ways.map((args) => run(...args)));
+    runs.forEach((r, i) => {
+      assert.equal(r.code, 0, `wsgate ${ways[i]!.join(' ')}: ${r.stderr}`);
       texts.add(r.stdout);
-    }
+    });
     assert.equal(texts.size, 1, 'the same text every way');
     const [text] = [...texts] as [string];
     assert.match(text, new RegExp(`^wsgate ${VERSION.replaceAll('.', '\\.')}: `));
@@ -95,12 +96,12 @@ describe('wsgate command line', { timeout: 30_000 }, () => {
   ];
   for (const { command, synopsis, has, hasNot } of commandHelp) {
     test(`${command} --help, ${command} -h and help ${command} print the usage and flags of ${command} alone`, async () => {
-      const outputs = [await run(command, '--help'), await run(command, '-h'), await run('help', command)];
+      const outputs = await Promise.all([run(command, '--help'), run(command, '-h'), run('help', command)]);
       for (const r of outputs) {
         assert.equal(r.code, 0, r.stderr);
-        assert.equal(r.stdout, outputs[0]!.stdout, 'the same text every way');
+        assert.equal(r.stdout, outputs[0].stdout, 'the same text every way');
       }
-      const text = outputs[0]!.stdout;
+      const text = outputs[0].stdout;
       assert.match(text.split('\n')[0]!, synopsis);
       for (const flag of has) assert.ok(text.includes(flag), `lists ${flag}`);
       for (const flag of hasNot) assert.ok(!text.includes(flag), `does not list ${flag}`);
@@ -116,13 +117,16 @@ describe('wsgate command line', { timeout: 30_000 }, () => {
   });
 
   test('version, --version and -v print the package version alone', async () => {
-    for (const flag of ['version', '--version', '-v']) {
-      const r = await run(flag);
+    const flags = ['version', '--version', '-v'];
+    const runs = await Promise.all(flags.map((flag) => run(flag)));
+    runs.forEach((r, i) => {
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout, `${VERSION}\n`, flag);
-    }
+      assert.equal(r.stdout, `${VERSION}\n`, flags[i]);
+    });
   });
+});
 
+describe('wsgate command line', { timeout: 60_000 }, () => {
   test('an unknown flag exits 2 naming the flag', async () => {
     const r = await run('serve', '--config', 'examples/quickstart', '--bogus');
     assert.equal(r.code, 2);
