@@ -6,7 +6,7 @@
 #      prints the `apt-get install` line to run.
 #   2. Go components (test only): programs the tests run for real, built from their upstream Go modules by their
 #      own build scripts and cached in ${WSGATE_CACHE:-~/.cache/wsgate}/<component>/<version>. The first build
-#      takes about 10 minutes on 2 cores; with the cache warm this step reads a few files.
+#      takes about 15 minutes on 2 cores; with the cache warm this step reads a few files.
 #
 # Usage: scripts/setup/deps.sh test|bench [--no-build]
 #   --no-build   fail instead of building a Go component that is not cached (the fresh-clone test uses it, so
@@ -39,7 +39,7 @@ case "$target" in
     # a real Prometheus scrapes wsgate and runs the dashboard's queries.
     debian_packages=(python3-websockets openssl iproute2 util-linux prometheus)
     # kube-apiserver and etcd: the controller, webhook and chart tests run against a real API server.
-    go_component scripts/k8s 10 'k8s/$KUBE_VERSION/kube-apiserver' 'etcd/$ETCD_VERSION/etcd'
+    go_component scripts/k8s 12 'k8s/$KUBE_VERSION/kube-apiserver' 'etcd/$ETCD_VERSION/etcd'
     # helm: the chart tests render, lint and dry-run the chart.
     go_component scripts/helm 3 'helm/$HELM_VERSION/helm'
     ;;
@@ -129,7 +129,8 @@ if [[ ${#to_build[@]} -gt 0 ]]; then
     exit 1
   fi
   say "building what the tests run and $cache does not hold yet: ${missing_names[*]}."
-  say "The first build on a machine takes about $minutes minutes on 2 cores; later runs reuse the cache."
+  say "The first build on a machine takes about $minutes minutes on 2 cores (more while other work shares them);"
+  say "later runs reuse the cache."
 fi
 
 # build DIR WHAT: runs DIR/build.sh, its output indented, and a line every 30 s while go build is silent.
