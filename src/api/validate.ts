@@ -5,7 +5,17 @@
 // is worse than a loud one. Kubernetes kinds get only the checks a loader needs (apiVersion/kind, metadata.name);
 // their content is the translator's concern, which reports bad parts as conditions.
 import { KIND_API_VERSIONS } from './types.ts';
-import { DNS1123_SUBDOMAIN, tcpTunnelSchema, webSocketRouteSchema, type SchemaNode } from './schema.ts';
+import {
+  DNS1123_SUBDOMAIN,
+  HOSTNAME_PATTERN,
+  PATH_PATTERN,
+  PORT_NAME_PATTERN,
+  SERVICE_NAME_PATTERN,
+  TOKEN_PATTERN,
+  tcpTunnelSchema,
+  webSocketRouteSchema,
+  type SchemaNode,
+} from './schema.ts';
 
 export interface FieldError {
   /** Path of the offending field, e.g. `spec.rules[0].backends[1].port`; empty for the object itself. */
@@ -22,6 +32,28 @@ export const CLUSTER_SCOPED_KINDS: ReadonlySet<string> = new Set(['IngressClass'
 const SCHEMAS: Readonly<Record<string, SchemaNode>> = {
   WebSocketRoute: webSocketRouteSchema(),
   TCPTunnel: tcpTunnelSchema(),
+};
+
+/**
+ * What a value must be, in words and with an example, for every `pattern` in ./schema.ts: a person reads this, not
+ * the regular expression. The validator prints `"VALUE" must be ...`; test/api/validate.test.ts fails when a
+ * pattern of the schemas has no entry here.
+ */
+export const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
+  [HOSTNAME_PATTERN]:
+    'must be a host name in lower case: labels of letters, digits and "-" joined by dots, optionally starting ' +
+    'with "*." for every subdomain, with no port or trailing dot, e.g. chat.example.com or *.example.com',
+  [PATH_PATTERN]: 'must be an absolute path: starting with "/", with no spaces, "?" or "#", e.g. /chat',
+  [SERVICE_NAME_PATTERN]:
+    'must be the name of a Service in the same namespace: lower-case letters, digits and "-", starting with a ' +
+    'letter, e.g. chat-backend',
+  [PORT_NAME_PATTERN]: "must be a port number (1-65535) or the name of one of the Service's ports, e.g. 8080 or http",
+  [TOKEN_PATTERN]:
+    "must be an HTTP token: letters, digits and !#$%&'*+-.^_`|~, with no spaces, commas, quotes or slashes, " +
+    'e.g. X-User-Id or chat.v1',
+  [`^${DNS1123_SUBDOMAIN}$`]:
+    'must be the name of a Secret in the same namespace: lower-case letters, digits, "-" and ".", starting and ' +
+    'ending with a letter or digit, e.g. chat-tls',
 };
 
 const NAME_RE = new RegExp(`^${DNS1123_SUBDOMAIN}$`);
@@ -67,12 +99,22 @@ function validateMetadata(metadata: unknown, errors: FieldError[]): void {
   if (name === undefined || name === '') errors.push({ field: 'metadata.name', message: 'required value' });
   else if (typeof name !== 'string') errors.push(typeError('metadata.name', 'string', name));
   else if (name.length > 253 || !NAME_RE.test(name)) {
-    errors.push({ field: 'metadata.name', message: `invalid value "${name}": must be a lowercase RFC 1123 subdomain` });
+    errors.push({
+      field: 'metadata.name',
+      message:
+        `${JSON.stringify(name)} must be a name in lower case (an RFC 1123 subdomain): letters, digits, "-" and ".", ` +
+        'starting and ending with a letter or digit, at most 253 characters, e.g. chat or chat.v2',
+    });
   }
   if (namespace !== undefined) {
     if (typeof namespace !== 'string') errors.push(typeError('metadata.namespace', 'string', namespace));
     else if (namespace.length > 63 || !NAMESPACE_RE.test(namespace)) {
-      errors.push({ field: 'metadata.namespace', message: `invalid value "${namespace}": must be a lowercase RFC 1123 label` });
+      errors.push({
+        field: 'metadata.namespace',
+        message:
+          `${JSON.stringify(namespace)} must be a namespace name in lower case (an RFC 1123 label): letters, digits ` +
+          'and "-", starting and ending with a letter or digit, at most 63 characters, e.g. apps',
+      });
     }
   }
   // A Date is what @kubernetes/client-node's deserializer makes; a string is what YAML gives.
@@ -122,7 +164,7 @@ function validateString(value: string, schema: SchemaNode, field: string, errors
     errors.push({ field, message: `too long: must have at most ${schema.maxLength} characters` });
   }
   if (schema.pattern !== undefined && !compiled(schema.pattern).test(value)) {
-    errors.push({ field, message: `invalid value "${value}": should match '${schema.pattern}'` });
+    errors.push({ field, message: patternMessage(value, schema) });
   }
   if (schema.format === 'date-time' && !isDateTime(value)) {
     errors.push({ field, message: `invalid value "${value}": must be an RFC 3339 date-time` });
@@ -173,6 +215,15 @@ function validateObjectNode(value: Record<string, unknown>, schema: SchemaNode, 
     if (v === null || v === undefined) continue;
     validateNode(v, child, join(field, key), errors);
   }
+}
+
+function patternMessage(value: string, schema: SchemaNode): string {
+  const pattern = schema.pattern ?? '';
+  const must = PATTERN_MESSAGES[pattern] ?? `must match the regular expression ${pattern}`;
+  // `port: "80"`: YAML reads a quoted number as a string, and a port given by string is a port name.
+  const quotedNumber = schema['x-kubernetes-int-or-string'] === true && /^\d+$/.test(value);
+  const hint = quotedNumber ? ` (in quotes, ${value} is read as a port name, and a name needs a letter: write ${value} without quotes)` : '';
+  return `${JSON.stringify(value)} ${must}${hint}`;
 }
 
 const patternCache = new Map<string, RegExp>();

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { BadFlagError, parseDuration, parseFlags, parseName } from '../cli/flags.ts';
-import { LISTENER_OPTIONS, parseListenerFlags } from '../cli/listener-flags.ts';
+import { LISTENER_OPTIONS, LISTENER_USAGE, parseListenerFlags } from '../cli/listener-flags.ts';
 import { createLogger } from '../log/logger.ts';
 import { createMetrics } from '../metrics/metrics.ts';
 import { startController, type ControllerOptions } from './controller.ts';
@@ -21,7 +21,14 @@ export const CONTROLLER_OPTIONS = {
   'max-debounce': { type: 'string', default: '1s' },
 } as const satisfies ParseArgsConfig['options'];
 
-export const CONTROLLER_USAGE = `  --kubeconfig PATH          kubeconfig to reach the API server (default: in-cluster service account)
+export const CONTROLLER_USAGE = `Usage: wsgate controller [flags]
+
+Serves the Ingresses (of --ingress-class), WebSocketRoutes and TCPTunnels of a Kubernetes cluster, with the
+Services, EndpointSlices and Secrets they name, and, on the replica holding the leader Lease, writes their status.
+In a cluster it finds the API server through its service account; elsewhere give --kubeconfig.
+
+Flags of the cluster:
+  --kubeconfig PATH          kubeconfig to reach the API server (default: in-cluster service account)
   --namespace NS             watch only this namespace (default: all namespaces)
   --publish-service NS/NAME  Service whose load balancer addresses (or cluster IP) go into Ingress status
   --publish-address ADDR,... addresses (IPs or host names) for Ingress status; overrides --publish-service
@@ -32,6 +39,10 @@ export const CONTROLLER_USAGE = `  --kubeconfig PATH          kubeconfig to reac
   --max-debounce DUR         longest a change waits for its rebuild (default 1s)
   IngressClass: Ingresses of --ingress-class are served; an IngressClass of that name should say
   spec.controller: wsgate.io/ingress-controller
+
+Flags of the proxy (as for wsgate serve):
+${LISTENER_USAGE}
+Example: wsgate controller --kubeconfig ~/.kube/config --namespace apps --publish-service wsgate/wsgate
 `;
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -125,10 +136,10 @@ function loadKubeConfig(path: string | undefined): KubeConfig {
   return kc;
 }
 
-export async function runController(args: string[], o: { usage: string; version: string }): Promise<void> {
+export async function runController(args: string[], o: { version: string }): Promise<void> {
   const flags = parseControllerFlags(args);
   if (flags.help) {
-    process.stdout.write(o.usage);
+    process.stdout.write(CONTROLLER_USAGE);
     return;
   }
   const { drainMs, logLevel, ...rest } = flags;

@@ -40,7 +40,14 @@ export const SIDECAR_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
-export const SIDECAR_USAGE = `  --upstream HOST:PORT       where the app listens, e.g. 127.0.0.1:8080 (required)
+export const SIDECAR_USAGE = `Usage: wsgate sidecar --upstream HOST:PORT [flags]
+
+Proxies one app in its pod: every host and path on --listen go to --upstream, with the checks and limits of a
+WebSocketRoute, and /readyz follows the app's port. On SIGTERM it turns unready, waits --drain-delay,
+closes the listener and gives open tunnels --drain-timeout. \`wsgate webhook\` injects it into annotated pods.
+
+Flags:
+  --upstream HOST:PORT       where the app listens, e.g. 127.0.0.1:8080 (required)
   --listen HOST:PORT         where clients connect; the pod's port "wsgate" (default ${SIDECAR_DEFAULTS.listen})
   --admin-addr HOST:PORT     /metrics, /healthz, /readyz, /debug/routes, or "off" (default ${SIDECAR_DEFAULTS.adminAddr})
   --name NAME                route label in metrics and logs (default: $POD_NAME, else "sidecar")
@@ -55,6 +62,8 @@ export const SIDECAR_USAGE = `  --upstream HOST:PORT       where the app listens
   --drain-delay DUR          on SIGTERM, time between readiness false and the listener closing (default ${SIDECAR_DEFAULTS.drainDelay})
   --drain-timeout DUR        then, time open tunnels get to end before they are closed (default ${SIDECAR_DEFAULTS.drainTimeout})
   --log-level LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
+
+Example: wsgate sidecar --upstream 127.0.0.1:8080 --allowed-origin https://app.example.com
 `;
 
 export type SidecarFlags = Omit<SidecarOptions, 'log' | 'metrics'> & { readonly logLevel: (typeof LOG_LEVELS)[number] };
@@ -120,10 +129,10 @@ function required(flag: string, value: string): ListenAddress & Endpoint {
   return { address: a.host, host: a.host, port: a.port };
 }
 
-export async function runSidecar(args: string[], o: { usage: string; version: string }): Promise<void> {
+export async function runSidecar(args: string[], o: { version: string }): Promise<void> {
   const flags = parseSidecarFlags(args);
   if (flags.help) {
-    process.stdout.write(o.usage);
+    process.stdout.write(SIDECAR_USAGE);
     return;
   }
   const { logLevel, ...options } = flags;

@@ -37,7 +37,13 @@ export const WEBHOOK_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
-export const WEBHOOK_USAGE = `  --image IMAGE              the wsgate image the injected sidecar runs (required)
+export const WEBHOOK_USAGE = `Usage: wsgate webhook --image IMAGE (--tls-cert FILE --tls-key FILE | --self-signed ...) [flags]
+
+The sidecar injector: a mutating admission webhook that adds \`wsgate sidecar\` (as a native sidecar) to pods
+annotated wsgate.io/inject: "true". Serves AdmissionReviews over HTTPS at /mutate.
+
+Flags:
+  --image IMAGE              the wsgate image the injected sidecar runs (required)
   --listen HOST:PORT         HTTPS address for AdmissionReviews at /mutate (default 0.0.0.0:8443)
   --admin-addr HOST:PORT     /metrics, /healthz, /readyz over plain HTTP, or "off" (default 0.0.0.0:9090)
   --tls-cert FILE            PEM serving certificate (e.g. from cert-manager); re-read every --reconcile-interval
@@ -56,7 +62,9 @@ export const WEBHOOK_USAGE = `  --image IMAGE              the wsgate image the 
   --memory-request Q         sidecar memory request (default 64Mi)
   --memory-limit Q           sidecar memory limit, or "off" (default off)
   --run-as-user UID          sidecar's non-root user and group (default ${INJECT_DEFAULTS.runAsUser}, as the chart's controller)
-  --log-level LEVEL          (default info)
+  --log-level LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
+
+Example: wsgate webhook --image registry.example.com/wsgate:0.1.0 --tls-cert tls.crt --tls-key tls.key
 `;
 
 const QUANTITY = /^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/;
@@ -239,10 +247,10 @@ export async function startWebhook(f: WebhookFlags, log: Logger, metrics: Webhoo
   };
 }
 
-export async function runWebhook(args: string[], o: { usage: string; version: string }): Promise<void> {
+export async function runWebhook(args: string[], o: { version: string }): Promise<void> {
   const f = parseWebhookFlags(args);
   if (f.help) {
-    process.stdout.write(o.usage);
+    process.stdout.write(WEBHOOK_USAGE);
     return;
   }
   const log = createLogger(f.logLevel);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateObject, type FieldError } from '../../src/api/validate.ts';
+import { PATTERN_MESSAGES, validateObject, type FieldError } from '../../src/api/validate.ts';
+import { tcpTunnelSchema, webSocketRouteSchema, type SchemaNode } from '../../src/api/schema.ts';
 import type { TCPTunnel, WebSocketRoute } from '../../src/api/types.ts';
 
 function webSocketRoute(): WebSocketRoute {
@@ -103,8 +104,8 @@ describe('validateObject', () => {
     { name: 'rejects a wsgate kind of another version', obj: withField(tcpTunnel(), 'apiVersion', 'wsgate.io/v1'), field: 'apiVersion', message: /expected "wsgate.io\/v1alpha1"/ },
     { name: 'rejects a Kubernetes object without metadata.name', obj: k8s('v1', 'Secret', { namespace: 'a' }), field: 'metadata.name', message: /required/ },
     { name: 'rejects an object without metadata', obj: withField(tcpTunnel(), 'metadata', undefined), field: 'metadata.name', message: /required/ },
-    { name: 'rejects a name that is not a DNS subdomain', obj: withField(tcpTunnel(), 'metadata.name', 'Bad_Name'), field: 'metadata.name', message: /RFC 1123 subdomain/ },
-    { name: 'rejects a namespace that is not a DNS label', obj: withField(tcpTunnel(), 'metadata.namespace', 'a.b'), field: 'metadata.namespace', message: /RFC 1123 label/ },
+    { name: 'rejects a name that is not a DNS subdomain', obj: withField(tcpTunnel(), 'metadata.name', 'Bad_Name'), field: 'metadata.name', message: /^"Bad_Name" must be a name in lower case \(an RFC 1123 subdomain\).*, e\.g\. chat or chat\.v2$/ },
+    { name: 'rejects a namespace that is not a DNS label', obj: withField(tcpTunnel(), 'metadata.namespace', 'a.b'), field: 'metadata.namespace', message: /^"a\.b" must be a namespace name in lower case \(an RFC 1123 label\).*, e\.g\. apps$/ },
     { name: 'rejects a label value that is not a string', obj: withField(tcpTunnel(), 'metadata.labels', { tier: 1 }), field: 'metadata.labels[tier]', message: /expected string/ },
     { name: 'rejects a creationTimestamp that is not a date-time', obj: withField(tcpTunnel(), 'metadata.creationTimestamp', 'yesterday'), field: 'metadata.creationTimestamp', message: /date-time/ },
     { name: 'rejects a WebSocketRoute without a spec', obj: withField(webSocketRoute(), 'spec', undefined), field: 'spec', message: /required/ },
@@ -116,22 +117,27 @@ describe('validateObject', () => {
     { name: 'rejects a backend port of zero', obj: withField(webSocketRoute(), 'spec.rules[0].backends[0].port', 0), field: 'spec.rules[0].backends[0].port', message: /greater than or equal to 1/ },
     { name: 'rejects a backend port that is a boolean', obj: withField(webSocketRoute(), 'spec.rules[0].backends[0].port', true), field: 'spec.rules[0].backends[0].port', message: /expected integer or string, got boolean/ },
     { name: 'rejects a fractional backend port', obj: withField(webSocketRoute(), 'spec.rules[0].backends[0].port', 80.5), field: 'spec.rules[0].backends[0].port', message: /expected integer or string, got number/ },
-    { name: 'rejects a port name made of digits only', obj: withField(webSocketRoute(), 'spec.rules[0].backends[0].port', '8080'), field: 'spec.rules[0].backends[0].port', message: /should match/ },
+    { name: 'rejects a port number in quotes, saying what a port must be and to drop the quotes', obj: withField(webSocketRoute(), 'spec.rules[0].backends[0].port', '80'), field: 'spec.rules[0].backends[0].port', message: /^"80" must be a port number \(1-65535\) or the name of one of the Service's ports, e\.g\. 8080 or http \(in quotes, 80 is read as a port name, and a name needs a letter: write 80 without quotes\)$/ },
+    { name: 'rejects a port name with an underscore, saying what a port must be', obj: withField(webSocketRoute(), 'spec.rules[0].backends[0].port', 'web_socket'), field: 'spec.rules[0].backends[0].port', message: /^"web_socket" must be a port number \(1-65535\) or the name of one of the Service's ports, e\.g\. 8080 or http$/ },
     { name: 'rejects a port name longer than 15 characters', obj: withField(webSocketRoute(), 'spec.rules[0].backends[0].port', 'a-very-long-port-name'), field: 'spec.rules[0].backends[0].port', message: /at most 15 characters/ },
     { name: 'rejects a weight above one million', obj: withField(webSocketRoute(), 'spec.rules[0].backends[0].weight', 1_000_001), field: 'spec.rules[0].backends[0].weight', message: /less than or equal to 1000000/ },
     { name: 'rejects a negative weight', obj: withField(webSocketRoute(), 'spec.rules[0].backends[0].weight', -1), field: 'spec.rules[0].backends[0].weight', message: /greater than or equal to 0/ },
     { name: 'rejects a weight given as a string', obj: withField(webSocketRoute(), 'spec.rules[0].backends[0].weight', '5'), field: 'spec.rules[0].backends[0].weight', message: /expected integer, got string/ },
     { name: 'rejects an unknown path type', obj: withField(webSocketRoute(), 'spec.rules[0].path.type', 'Regex'), field: 'spec.rules[0].path.type', message: /unsupported value "Regex": supported values: "Exact", "Prefix"/ },
-    { name: 'rejects a path that does not start with a slash', obj: withField(webSocketRoute(), 'spec.rules[0].path.value', 'ws'), field: 'spec.rules[0].path.value', message: /should match/ },
-    { name: 'rejects a path with a query string', obj: withField(webSocketRoute(), 'spec.rules[0].path.value', '/ws?x=1'), field: 'spec.rules[0].path.value', message: /should match/ },
+    { name: 'rejects a path that does not start with a slash', obj: withField(webSocketRoute(), 'spec.rules[0].path.value', 'ws'), field: 'spec.rules[0].path.value', message: /^"ws" must be an absolute path: starting with "\/", with no spaces, "\?" or "#", e\.g\. \/chat$/ },
+    { name: 'rejects a path with a query string', obj: withField(webSocketRoute(), 'spec.rules[0].path.value', '/ws?x=1'), field: 'spec.rules[0].path.value', message: /^"\/ws\?x=1" must be an absolute path/ },
     { name: 'rejects an unknown load balancing policy', obj: withField(webSocketRoute(), 'spec.policy.loadBalancing', { policy: 'Random' }), field: 'spec.policy.loadBalancing.policy', message: /unsupported value "Random"/ },
     { name: 'rejects hashOn with two members set', obj: withField(webSocketRoute(), 'spec.rules[0].policy.loadBalancing.hashOn', { clientIP: true, header: 'X' }), field: 'spec.rules[0].policy.loadBalancing.hashOn', message: /at most 1 field set, got: clientIP, header/ },
     { name: 'rejects hashOn with no member set', obj: withField(webSocketRoute(), 'spec.rules[0].policy.loadBalancing.hashOn', {}), field: 'spec.rules[0].policy.loadBalancing.hashOn', message: /at least 1 field/ },
-    { name: 'rejects a hash header that is not an HTTP token', obj: withField(webSocketRoute(), 'spec.rules[0].policy.loadBalancing.hashOn', { header: 'X User' }), field: 'spec.rules[0].policy.loadBalancing.hashOn.header', message: /should match/ },
-    { name: 'rejects an uppercase hostname', obj: withField(webSocketRoute(), 'spec.hostnames[0]', 'Chat.Example.com'), field: 'spec.hostnames[0]', message: /should match/ },
-    { name: 'rejects a wildcard that is not the leftmost label', obj: withField(webSocketRoute(), 'spec.hostnames[1]', 'chat.*.example.org'), field: 'spec.hostnames[1]', message: /should match/ },
-    { name: 'rejects a bare wildcard hostname', obj: withField(webSocketRoute(), 'spec.hostnames[1]', '*'), field: 'spec.hostnames[1]', message: /should match/ },
-    { name: 'rejects a hostname with a port', obj: withField(webSocketRoute(), 'spec.hostnames[0]', 'chat.example.com:443'), field: 'spec.hostnames[0]', message: /should match/ },
+    { name: 'rejects a hash header that is not an HTTP token', obj: withField(webSocketRoute(), 'spec.rules[0].policy.loadBalancing.hashOn', { header: 'X User' }), field: 'spec.rules[0].policy.loadBalancing.hashOn.header', message: /^"X User" must be an HTTP token: .*, e\.g\. X-User-Id or chat\.v1$/ },
+    { name: 'rejects an uppercase hostname', obj: withField(webSocketRoute(), 'spec.hostnames[0]', 'Chat.Example.com'), field: 'spec.hostnames[0]', message: /^"Chat\.Example\.com" must be a host name in lower case: .*, e\.g\. chat\.example\.com or \*\.example\.com$/ },
+    { name: 'rejects a wildcard that is not the leftmost label', obj: withField(webSocketRoute(), 'spec.hostnames[1]', 'chat.*.example.org'), field: 'spec.hostnames[1]', message: /^"chat\.\*\.example\.org" must be a host name/ },
+    { name: 'rejects a bare wildcard hostname', obj: withField(webSocketRoute(), 'spec.hostnames[1]', '*'), field: 'spec.hostnames[1]', message: /^"\*" must be a host name/ },
+    { name: 'rejects a hostname with a port', obj: withField(webSocketRoute(), 'spec.hostnames[0]', 'chat.example.com:443'), field: 'spec.hostnames[0]', message: /^"chat\.example\.com:443" must be a host name in lower case: .*with no port/ },
+    { name: 'rejects a service name with an upper-case letter, saying what it must be', obj: withField(webSocketRoute(), 'spec.rules[0].backends[0].service', 'Chat'), field: 'spec.rules[0].backends[0].service', message: /^"Chat" must be the name of a Service in the same namespace: .*, e\.g\. chat-backend$/ },
+    { name: 'rejects a subprotocol with a space, saying it must be an HTTP token', obj: withField(webSocketRoute(), 'spec.policy.subprotocols', ['chat v1']), field: 'spec.policy.subprotocols[0]', message: /^"chat v1" must be an HTTP token/ },
+    { name: 'rejects a hash cookie with a comma, saying it must be an HTTP token', obj: withField(webSocketRoute(), 'spec.rules[0].policy.loadBalancing.hashOn', { cookie: 'a,b' }), field: 'spec.rules[0].policy.loadBalancing.hashOn.cookie', message: /^"a,b" must be an HTTP token/ },
+    { name: 'rejects a TLS secretName with an underscore, saying what it must be', obj: withField(webSocketRoute(), 'spec.tls.secretName', 'chat_tls'), field: 'spec.tls.secretName', message: /^"chat_tls" must be the name of a Secret in the same namespace: .*, e\.g\. chat-tls$/ },
     { name: 'rejects tls without a secretName', obj: withField(webSocketRoute(), 'spec.tls', {}), field: 'spec.tls.secretName', message: /required/ },
     { name: 'rejects a negative idle timeout', obj: withField(webSocketRoute(), 'spec.policy.idleTimeoutSeconds', -5), field: 'spec.policy.idleTimeoutSeconds', message: /greater than or equal to 0/ },
     { name: 'rejects a connect timeout of zero', obj: withField(webSocketRoute(), 'spec.policy.connectTimeoutSeconds', 0), field: 'spec.policy.connectTimeoutSeconds', message: /greater than or equal to 1/ },
@@ -143,7 +149,7 @@ describe('validateObject', () => {
     { name: 'rejects a TCPTunnel port given by name', obj: withField(tcpTunnel(), 'spec.port', 'postgres'), field: 'spec.port', message: /expected integer, got string/ },
     { name: 'rejects a TCPTunnel without backends', obj: withField(tcpTunnel(), 'spec.backends', undefined), field: 'spec.backends', message: /required/ },
     { name: 'rejects an unknown PROXY protocol version', obj: withField(tcpTunnel(), 'spec.proxyProtocol', 'V3'), field: 'spec.proxyProtocol', message: /unsupported value "V3": supported values: "None", "V1", "V2"/ },
-    { name: 'rejects an SNI hostname with a trailing dot', obj: withField(tcpTunnel(), 'spec.sniHostnames[0]', 'db.example.com.'), field: 'spec.sniHostnames[0]', message: /should match/ },
+    { name: 'rejects an SNI hostname with a trailing dot', obj: withField(tcpTunnel(), 'spec.sniHostnames[0]', 'db.example.com.'), field: 'spec.sniHostnames[0]', message: /^"db\.example\.com\." must be a host name in lower case: .*trailing dot/ },
     { name: 'rejects a condition without a reason', obj: withField(webSocketRoute(), 'status.conditions[0].reason', undefined), field: 'status.conditions[0].reason', message: /required/ },
     { name: 'rejects a condition of an unknown type', obj: withField(webSocketRoute(), 'status.conditions[0].type', 'Ready'), field: 'status.conditions[0].type', message: /unsupported value "Ready"/ },
     { name: 'rejects a lastTransitionTime that is not a date-time', obj: withField(webSocketRoute(), 'status.conditions[0].lastTransitionTime', 'now'), field: 'status.conditions[0].lastTransitionTime', message: /date-time/ },
@@ -173,5 +179,48 @@ describe('validateObject', () => {
     for (const v of [undefined, null, 0, 'x', [], new Date(), { kind: 'WebSocketRoute', metadata: 'x', spec: [] }]) {
       assert.ok(validateObject(v).length > 0);
     }
+  });
+});
+
+/** Every `pattern` in a schema, with the path of one field that carries it. */
+function patterns(node: SchemaNode, path: string, out: Map<string, string>): Map<string, string> {
+  if (node.pattern !== undefined && !out.has(node.pattern)) out.set(node.pattern, path);
+  for (const [key, child] of Object.entries(node.properties ?? {})) patterns(child, `${path}.${key}`, out);
+  if (node.items !== undefined) patterns(node.items, `${path}[]`, out);
+  return out;
+}
+
+describe('messages for values that do not match a schema pattern', () => {
+  const all = patterns(tcpTunnelSchema(), 'TCPTunnel', patterns(webSocketRouteSchema(), 'WebSocketRoute', new Map()));
+
+  it('finds the patterns of both schemas (the walk is not vacuous)', () => {
+    assert.ok(all.size >= 6, `found ${all.size}: ${[...all.values()].join(', ')}`);
+  });
+
+  for (const [pattern, field] of all) {
+    it(`says in words what ${field} must be, with an example that is itself valid`, () => {
+      const message = PATTERN_MESSAGES[pattern];
+      assert.ok(message !== undefined, `no message for the pattern of ${field}: ${pattern}`);
+      assert.ok(!message.includes(pattern), 'the message does not repeat the regular expression');
+      const examples = /, e\.g\. (.+)$/.exec(message)?.[1]?.split(' or ');
+      assert.ok(examples !== undefined && examples.length > 0, `no example in: ${message}`);
+      const re = new RegExp(pattern, 'u');
+      for (const example of examples) {
+        // An int-or-string port's example may be the number; every other example matches the pattern.
+        const isPortNumber = /^\d+$/.test(example) && Number(example) >= 1 && Number(example) <= 65535;
+        assert.ok(re.test(example) || isPortNumber, `example ${example} of ${field} is not valid`);
+      }
+    });
+  }
+
+  it('keeps the field path and never prints a regular expression (a quoted port, as a user writes it)', () => {
+    const errors = validateObject(withField(webSocketRoute(), 'spec.rules[0].backends[0].port', '80'));
+    assert.deepEqual(
+      errors.map((e) => `${e.field}: ${e.message}`),
+      [
+        'spec.rules[0].backends[0].port: "80" must be a port number (1-65535) or the name of one of the Service\'s ports, ' +
+          'e.g. 8080 or http (in quotes, 80 is read as a port name, and a name needs a letter: write 80 without quotes)',
+      ],
+    );
   });
 });

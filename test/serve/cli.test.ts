@@ -65,21 +65,68 @@ function rejectAfter(ms: number, what: string): Promise<never> {
   return new Promise((_resolve, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms).unref());
 }
 
-describe('wsgate command line', { timeout: 30_000 }, () => {
-  test('--help exits 0 and prints the usage', async () => {
-    const r = await run('--help');
-    assert.equal(r.code, 0);
-    assert.match(r.stdout, /Usage:/);
-    assert.match(r.stdout, /wsgate serve --config PATH/);
-    assert.match(r.stdout, /--drain-timeout DUR/);
+describe('wsgate help and version', () => {
+  test('--help, -h, help and no command at all print the short list of commands, and exit 0', async () => {
+    const texts = new Set<string>();
+    const ways = [['--help'], ['-h'], ['help'], []];
+    const runs = await Promise.all(ways.map((args) => run(...args)));
+    runs.forEach((r, i) => {
+      assert.equal(r.code, 0, `wsgate ${ways[i]!.join(' ')}: ${r.stderr}`);
+      texts.add(r.stdout);
+    });
+    assert.equal(texts.size, 1, 'the same text every way');
+    const [text] = [...texts] as [string];
+    assert.match(text, new RegExp(`^wsgate ${VERSION.replaceAll('.', '\\.')}: `));
+    for (const command of ['serve', 'controller', 'sidecar', 'webhook', 'translate', 'version', 'help']) {
+      assert.match(text, new RegExp(`^  ${command} +\\S`, 'm'), `lists ${command}`);
+    }
+    assert.match(text, /wsgate COMMAND --help/);
+    // Short: the commands, not every command's flags.
+    assert.doesNotMatch(text, /--drain-timeout|--upstream|--kubeconfig/);
+    assert.ok(text.split('\n').length < 25, `${text.split('\n').length} lines`);
   });
 
-  test('version prints the package version', async () => {
-    const r = await run('version');
-    assert.equal(r.code, 0);
-    assert.equal(r.stdout.trim(), VERSION);
+  // Each command's own usage: its synopsis first, then its flags (and none of another command's own flags).
+  const commandHelp: Array<{ command: string; synopsis: RegExp; has: string[]; hasNot: string[] }> = [
+    { command: 'serve', synopsis: /^Usage: wsgate serve --config PATH \[flags\]$/, has: ['--config PATH', '--drain-timeout DUR', '--workers N'], hasNot: ['--kubeconfig', '--upstream'] },
+    { command: 'controller', synopsis: /^Usage: wsgate controller \[flags\]$/, has: ['--kubeconfig PATH', '--publish-service', '--http-addr', '--workers N'], hasNot: ['--config PATH', '--upstream'] },
+    { command: 'sidecar', synopsis: /^Usage: wsgate sidecar --upstream HOST:PORT \[flags\]$/, has: ['--upstream HOST:PORT', '--drain-delay DUR', '--allowed-origin'], hasNot: ['--kubeconfig', '--config PATH'] },
+    { command: 'webhook', synopsis: /^Usage: wsgate webhook --image IMAGE/, has: ['--image IMAGE', '--self-signed', '--tls-cert FILE'], hasNot: ['--config PATH', '--upstream'] },
+    { command: 'translate', synopsis: /^Usage: wsgate translate -f PATH \[flags\]$/, has: ['-f, --file PATH', '--ingress-class NAME'], hasNot: ['--http-addr', '--kubeconfig'] },
+  ];
+  for (const { command, synopsis, has, hasNot } of commandHelp) {
+    test(`${command} --help, ${command} -h and help ${command} print the usage and flags of ${command} alone`, async () => {
+      const outputs = await Promise.all([run(command, '--help'), run(command, '-h'), run('help', command)]);
+      for (const r of outputs) {
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stdout, outputs[0].stdout, 'the same text every way');
+      }
+      const text = outputs[0].stdout;
+      assert.match(text.split('\n')[0]!, synopsis);
+      for (const flag of has) assert.ok(text.includes(flag), `lists ${flag}`);
+      for (const flag of hasNot) assert.ok(!text.includes(flag), `does not list ${flag}`);
+      assert.match(text, new RegExp(`^Example: wsgate ${command} `, 'm'));
+    });
+  }
+
+  test('help of an unknown command exits 2 naming it and the commands there are', async () => {
+    const r = await run('help', 'serv');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown command "serv": use serve, controller, sidecar, webhook, translate, version or help/);
+    assert.equal(r.stdout, '');
   });
 
+  test('version, --version and -v print the package version alone', async () => {
+    const flags = ['version', '--version', '-v'];
+    const runs = await Promise.all(flags.map((flag) => run(flag)));
+    runs.forEach((r, i) => {
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `${VERSION}\n`, flags[i]);
+    });
+  });
+});
+
+describe('wsgate command line', { timeout: 60_000 }, () => {
   test('an unknown flag exits 2 naming the flag', async () => {
     const r = await run('serve', '--config', 'examples/quickstart', '--bogus');
     assert.equal(r.code, 2);
@@ -137,6 +184,16 @@ describe('wsgate command line', { timeout: 30_000 }, () => {
     const r = await run('serv');
     assert.equal(r.code, 2);
     assert.match(r.stderr, /unknown command "serv"/);
+  });
+
+  test('translate -f of a path that does not exist exits 1 with a message naming it, and prints no table', async () => {
+    const r = await run('translate', '-f', '/nonexistent/wsgate-config');
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.equal(
+      r.stderr,
+      'wsgate: WSGATE_ERR_CONFIG_PARSE: -f /nonexistent/wsgate-config: no such file or directory; give a YAML file or a directory of them\n',
+    );
   });
 
   test('translate -f prints the routing table the quickstart translates to', async () => {
