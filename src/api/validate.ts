@@ -10,6 +10,7 @@ import {
   HOSTNAME_PATTERN,
   PATH_PATTERN,
   PORT_NAME_PATTERN,
+  RULE_NAME_PATTERN,
   SERVICE_NAME_PATTERN,
   TOKEN_PATTERN,
   tcpTunnelSchema,
@@ -47,6 +48,8 @@ export const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
   [SERVICE_NAME_PATTERN]:
     'must be the name of a Service in the same namespace: lower-case letters, digits and "-", starting with a ' +
     'letter, e.g. chat-backend',
+  [RULE_NAME_PATTERN]:
+    'must be a rule name: lower-case letters, digits and "-", starting and ending with a letter or digit, e.g. chat-v2',
   [PORT_NAME_PATTERN]: "must be a port number (1-65535) or the name of one of the Service's ports, e.g. 8080 or http",
   [TOKEN_PATTERN]:
     "must be an HTTP token: letters, digits and !#$%&'*+-.^_`|~, with no spaces, commas, quotes or slashes, " +
