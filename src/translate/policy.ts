@@ -206,31 +206,29 @@ function frameKnobValue(p: Policy, knob: FrameKnob): string {
   return `{intervalSeconds: ${k.intervalSeconds}, timeoutSeconds: ${k.timeoutSeconds}, toBackend: ${k.toBackend}}`;
 }
 
-/** The value that turns a frame knob off, as a user writes it. */
-function offValue(knob: FrameKnob): string {
-  return knob === 'keepalive' ? 'keepalive.intervalSeconds to 0' : `${knob} to 0`;
-}
-
 /**
- * Errors for an effective policy whose inspectFrames is false while knobs need frames, each naming the field this
- * layer (`r`) wrote: the knob when it is set here, else inspectFrames (the knob came from the route's policy).
+ * Errors for an effective policy whose inspectFrames is false while knobs need frames, each naming a field this
+ * layer (`r`) wrote: every such knob set here, and inspectFrames for those that came from the route's policy.
  */
 function frameConflicts(p: Policy, r: SpecReader): string[] {
   if (p.inspectFrames) return [];
+  const needed = framesNeededBy(p);
   const errors: string[] = [];
-  for (const knob of framesNeededBy(p)) {
-    if (r.has(knob)) {
-      const why = r.has('inspectFrames') ? 'inspectFrames is false' : "inspectFrames is false in the route's policy";
-      errors.push(
-        `${r.field}.${knob}: ${frameKnobValue(p, knob)} needs frame inspection, but ${why} (a plain byte pipe): ` +
-          `remove it, or set inspectFrames to true`,
-      );
-    } else {
-      errors.push(
-        `${r.field}.inspectFrames: false (a plain byte pipe) cannot apply ${knob} ${frameKnobValue(p, knob)} from the route's ` +
-          `policy: set ${offValue(knob)} here too, or leave inspectFrames true`,
-      );
-    }
+  const why = r.has('inspectFrames') ? 'inspectFrames is false' : "inspectFrames is false in the route's policy";
+  for (const knob of needed.filter((k) => r.has(k))) {
+    errors.push(
+      `${r.field}.${knob}: ${frameKnobValue(p, knob)} needs frame inspection, but ${why} (a plain byte pipe): ` +
+        'remove it, or set inspectFrames to true',
+    );
+  }
+  const inherited = needed.filter((k) => !r.has(k));
+  if (inherited.length > 0) {
+    const list = inherited.map((k) => `${k} ${frameKnobValue(p, k)}`).join(', ');
+    const off = inherited.map((k) => (k === 'keepalive' ? 'keepalive.intervalSeconds' : k)).join(', ');
+    errors.push(
+      `${r.field}.inspectFrames: false (a plain byte pipe) cannot apply what the route's policy sets, which needs ` +
+        `frame inspection: ${list}; set ${off} to 0 here too, or leave inspectFrames true`,
+    );
   }
   return errors;
 }
