@@ -75,11 +75,13 @@ export const SIDECAR_USAGE = `  --upstream HOST:PORT       where the app listens
   --keepalive-interval DUR   ping a client that sent nothing for this long, whole seconds, 0 = off (default ${FRAME_DEFAULTS.keepaliveInterval})
   --keepalive-timeout DUR    a pinged side that sends nothing for this long is closed as dead (default ${FRAME_DEFAULTS.keepaliveTimeout})
   --keepalive-to-backend     ping the app too, not only clients (default: off)
-  --max-message-bytes N      largest client→app message, bytes on the wire, 0 = no limit (default 0; e.g. 1048576)
-  --max-backend-message-bytes N   largest app→client message, bytes on the wire, 0 = no limit (default 0; e.g. 16777216)
+  --max-message-bytes N      largest client→app message, bytes on the wire, 0 = no limit (default 0; 1 MiB
+                             is 1048576)
+  --max-backend-message-bytes N   largest app→client message, bytes on the wire, 0 = no limit (default 0)
   --max-messages-per-second N     client→app messages per second per connection, 0 = no limit (default 0)
   --on-exceed ACTION         over the message rate: Throttle (pause reading) or Close (1008) (default Throttle)
-  --no-strict                count WebSocket protocol violations and pass them on, instead of closing (default: --strict)
+  --no-strict                count WebSocket protocol violations and pass the frames on, instead of closing
+                             (default: --strict)
   --drain-delay DUR          on SIGTERM, time between readiness false and the listener closing (default ${SIDECAR_DEFAULTS.drainDelay})
   --drain-timeout DUR        then, time open tunnels get to end before they are closed (default ${SIDECAR_DEFAULTS.drainTimeout})
   --log-level LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
