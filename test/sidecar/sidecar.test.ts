@@ -1,10 +1,12 @@
 // `wsgate sidecar` in front of a real WebSocket app (a `ws` server): what a pod gets from the injected sidecar.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { DEFAULT_POLICY } from '../../src/model/table.ts';
-import { parseSidecarFlags } from '../../src/sidecar/cli.ts';
+import { parseSidecarFlags, SIDECAR_OPTIONS } from '../../src/sidecar/cli.ts';
 import { converge, openClient, roundTrip, startWsBackend, type WsBackend } from '../helpers/l7-peers.ts';
 import { freePort, killAll, runWsgate, startSidecarProcess, type SidecarProcess } from './process.ts';
 
@@ -212,6 +214,12 @@ describe('wsgate sidecar frame flags (issue 10)', () => {
     const p = policyFrom('--no-inspect-frames', '--keepalive-interval', '0', '--no-strict');
     assert.deepEqual([p.inspectFrames, p.keepalive.intervalSeconds, p.strict], [false, 0, false]);
     assert.equal(policyFrom('--inspect-frames', '--strict').inspectFrames, true);
+  });
+
+  test('docs/sidecar.md documents every flag', () => {
+    const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'sidecar.md'), 'utf8');
+    const missing = Object.keys(SIDECAR_OPTIONS).filter((f) => f !== 'help' && !doc.includes(`\`--${f}`));
+    assert.deepEqual(missing, []);
   });
 
   test('leaves the drain knobs at their defaults: one fixed upstream, one route never removed', () => {

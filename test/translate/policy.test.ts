@@ -1,11 +1,13 @@
 // Policy layering beyond what the golden files show: nested knobs merge member by member, lists replace, every field
 // of the CRD's policy schema reaches the routing table, and inspectFrames false never holds with a knob that needs frames.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { webSocketRouteSchema } from '../../src/api/schema.ts';
 import type { PolicySpec, WebSocketRouteRule } from '../../src/api/types.ts';
 import { DEFAULT_POLICY, type HttpRoute, type Policy } from '../../src/model/table.ts';
-import { policyFromAnnotations } from '../../src/translate/annotations.ts';
+import { ANNOTATIONS, policyFromAnnotations } from '../../src/translate/annotations.ts';
 import { snapshotFromObjects } from '../../src/translate/objects.ts';
 import { applyPolicySpec, framesNeededBy } from '../../src/translate/policy.ts';
 import { translate } from '../../src/translate/translate.ts';
@@ -228,5 +230,21 @@ describe('annotations and tunnels', () => {
     assert.deepEqual([a?.endpointDrainSeconds, a?.onRemoval], [10, { action: 'Close', graceSeconds: 60 }]);
     assert.deepEqual([b?.endpointDrainSeconds, b?.onRemoval], [0, { action: 'Close', graceSeconds: 3 }]);
     assert.ok(isDeepFrozen(result.table.tunnels));
+  });
+});
+
+describe('the configuration reference', () => {
+  const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+
+  test('the README names every annotation an Ingress can carry', () => {
+    const missing = Object.values(ANNOTATIONS).filter((a) => !readme.includes(`\`${a}\``));
+    assert.deepEqual(missing, []);
+  });
+
+  test("the README's WebSocketRoute block names every field of the policy schema", () => {
+    const block = readme.slice(readme.indexOf('### WebSocketRoute'), readme.indexOf('### TCPTunnel'));
+    const fields = Object.keys(webSocketRouteSchema().properties?.['spec']?.properties?.['policy']?.properties ?? {});
+    assert.ok(fields.length > 10);
+    assert.deepEqual(fields.filter((f) => !new RegExp(`^\\s+${f}:`, 'm').test(block)), []);
   });
 });
