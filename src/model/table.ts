@@ -56,7 +56,8 @@ export interface Rebalance {
 
 /**
  * The effective policy of one route rule (rule policy over route policy over defaults; nested objects member by
- * member). Integers throughout, except the two HTTP timeouts and idleTimeoutSeconds, which may be fractional.
+ * member). Whole numbers throughout, except idleTimeoutSeconds, connectTimeoutSeconds and
+ * responseHeaderTimeoutSeconds, which may be fractional.
  */
 export interface Policy {
   /** Seconds without traffic before a tunnel is closed; 0 = never. */
@@ -81,7 +82,10 @@ export interface Policy {
    */
   readonly inspectFrames: boolean;
   readonly keepalive: Keepalive;
-  /** Client→backend message limit in bytes on the wire (the sum of its fragments, compressed as sent); 0 = none. Over: 1009 to the client, 1001 to the backend. */
+  /**
+   * Client→backend message limit in bytes on the wire (the sum of its fragments' payloads, compressed as sent);
+   * 0 = none. Over: 1009 to the client, 1001 to the backend.
+   */
   readonly maxMessageBytes: number;
   /** Backend→client message limit in bytes on the wire; 0 = none. Over: 1009 to the backend, 1001 to the client. */
   readonly maxBackendMessageBytes: number;
