@@ -11,13 +11,18 @@
 // Patterns are written in the common subset of RE2 (the API server) and ECMAScript (the validator): no lookaround.
 import {
   LOAD_BALANCING_POLICIES,
+  ON_EXCEED_ACTIONS,
   PATH_TYPES,
   PROXY_PROTOCOL_VERSIONS,
+  REMOVAL_ACTIONS,
   type BackendRef,
   type Condition,
   type HashOnSpec,
+  type KeepaliveSpec,
   type LoadBalancingSpec,
+  type OnRemovalSpec,
   type PolicySpec,
+  type RebalanceSpec,
   type RouteStatus,
   type TCPTunnelSpec,
   type WebSocketRouteRule,
@@ -119,6 +124,54 @@ function maxConnections(): SchemaNode {
   return nonNegativeInteger('Live connections allowed (per wsgate process); 0 = unlimited. Default 0.');
 }
 
+function endpointDrain(closes: string): SchemaNode {
+  return nonNegativeInteger(
+    `Seconds over which tunnels on an endpoint that turns terminating, not ready or disappears are closed (${closes}); 0 = leave them. Default 10.`,
+  );
+}
+
+const onRemovalProps: PropsOf<OnRemovalSpec> = {
+  action: {
+    type: 'string',
+    description: 'Keep leaves the tunnels until they end; Close closes them, spread over graceSeconds. Default Close.',
+    enum: [...REMOVAL_ACTIONS],
+  },
+  graceSeconds: nonNegativeInteger('Close: seconds over which the closes are spread. Default 60.'),
+};
+
+function onRemoval(closes: string): SchemaNode {
+  return {
+    type: 'object',
+    description: `What happens to open tunnels when the route, or the backend they use, is removed (closes: ${closes}). Routes that stay or change keep every connection.`,
+    properties: onRemovalProps,
+  };
+}
+
+const keepaliveProps: PropsOf<KeepaliveSpec> = {
+  intervalSeconds: nonNegativeInteger('Seconds a side may send nothing before wsgate pings it; 0 = no keepalive. Default 30.'),
+  timeoutSeconds: {
+    type: 'integer',
+    description: 'Seconds a pinged side has to send anything before it is closed as dead. Default 30.',
+    minimum: 1,
+  },
+  toBackend: { type: 'boolean', description: 'Ping backends too, not only clients. Default false.' },
+};
+
+const rebalanceProps: PropsOf<RebalanceSpec> = {
+  enabled: { type: 'boolean', description: 'Default false.' },
+  tolerancePercent: {
+    type: 'integer',
+    description: 'How far above an even share (percent) an endpoint may be before tunnels are moved off it. Default 20.',
+    minimum: 1,
+    maximum: 100,
+  },
+  maxClosesPerSecond: {
+    type: 'integer',
+    description: 'The most tunnels closed per second for rebalancing, per route and wsgate process. Default 5.',
+    minimum: 1,
+  },
+};
+
 const hashOnProps: PropsOf<HashOnSpec> = {
   clientIP: { type: 'boolean', description: 'Hash on the client IP address.' },
   header: { type: 'string', description: 'Hash on the value of this request header.', pattern: TOKEN_PATTERN, maxLength: 256 },
@@ -159,6 +212,39 @@ const policyProps: PropsOf<PolicySpec> = {
     items: { type: 'string', pattern: TOKEN_PATTERN, maxLength: 256 },
   },
   loadBalancing: { type: 'object', description: 'Load balancing across endpoints.', properties: loadBalancingProps },
+  inspectFrames: {
+    type: 'boolean',
+    description:
+      'Track WebSocket frames after the handshake. Default true. false = a plain byte pipe (no keepalive, message limits, message metrics or close frames); keepalive and the message limits must then be left off.',
+  },
+  keepalive: {
+    type: 'object',
+    description: 'Pings to find dead peers; each member overrides on its own. Default: clients pinged every 30 s, 30 s to answer.',
+    properties: keepaliveProps,
+  },
+  maxMessageBytes: nonNegativeInteger(
+    'Largest client-to-backend message, in bytes on the wire (compressed with permessage-deflate); over it: close 1009. 0 = no limit (default); 1048576 is a common choice.',
+  ),
+  maxBackendMessageBytes: nonNegativeInteger(
+    'Largest backend-to-client message, in bytes on the wire; 0 = no limit (default); 16777216 is a common choice.',
+  ),
+  maxMessagesPerSecond: nonNegativeInteger('Client-to-backend messages per second per connection; 0 = no limit. Default 0.'),
+  onExceed: {
+    type: 'string',
+    description: 'Over maxMessagesPerSecond: Throttle pauses reading from the client (nothing dropped), Close closes with 1008. Default Throttle.',
+    enum: [...ON_EXCEED_ACTIONS],
+  },
+  strict: {
+    type: 'boolean',
+    description: 'Protocol violations close the tunnel (1002 to the sender, 1001 to the peer); false = count them and pass the frames. Default true.',
+  },
+  endpointDrainSeconds: endpointDrain('1001 close frames'),
+  onRemoval: onRemoval('1001 close frames'),
+  rebalance: {
+    type: 'object',
+    description: 'Moves tunnels off endpoints holding more than their share, e.g. after a scale-out. Default off.',
+    properties: rebalanceProps,
+  },
 };
 
 function policy(description: string): SchemaNode {
@@ -243,6 +329,8 @@ const tcpTunnelSpecProps: PropsOf<TCPTunnelSpec> = {
   idleTimeoutSeconds: idleTimeout(),
   connectTimeoutSeconds: connectTimeout(),
   maxConnections: maxConnections(),
+  endpointDrainSeconds: endpointDrain('FIN'),
+  onRemoval: onRemoval('FIN'),
 };
 
 const conditionProps: PropsOf<Condition> = {

@@ -35,6 +35,14 @@ export const LOAD_BALANCING_POLICIES: readonly LoadBalancingPolicy[] = ['LeastCo
 export type ProxyProtocolVersion = 'None' | 'V1' | 'V2';
 export const PROXY_PROTOCOL_VERSIONS: readonly ProxyProtocolVersion[] = ['None', 'V1', 'V2'];
 
+/** Over maxMessagesPerSecond: Throttle pauses reads from the client (nothing dropped), Close closes with 1008. */
+export type OnExceedAction = 'Throttle' | 'Close';
+export const ON_EXCEED_ACTIONS: readonly OnExceedAction[] = ['Throttle', 'Close'];
+
+/** A removed route's tunnels: Keep leaves them until they end, Close closes them spread over graceSeconds. */
+export type RemovalAction = 'Keep' | 'Close';
+export const REMOVAL_ACTIONS: readonly RemovalAction[] = ['Keep', 'Close'];
+
 /** What a consistent hash is computed from; exactly one member is set. */
 export interface HashOnSpec {
   clientIP?: boolean;
@@ -46,6 +54,34 @@ export interface LoadBalancingSpec {
   /** Default LeastConnections: WebSocket connections live long, so connect-time round robin leaves backends uneven. */
   policy?: LoadBalancingPolicy;
   hashOn?: HashOnSpec;
+}
+
+/** Pings to find dead peers. Each member overrides the one below it on its own (rule over route over default). */
+export interface KeepaliveSpec {
+  /** Seconds a side may send nothing before wsgate pings it; 0 = no keepalive. Default 30. */
+  intervalSeconds?: number;
+  /** Seconds a pinged side has to send anything before it is dead (1001 to the other side). Default 30, >= 1. */
+  timeoutSeconds?: number;
+  /** Ping backends too, not only clients. Default false. */
+  toBackend?: boolean;
+}
+
+/** What happens to live tunnels when their route, or the backend they use, leaves the routing table. */
+export interface OnRemovalSpec {
+  /** Default Close: a removed route stops serving its open connections too. */
+  action?: RemovalAction;
+  /** Close: seconds over which the 1001 closes (L4: FINs) are spread. Default 60. */
+  graceSeconds?: number;
+}
+
+/** Moves tunnels off endpoints that hold more than their share, e.g. after a scale-out. */
+export interface RebalanceSpec {
+  /** Default false. */
+  enabled?: boolean;
+  /** How far (percent of the even share) an endpoint may be above it before tunnels are moved. 1-100, default 20. */
+  tolerancePercent?: number;
+  /** The most tunnels closed per second, per route and wsgate process. >= 1, default 5. */
+  maxClosesPerSecond?: number;
 }
 
 export interface PolicySpec {
@@ -67,6 +103,26 @@ export interface PolicySpec {
   /** Sec-WebSocket-Protocol values allowed; empty = whatever the client offers passes through. */
   subprotocols?: string[];
   loadBalancing?: LoadBalancingSpec;
+  /**
+   * Track WebSocket frames after the 101. Default true. false = a plain byte pipe: no keepalive, no message limits
+   * or metrics, no close frames from wsgate; keepalive and the message limits must then be left off.
+   */
+  inspectFrames?: boolean;
+  keepalive?: KeepaliveSpec;
+  /** Largest client→backend message, in bytes on the wire (compressed with permessage-deflate); 0 = no limit. Default 0. */
+  maxMessageBytes?: number;
+  /** Largest backend→client message, in bytes on the wire; 0 = no limit. Default 0. */
+  maxBackendMessageBytes?: number;
+  /** Client→backend messages per second per connection (a token bucket); 0 = no limit. Default 0. */
+  maxMessagesPerSecond?: number;
+  /** Default Throttle. */
+  onExceed?: OnExceedAction;
+  /** Protocol violations close with 1002 (and 1001 to the peer); false = count them and pass the frames. Default true. */
+  strict?: boolean;
+  /** Seconds over which tunnels on an endpoint that goes away are closed; 0 = leave them. Default 10. */
+  endpointDrainSeconds?: number;
+  onRemoval?: OnRemovalSpec;
+  rebalance?: RebalanceSpec;
 }
 
 export interface BackendRef {
@@ -128,6 +184,9 @@ export interface TCPTunnelSpec {
   idleTimeoutSeconds?: number;
   connectTimeoutSeconds?: number;
   maxConnections?: number;
+  /** Seconds over which tunnels on an endpoint that goes away are closed (FIN); 0 = leave them. Default 10. */
+  endpointDrainSeconds?: number;
+  onRemoval?: OnRemovalSpec;
 }
 
 export interface TCPTunnel {

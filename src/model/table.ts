@@ -1,6 +1,6 @@
 // The routing table: the one thing the data plane reads. translate() builds it from a snapshot of objects; the
 // proxy swaps it atomically. Everything here is plain data, frozen, and sorted so that lookups need no tie-breaks.
-import type { ProxyProtocolVersion } from '../api/types.ts';
+import type { OnExceedAction, ProxyProtocolVersion, RemovalAction } from '../api/types.ts';
 
 export type Layer = 'l7' | 'l4';
 
@@ -27,7 +27,38 @@ export type LoadBalancing =
   | { readonly policy: 'RoundRobin' }
   | { readonly policy: 'ConsistentHash'; readonly hashOn: HashOn };
 
-/** The effective policy of one route rule (rule policy over route policy over defaults). */
+/** Pings toward idle peers, to find dead ones. Meaningful only with Policy.inspectFrames. */
+export interface Keepalive {
+  /** Seconds a side may send nothing before it is pinged; 0 = no keepalive (then the other two are unused). */
+  readonly intervalSeconds: number;
+  /** Seconds (>= 1) a pinged side has to send anything; then it is dead: 1001 to the live side, outcome peer_timeout. */
+  readonly timeoutSeconds: number;
+  /** false = only clients are pinged (unmasked, wsgate as server); true = backends too (masked, wsgate as client). */
+  readonly toBackend: boolean;
+}
+
+/** What a table swap does to the live tunnels of a route (or of a backend of it) that the new table no longer has. */
+export interface OnRemoval {
+  /** Keep: leave them until they end. Close: 1001 close frames (L4: FIN), spread evenly over graceSeconds. */
+  readonly action: RemovalAction;
+  /** Close: the spreading window in seconds; 0 = all at once. */
+  readonly graceSeconds: number;
+}
+
+/** Closing tunnels on endpoints above their even share, so reconnections land on the others. */
+export interface Rebalance {
+  readonly enabled: boolean;
+  /** 1-100: an endpoint is over when it holds more than share × (1 + tolerancePercent/100). */
+  readonly tolerancePercent: number;
+  /** >= 1: the most rebalancing closes per second, per route and process. */
+  readonly maxClosesPerSecond: number;
+}
+
+/**
+ * The effective policy of one route rule (rule policy over route policy over defaults; nested objects member by
+ * member). Whole numbers throughout, except idleTimeoutSeconds, connectTimeoutSeconds and
+ * responseHeaderTimeoutSeconds, which may be fractional.
+ */
 export interface Policy {
   /** Seconds without traffic before a tunnel is closed; 0 = never. */
   readonly idleTimeoutSeconds: number;
@@ -44,6 +75,30 @@ export interface Policy {
   /** Empty = pass through whatever the client offers. */
   readonly subprotocols: readonly string[];
   readonly loadBalancing: LoadBalancing;
+  /**
+   * WebSocket tunnels (L7, after the 101): true = frames are tracked per direction. false = a plain byte pipe:
+   * keepalive, strict, onExceed and the message limits are not applied (translation guarantees the limits are 0 and
+   * keepalive is its default or off), no message metrics, no close frames injected (idle timeout, drains: TCP close).
+   */
+  readonly inspectFrames: boolean;
+  readonly keepalive: Keepalive;
+  /**
+   * Client→backend message limit in bytes on the wire (the sum of its fragments' payloads, compressed as sent);
+   * 0 = none. Over: 1009 to the client, 1001 to the backend.
+   */
+  readonly maxMessageBytes: number;
+  /** Backend→client message limit in bytes on the wire; 0 = none. Over: 1009 to the backend, 1001 to the client. */
+  readonly maxBackendMessageBytes: number;
+  /** Client→backend messages per second per connection (token bucket); 0 = none. */
+  readonly maxMessagesPerSecond: number;
+  /** Over maxMessagesPerSecond: Throttle = stop reading from the client until tokens return; Close = 1008. */
+  readonly onExceed: OnExceedAction;
+  /** Protocol violations: true = 1002 to the sender and 1001 to the peer; false = count and pass on. */
+  readonly strict: boolean;
+  /** Tunnels on an endpoint that turns terminating, not ready or disappears: 1001s spread over this; 0 = left alone. */
+  readonly endpointDrainSeconds: number;
+  readonly onRemoval: OnRemoval;
+  readonly rebalance: Rebalance;
 }
 
 export const DEFAULT_POLICY: Policy = Object.freeze({
@@ -55,6 +110,18 @@ export const DEFAULT_POLICY: Policy = Object.freeze({
   allowedOrigins: Object.freeze([]),
   subprotocols: Object.freeze([]),
   loadBalancing: Object.freeze({ policy: 'LeastConnections' }),
+  inspectFrames: true,
+  // On toward clients: browsers and NATs drop idle TCP silently, and a dead client otherwise holds its backend forever.
+  keepalive: Object.freeze({ intervalSeconds: 30, timeoutSeconds: 30, toBackend: false }),
+  maxMessageBytes: 0,
+  maxBackendMessageBytes: 0,
+  maxMessagesPerSecond: 0,
+  onExceed: 'Throttle',
+  strict: true,
+  endpointDrainSeconds: 10,
+  // Close: removing a route to cut access must cut it (traefik #9455, #9077); README explains.
+  onRemoval: Object.freeze({ action: 'Close', graceSeconds: 60 }),
+  rebalance: Object.freeze({ enabled: false, tolerancePercent: 20, maxClosesPerSecond: 5 }),
 });
 
 /**
@@ -104,6 +171,10 @@ export interface TunnelRoute {
   readonly idleTimeoutSeconds: number;
   readonly connectTimeoutSeconds: number;
   readonly maxConnections: number;
+  /** As Policy.endpointDrainSeconds; tunnels are closed with a FIN. Default DEFAULT_POLICY's. */
+  readonly endpointDrainSeconds: number;
+  /** As Policy.onRemoval; closes are FINs. Default DEFAULT_POLICY's. */
+  readonly onRemoval: OnRemoval;
 }
 
 export interface RoutingTable {

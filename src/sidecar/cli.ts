@@ -1,6 +1,7 @@
 // `wsgate sidecar --upstream 127.0.0.1:PORT [flags]`: flags, checked strictly (a bad one is a BadFlagError, exit 2),
 // and the process around startSidecar(): logger, metrics, signals.
 import type { ParseArgsConfig } from 'node:util';
+import { ON_EXCEED_ACTIONS, type OnExceedAction } from '../api/types.ts';
 import { BadFlagError, parseAddress, parseCount, parseDuration, parseFlags, parseLogLevel } from '../cli/flags.ts';
 import type { LOG_LEVELS } from '../log/logger.ts';
 import { createLogger } from '../log/logger.ts';
@@ -8,7 +9,7 @@ import { createMetrics } from '../metrics/metrics.ts';
 import { DEFAULT_POLICY, type Endpoint, type Policy } from '../model/table.ts';
 import type { ListenAddress } from '../proxy/l7.ts';
 // The route policy's own checks: a sidecar flag accepts exactly what a WebSocketRoute field does.
-import { ORIGIN, TOKEN } from '../translate/policy.ts';
+import { framesNeededBy, ORIGIN, TOKEN, type FrameKnob } from '../translate/policy.ts';
 import { startSidecar, type SidecarOptions } from './sidecar.ts';
 
 // A metric label value people can read: a pod name, or namespace/name.
@@ -19,6 +20,12 @@ export const SIDECAR_DEFAULTS = {
   adminAddr: '0.0.0.0:9800',
   drainDelay: '5s',
   drainTimeout: '30s',
+} as const;
+
+/** The frame flags' defaults, as flag values: DEFAULT_POLICY's. */
+const FRAME_DEFAULTS = {
+  keepaliveInterval: `${DEFAULT_POLICY.keepalive.intervalSeconds}s`,
+  keepaliveTimeout: `${DEFAULT_POLICY.keepalive.timeoutSeconds}s`,
 } as const;
 
 export const SIDECAR_OPTIONS = {
@@ -34,6 +41,17 @@ export const SIDECAR_OPTIONS = {
   'connect-timeout': { type: 'string', default: '5s' },
   'handshake-timeout': { type: 'string', default: '10s' },
   'probe-interval': { type: 'string', default: '1s' },
+  'inspect-frames': { type: 'boolean' },
+  'no-inspect-frames': { type: 'boolean' },
+  'keepalive-interval': { type: 'string', default: FRAME_DEFAULTS.keepaliveInterval },
+  'keepalive-timeout': { type: 'string', default: FRAME_DEFAULTS.keepaliveTimeout },
+  'keepalive-to-backend': { type: 'boolean' },
+  'max-message-bytes': { type: 'string', default: '0' },
+  'max-backend-message-bytes': { type: 'string', default: '0' },
+  'max-messages-per-second': { type: 'string', default: '0' },
+  'on-exceed': { type: 'string', default: DEFAULT_POLICY.onExceed },
+  strict: { type: 'boolean' },
+  'no-strict': { type: 'boolean' },
   'drain-delay': { type: 'string', default: SIDECAR_DEFAULTS.drainDelay },
   'drain-timeout': { type: 'string', default: SIDECAR_DEFAULTS.drainTimeout },
   'log-level': { type: 'string', default: 'info' },
@@ -59,6 +77,18 @@ Flags:
   --connect-timeout DUR      TCP connect to the app (default 5s)
   --handshake-timeout DUR    time for a client's request head and the app's handshake answer (default 10s)
   --probe-interval DUR       how often the app's port is checked for readiness (default 1s)
+  --no-inspect-frames        relay bytes without tracking WebSocket frames: no keepalive, message limits or close
+                             frames (default: --inspect-frames)
+  --keepalive-interval DUR   ping a client that sent nothing for this long, whole seconds, 0 = off (default ${FRAME_DEFAULTS.keepaliveInterval})
+  --keepalive-timeout DUR    a pinged side that sends nothing for this long is closed as dead (default ${FRAME_DEFAULTS.keepaliveTimeout})
+  --keepalive-to-backend     ping the app too, not only clients (default: off)
+  --max-message-bytes N      largest client→app message, bytes on the wire, 0 = no limit (default 0; 1 MiB
+                             is 1048576)
+  --max-backend-message-bytes N   largest app→client message, bytes on the wire, 0 = no limit (default 0)
+  --max-messages-per-second N     client→app messages per second per connection, 0 = no limit (default 0)
+  --on-exceed ACTION         over the message rate: Throttle (pause reading) or Close (1008) (default Throttle)
+  --no-strict                count WebSocket protocol violations and pass the frames on, instead of closing
+                             (default: --strict)
   --drain-delay DUR          on SIGTERM, time between readiness false and the listener closing (default ${SIDECAR_DEFAULTS.drainDelay})
   --drain-timeout DUR        then, time open tunnels get to end before they are closed (default ${SIDECAR_DEFAULTS.drainTimeout})
   --log-level LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
@@ -106,6 +136,7 @@ export function parseSidecarFlags(args: string[], env: NodeJS.ProcessEnv = proce
     maxConnectionsPerClient: parseCount('max-connections-per-client', v['max-connections-per-client'], 0, 1_000_000_000),
     allowedOrigins,
     subprotocols,
+    ...frameFlags(v),
   };
   return {
     help: false,
@@ -120,6 +151,96 @@ export function parseSidecarFlags(args: string[], env: NodeJS.ProcessEnv = proce
     drainTimeoutMs: parseDuration('drain-timeout', v['drain-timeout']),
     logLevel: parseLogLevel(v['log-level']),
   };
+}
+
+type FrameFlagValues = {
+  readonly 'inspect-frames'?: boolean | undefined;
+  readonly 'no-inspect-frames'?: boolean | undefined;
+  readonly 'keepalive-interval': string;
+  readonly 'keepalive-timeout': string;
+  readonly 'keepalive-to-backend'?: boolean | undefined;
+  readonly 'max-message-bytes': string;
+  readonly 'max-backend-message-bytes': string;
+  readonly 'max-messages-per-second': string;
+  readonly 'on-exceed': string;
+  readonly strict?: boolean | undefined;
+  readonly 'no-strict'?: boolean | undefined;
+};
+
+/**
+ * The WebSocket frame knobs (issue 10), checked as a WebSocketRoute's are: whole seconds, whole bytes, and
+ * --no-inspect-frames never with a flag that needs frames (a message limit, a keepalive other than the default or off).
+ */
+function frameFlags(v: FrameFlagValues): Pick<
+  Policy,
+  'inspectFrames' | 'keepalive' | 'maxMessageBytes' | 'maxBackendMessageBytes' | 'maxMessagesPerSecond' | 'onExceed' | 'strict'
+> {
+  const inspectFrames = onOff(v, 'inspect-frames', DEFAULT_POLICY.inspectFrames);
+  const strict = onOff(v, 'strict', DEFAULT_POLICY.strict);
+  const onExceed = v['on-exceed'];
+  if (!ON_EXCEED_ACTIONS.includes(onExceed as OnExceedAction)) {
+    throw new BadFlagError(`--on-exceed=${onExceed}: expected ${ON_EXCEED_ACTIONS.join(' or ')}`);
+  }
+  const frames = {
+    inspectFrames,
+    keepalive: {
+      intervalSeconds: wholeSeconds('keepalive-interval', v['keepalive-interval'], 0, '0 = no keepalive'),
+      timeoutSeconds: wholeSeconds('keepalive-timeout', v['keepalive-timeout'], 1, 'at least 1s'),
+      toBackend: v['keepalive-to-backend'] === true,
+    },
+    maxMessageBytes: bytes('max-message-bytes', v['max-message-bytes'], 'e.g. 1048576 for 1 MiB'),
+    maxBackendMessageBytes: bytes('max-backend-message-bytes', v['max-backend-message-bytes'], 'e.g. 16777216 for 16 MiB'),
+    maxMessagesPerSecond: parseCount('max-messages-per-second', v['max-messages-per-second'], 0, 1_000_000_000),
+    onExceed: onExceed as OnExceedAction,
+    strict,
+  };
+  const needed = inspectFrames ? [] : framesNeededBy({ ...DEFAULT_POLICY, ...frames });
+  if (needed.length > 0) {
+    const given = needed.flatMap((knob) => FRAME_KNOB_FLAGS[knob].filter((f) => v[f] !== undefined && v[f] !== FLAG_DEFAULTS[f]));
+    const flags = given.map((f) => (typeof v[f] === 'string' ? `--${f}=${v[f]}` : `--${f}`)).join(', ');
+    throw new BadFlagError(
+      `--no-inspect-frames relays bytes without tracking frames, so it cannot apply ${flags}: remove ${given.length === 1 ? 'it' : 'them'}, or --no-inspect-frames`,
+    );
+  }
+  return frames;
+}
+
+/** The flags behind each knob that needs frames, for the message of a conflict. */
+const FRAME_KNOB_FLAGS: Readonly<Record<FrameKnob, readonly (keyof FrameFlagValues)[]>> = {
+  maxMessageBytes: ['max-message-bytes'],
+  maxBackendMessageBytes: ['max-backend-message-bytes'],
+  maxMessagesPerSecond: ['max-messages-per-second'],
+  keepalive: ['keepalive-interval', 'keepalive-timeout', 'keepalive-to-backend'],
+};
+const FLAG_DEFAULTS: Partial<Record<keyof FrameFlagValues, string>> = {
+  'keepalive-interval': FRAME_DEFAULTS.keepaliveInterval,
+  'keepalive-timeout': FRAME_DEFAULTS.keepaliveTimeout,
+  'max-message-bytes': '0',
+  'max-backend-message-bytes': '0',
+  'max-messages-per-second': '0',
+};
+
+/** `--NAME` / `--no-NAME`: the one given, else the default; both is an error. */
+function onOff(v: FrameFlagValues, name: 'inspect-frames' | 'strict', fallback: boolean): boolean {
+  const on = v[name] === true;
+  const off = v[`no-${name}`] === true;
+  if (on && off) throw new BadFlagError(`--${name} and --no-${name}: give one of them`);
+  return on ? true : off ? false : fallback;
+}
+
+/** A duration in whole seconds >= min, as the route's keepalive fields are. */
+function wholeSeconds(flag: string, value: string, min: number, hint: string): number {
+  const ms = parseDuration(flag, value);
+  if (ms % 1000 !== 0 || ms / 1000 < min) throw new BadFlagError(`--${flag}=${value}: expected whole seconds, e.g. 30s (${hint})`);
+  return ms / 1000;
+}
+
+function bytes(flag: string, value: string, example: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) {
+    throw new BadFlagError(`--${flag}=${value}: expected a whole number of bytes, ${example} (0 = no limit)`);
+  }
+  return n;
 }
 
 /** An address that cannot be "off" and needs a real port. */

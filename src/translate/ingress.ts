@@ -14,7 +14,7 @@
 // An invalid rule host rejects that rule's paths; an invalid path rejects that path; the rest serves.
 // spec.tls[].hosts name the certificate's hostnames; an entry without hosts covers the hosts of the rules that no
 // other entry names.
-// wsgate.io/* annotations set the policy of every path (policy.ts); a bad value falls back to its default.
+// wsgate.io/* annotations set the policy of every path (annotations.ts); a bad value falls back to its default.
 import { CONTROLLER_NAME, type Ingress } from '../api/types.ts';
 import type { HttpRoute, Policy } from '../model/table.ts';
 import { resolveBackends } from './backends.ts';
@@ -23,7 +23,7 @@ import type { ObjectReport } from './conditions.ts';
 import { emptyContribution, type Context, type Contribution } from './context.ts';
 import { ANY_HOST, normalizeHostname } from './hostnames.ts';
 import { checkPath, normalizePath } from './paths.ts';
-import { policyFromAnnotations } from './policy.ts';
+import { policyFromAnnotations } from './annotations.ts';
 import type { Snapshot } from './snapshot.ts';
 
 export const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';

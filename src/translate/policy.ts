@@ -1,9 +1,15 @@
 // The effective policy of a rule: each knob from the rule's policy, else the route's, else DEFAULT_POLICY
-// (src/model/table.ts). Lists replace, they do not add up: a rule's `allowedOrigins: []` means any Origin again.
-// `loadBalancing.policy` and `loadBalancing.hashOn` are knobs of their own, so a rule may change only the hash key.
-// Ingress has no policy field; its `wsgate.io/*` annotations set the same knobs for every path of the Ingress.
-import { ANNOTATION_PREFIX, LOAD_BALANCING_POLICIES, type LoadBalancingPolicy } from '../api/types.ts';
-import { DEFAULT_POLICY, type HashOn, type LoadBalancing, type Policy } from '../model/table.ts';
+// (src/model/table.ts).
+//   - Lists replace, they do not add up: a rule's `allowedOrigins: []` means any Origin again.
+//   - Nested objects merge member by member: a rule's `keepalive: { toBackend: true }` keeps the route's interval and
+//     timeout, and the same holds for `onRemoval`, `rebalance` and `loadBalancing` (whose `policy` and `hashOn` are
+//     knobs of their own, so a rule may change only the hash key).
+//   - `inspectFrames: false` (a plain byte pipe) and a knob that needs frames — a message size or rate limit, or a
+//     keepalive other than the default or off — cannot both hold. That is checked on the effective policy, so a rule
+//     that turns inspection off under a route with limits must turn those limits off too; the error says which.
+// Ingress has no policy field; its `wsgate.io/*` annotations set the same knobs for every path (./annotations.ts).
+import { LOAD_BALANCING_POLICIES, ON_EXCEED_ACTIONS, REMOVAL_ACTIONS, type LoadBalancingPolicy } from '../api/types.ts';
+import { DEFAULT_POLICY, type HashOn, type Keepalive, type LoadBalancing, type OnRemoval, type Policy, type Rebalance } from '../model/table.ts';
 
 // RFC 9110 token: what a header name, a cookie name and a WebSocket subprotocol are made of.
 export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -12,52 +18,219 @@ export const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[^\s/?#]+$/;
 
 export type PolicyResult = { readonly policy: Policy; readonly errors?: undefined } | { readonly errors: string[] };
 
-/** Checks a PolicySpec written at `field` and lays it over `base`; errors name the field path. */
-export function applyPolicySpec(base: Policy, spec: unknown, field: string): PolicyResult {
-  if (spec === undefined || spec === null) return { policy: base };
-  if (typeof spec !== 'object' || Array.isArray(spec)) return { errors: [`${field}: must be an object`] };
-  const p = spec as Record<string, unknown>;
-  const errors: string[] = [];
-  const seconds = (key: string, fallback: number): number => {
-    const v = p[key];
+/**
+ * Reads the optional members of one object written at `field`. A member that is absent keeps its fallback; a bad
+ * one keeps it too and adds an error naming its path, so every problem of an object is reported at once.
+ */
+export class SpecReader {
+  readonly #obj: Record<string, unknown>;
+  readonly field: string;
+  readonly errors: string[];
+
+  constructor(obj: Record<string, unknown>, field: string, errors: string[]) {
+    this.#obj = obj;
+    this.field = field;
+    this.errors = errors;
+  }
+
+  /** A reader of the object at `key`; undefined (and an error if it is not an object) when it is absent or bad. */
+  static of(value: unknown, field: string, errors: string[]): SpecReader | undefined {
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      errors.push(`${field}: must be an object`);
+      return undefined;
+    }
+    return new SpecReader(value as Record<string, unknown>, field, errors);
+  }
+
+  get(key: string): unknown {
+    const v = this.#obj[key];
+    return v === null ? undefined : v;
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  nested(key: string): SpecReader | undefined {
+    return SpecReader.of(this.get(key), `${this.field}.${key}`, this.errors);
+  }
+
+  fail(key: string, message: string): void {
+    this.errors.push(`${this.field}.${key}: ${message}`);
+  }
+
+  /** Seconds, fractions allowed (the HTTP and idle timeouts). */
+  seconds(key: string, fallback: number): number {
+    const v = this.get(key);
     if (v === undefined) return fallback;
     if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
-    errors.push(`${field}.${key}: must be a number of seconds >= 0`);
+    this.fail(key, 'must be a number of seconds >= 0');
     return fallback;
-  };
-  const count = (key: string, fallback: number): number => {
-    const v = p[key];
+  }
+
+  /** Whole seconds >= min. */
+  wholeSeconds(key: string, fallback: number, min = 0): number {
+    const v = this.get(key);
     if (v === undefined) return fallback;
-    if (Number.isInteger(v) && (v as number) >= 0) return v as number;
-    errors.push(`${field}.${key}: must be an integer >= 0`);
+    if (Number.isSafeInteger(v) && (v as number) >= min) return v as number;
+    this.fail(key, `must be a whole number of seconds >= ${min}`);
     return fallback;
-  };
-  const list = (key: string, fallback: readonly string[], check: RegExp, lower: boolean, what: string): readonly string[] => {
-    const v = p[key];
+  }
+
+  /** An integer in [min, max]. */
+  integer(key: string, fallback: number, min = 0, max?: number): number {
+    const v = this.get(key);
+    if (v === undefined) return fallback;
+    if (Number.isSafeInteger(v) && (v as number) >= min && (max === undefined || (v as number) <= max)) return v as number;
+    this.fail(key, max === undefined ? `must be an integer >= ${min}` : `must be an integer from ${min} to ${max}`);
+    return fallback;
+  }
+
+  boolean(key: string, fallback: boolean): boolean {
+    const v = this.get(key);
+    if (v === undefined) return fallback;
+    if (typeof v === 'boolean') return v;
+    this.fail(key, 'must be true or false');
+    return fallback;
+  }
+
+  oneOf<T extends string>(key: string, fallback: T, values: readonly T[]): T {
+    const v = this.get(key);
+    if (v === undefined) return fallback;
+    if (values.includes(v as T)) return v as T;
+    this.fail(key, `must be one of ${values.join(', ')}`);
+    return fallback;
+  }
+
+  list(key: string, fallback: readonly string[], check: RegExp, lower: boolean, what: string): readonly string[] {
+    const v = this.get(key);
     if (v === undefined) return fallback;
     if (!Array.isArray(v)) {
-      errors.push(`${field}.${key}: must be a list`);
+      this.fail(key, 'must be a list');
       return fallback;
     }
     v.forEach((item, i) => {
       if (typeof item !== 'string' || !check.test(lower ? item.toLowerCase() : item)) {
-        errors.push(`${field}.${key}[${i}]: ${JSON.stringify(item)} is not ${what}`);
+        this.errors.push(`${this.field}.${key}[${i}]: ${JSON.stringify(item)} is not ${what}`);
       }
     });
     return v.map((item) => (lower ? String(item).toLowerCase() : String(item)));
-  };
+  }
+}
+
+/** Checks a PolicySpec written at `field` and lays it over `base`; errors name the field path. */
+export function applyPolicySpec(base: Policy, spec: unknown, field: string): PolicyResult {
+  if (spec === undefined || spec === null) return { policy: base };
+  const errors: string[] = [];
+  const r = SpecReader.of(spec, field, errors);
+  if (r === undefined) return { errors };
   const policy: Omit<Policy, 'loadBalancing'> = {
-    idleTimeoutSeconds: seconds('idleTimeoutSeconds', base.idleTimeoutSeconds),
-    connectTimeoutSeconds: seconds('connectTimeoutSeconds', base.connectTimeoutSeconds),
-    responseHeaderTimeoutSeconds: seconds('responseHeaderTimeoutSeconds', base.responseHeaderTimeoutSeconds),
-    maxConnections: count('maxConnections', base.maxConnections),
-    maxConnectionsPerClient: count('maxConnectionsPerClient', base.maxConnectionsPerClient),
-    allowedOrigins: list('allowedOrigins', base.allowedOrigins, ORIGIN, true, 'an origin like scheme://host[:port]'),
-    subprotocols: list('subprotocols', base.subprotocols, TOKEN, false, 'a subprotocol token'),
+    idleTimeoutSeconds: r.seconds('idleTimeoutSeconds', base.idleTimeoutSeconds),
+    connectTimeoutSeconds: r.seconds('connectTimeoutSeconds', base.connectTimeoutSeconds),
+    responseHeaderTimeoutSeconds: r.seconds('responseHeaderTimeoutSeconds', base.responseHeaderTimeoutSeconds),
+    maxConnections: r.integer('maxConnections', base.maxConnections),
+    maxConnectionsPerClient: r.integer('maxConnectionsPerClient', base.maxConnectionsPerClient),
+    allowedOrigins: r.list('allowedOrigins', base.allowedOrigins, ORIGIN, true, 'an origin like scheme://host[:port]'),
+    subprotocols: r.list('subprotocols', base.subprotocols, TOKEN, false, 'a subprotocol token'),
+    inspectFrames: r.boolean('inspectFrames', base.inspectFrames),
+    keepalive: applyKeepalive(base.keepalive, r.nested('keepalive')),
+    maxMessageBytes: r.integer('maxMessageBytes', base.maxMessageBytes),
+    maxBackendMessageBytes: r.integer('maxBackendMessageBytes', base.maxBackendMessageBytes),
+    maxMessagesPerSecond: r.integer('maxMessagesPerSecond', base.maxMessagesPerSecond),
+    onExceed: r.oneOf('onExceed', base.onExceed, ON_EXCEED_ACTIONS),
+    strict: r.boolean('strict', base.strict),
+    endpointDrainSeconds: r.wholeSeconds('endpointDrainSeconds', base.endpointDrainSeconds),
+    onRemoval: applyOnRemoval(base.onRemoval, r.nested('onRemoval')),
+    rebalance: applyRebalance(base.rebalance, r.nested('rebalance')),
   };
-  const loadBalancing = applyLoadBalancing(base.loadBalancing, p['loadBalancing'], `${field}.loadBalancing`, errors);
+  const loadBalancing = applyLoadBalancing(base.loadBalancing, r.get('loadBalancing'), `${field}.loadBalancing`, errors);
   if (errors.length > 0 || loadBalancing === undefined) return { errors };
-  return { policy: { ...policy, loadBalancing } };
+  const effective: Policy = { ...policy, loadBalancing };
+  errors.push(...frameConflicts(effective, r));
+  if (errors.length > 0) return { errors };
+  return { policy: effective };
+}
+
+function applyKeepalive(base: Keepalive, r: SpecReader | undefined): Keepalive {
+  if (r === undefined) return base;
+  return {
+    intervalSeconds: r.wholeSeconds('intervalSeconds', base.intervalSeconds),
+    timeoutSeconds: r.wholeSeconds('timeoutSeconds', base.timeoutSeconds, 1),
+    toBackend: r.boolean('toBackend', base.toBackend),
+  };
+}
+
+/** `onRemoval` over `base`, member by member; shared with TCPTunnel. */
+export function applyOnRemoval(base: OnRemoval, r: SpecReader | undefined): OnRemoval {
+  if (r === undefined) return base;
+  return {
+    action: r.oneOf('action', base.action, REMOVAL_ACTIONS),
+    graceSeconds: r.wholeSeconds('graceSeconds', base.graceSeconds),
+  };
+}
+
+function applyRebalance(base: Rebalance, r: SpecReader | undefined): Rebalance {
+  if (r === undefined) return base;
+  return {
+    enabled: r.boolean('enabled', base.enabled),
+    tolerancePercent: r.integer('tolerancePercent', base.tolerancePercent, 1, 100),
+    maxClosesPerSecond: r.integer('maxClosesPerSecond', base.maxClosesPerSecond, 1),
+  };
+}
+
+/** The knobs of a policy that need frame inspection, by their Policy key, in a fixed order. */
+export type FrameKnob = 'maxMessageBytes' | 'maxBackendMessageBytes' | 'maxMessagesPerSecond' | 'keepalive';
+
+/**
+ * What in `p` asks for frame inspection: the message limits when set, and keepalive when it is on and not the
+ * default. The default keepalive, keepalive off, `strict` and `onExceed` ask for nothing a byte pipe cannot give
+ * (a byte pipe pings nobody and passes every frame), so they are never in conflict with `inspectFrames: false`.
+ */
+export function framesNeededBy(p: Policy): FrameKnob[] {
+  const out: FrameKnob[] = [];
+  if (p.maxMessageBytes > 0) out.push('maxMessageBytes');
+  if (p.maxBackendMessageBytes > 0) out.push('maxBackendMessageBytes');
+  if (p.maxMessagesPerSecond > 0) out.push('maxMessagesPerSecond');
+  const k = p.keepalive;
+  const d = DEFAULT_POLICY.keepalive;
+  const isDefault = k.intervalSeconds === d.intervalSeconds && k.timeoutSeconds === d.timeoutSeconds && k.toBackend === d.toBackend;
+  if (k.intervalSeconds > 0 && !isDefault) out.push('keepalive');
+  return out;
+}
+
+/** A frame knob's value as a message shows it: `1048576`, `{intervalSeconds: 10, timeoutSeconds: 30, toBackend: false}`. */
+function frameKnobValue(p: Policy, knob: FrameKnob): string {
+  if (knob !== 'keepalive') return String(p[knob]);
+  const k = p.keepalive;
+  return `{intervalSeconds: ${k.intervalSeconds}, timeoutSeconds: ${k.timeoutSeconds}, toBackend: ${k.toBackend}}`;
+}
+
+/**
+ * Errors for an effective policy whose inspectFrames is false while knobs need frames, each naming a field this
+ * layer (`r`) wrote: every such knob set here, and inspectFrames for those that came from the route's policy.
+ */
+function frameConflicts(p: Policy, r: SpecReader): string[] {
+  if (p.inspectFrames) return [];
+  const needed = framesNeededBy(p);
+  const errors: string[] = [];
+  const why = r.has('inspectFrames') ? 'inspectFrames is false' : "inspectFrames is false in the route's policy";
+  for (const knob of needed.filter((k) => r.has(k))) {
+    errors.push(
+      `${r.field}.${knob}: ${frameKnobValue(p, knob)} needs frame inspection, but ${why} (a plain byte pipe): ` +
+        'remove it, or set inspectFrames to true',
+    );
+  }
+  const inherited = needed.filter((k) => !r.has(k));
+  if (inherited.length > 0) {
+    const list = inherited.map((k) => `${k} ${frameKnobValue(p, k)}`).join(', ');
+    const off = inherited.map((k) => (k === 'keepalive' ? 'keepalive.intervalSeconds' : k)).join(', ');
+    errors.push(
+      `${r.field}.inspectFrames: false (a plain byte pipe) cannot apply what the route's policy sets, which needs ` +
+        `frame inspection: ${list}; set ${off} to 0 here too, or leave inspectFrames true`,
+    );
+  }
+  return errors;
 }
 
 function applyLoadBalancing(
@@ -111,107 +284,4 @@ function parseHashOnSpec(spec: unknown): HashOn | string {
   }
   if (typeof cookie !== 'string' || !TOKEN.test(cookie)) return `cookie: ${JSON.stringify(cookie)} is not a cookie name`;
   return { kind: 'cookie', name: cookie };
-}
-
-/** The Ingress annotations wsgate reads, each a policy knob. Others under `wsgate.io/` are left alone. */
-export const ANNOTATIONS = {
-  idleTimeoutSeconds: `${ANNOTATION_PREFIX}idle-timeout-seconds`,
-  connectTimeoutSeconds: `${ANNOTATION_PREFIX}connect-timeout-seconds`,
-  responseHeaderTimeoutSeconds: `${ANNOTATION_PREFIX}response-header-timeout-seconds`,
-  maxConnections: `${ANNOTATION_PREFIX}max-connections`,
-  maxConnectionsPerClient: `${ANNOTATION_PREFIX}max-connections-per-client`,
-  allowedOrigins: `${ANNOTATION_PREFIX}allowed-origins`,
-  subprotocols: `${ANNOTATION_PREFIX}subprotocols`,
-  loadBalancing: `${ANNOTATION_PREFIX}load-balancing`,
-  hashOn: `${ANNOTATION_PREFIX}hash-on`,
-} as const;
-
-/**
- * The policy an Ingress's annotations give. A bad value is reported (the message names the annotation) and that
- * knob keeps its default, so the Ingress still serves. `wsgate.io/hash-on` is `clientIP`, `header:NAME` or
- * `cookie:NAME`, and only read when `wsgate.io/load-balancing` is ConsistentHash; ConsistentHash without a valid
- * hash-on falls back to the default policy.
- */
-export function policyFromAnnotations(annotations: Record<string, unknown> | undefined): {
-  policy: Policy;
-  problems: string[];
-} {
-  const a = annotations ?? {};
-  const problems: string[] = [];
-  const bad = (name: string, value: unknown, what: string, fallback: string): void => {
-    problems.push(`annotation ${name}: ${JSON.stringify(value)} is not ${what} (using the default ${fallback})`);
-  };
-  const number = (name: string, fallback: number, integer: boolean): number => {
-    const raw = a[name];
-    if (raw === undefined) return fallback;
-    // Kubernetes stores annotations as strings; a YAML file may carry an unquoted number.
-    const v = typeof raw === 'number' ? String(raw) : raw;
-    const pattern = integer ? /^\d+$/ : /^\d+(\.\d+)?$/;
-    if (typeof v === 'string' && pattern.test(v.trim())) return Number(v.trim());
-    bad(name, v, integer ? 'an integer >= 0' : 'a number of seconds >= 0', String(fallback));
-    return fallback;
-  };
-  const list = (name: string, check: RegExp, lower: boolean, what: string): readonly string[] => {
-    const v = a[name];
-    if (v === undefined) return [];
-    const items = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : undefined;
-    const normalized = items?.map((s) => (lower ? s.toLowerCase() : s));
-    if (normalized === undefined || !normalized.every((s) => check.test(s))) {
-      bad(name, v, `a comma-separated list of ${what}`, 'empty list');
-      return [];
-    }
-    return normalized;
-  };
-  const policy: Policy = {
-    idleTimeoutSeconds: number(ANNOTATIONS.idleTimeoutSeconds, DEFAULT_POLICY.idleTimeoutSeconds, false),
-    connectTimeoutSeconds: number(ANNOTATIONS.connectTimeoutSeconds, DEFAULT_POLICY.connectTimeoutSeconds, false),
-    responseHeaderTimeoutSeconds: number(
-      ANNOTATIONS.responseHeaderTimeoutSeconds,
-      DEFAULT_POLICY.responseHeaderTimeoutSeconds,
-      false,
-    ),
-    maxConnections: number(ANNOTATIONS.maxConnections, DEFAULT_POLICY.maxConnections, true),
-    maxConnectionsPerClient: number(ANNOTATIONS.maxConnectionsPerClient, DEFAULT_POLICY.maxConnectionsPerClient, true),
-    allowedOrigins: list(ANNOTATIONS.allowedOrigins, ORIGIN, true, 'origins like scheme://host[:port]'),
-    subprotocols: list(ANNOTATIONS.subprotocols, TOKEN, false, 'subprotocol tokens'),
-    loadBalancing: annotationLoadBalancing(a, problems),
-  };
-  return { policy, problems };
-}
-
-function annotationLoadBalancing(a: Record<string, unknown>, problems: string[]): LoadBalancing {
-  const fallback = DEFAULT_POLICY.loadBalancing;
-  const value = a[ANNOTATIONS.loadBalancing];
-  if (value === undefined) return fallback;
-  if (!LOAD_BALANCING_POLICIES.includes(value as LoadBalancingPolicy)) {
-    problems.push(
-      `annotation ${ANNOTATIONS.loadBalancing}: ${JSON.stringify(value)} is not one of ` +
-        `${LOAD_BALANCING_POLICIES.join(', ')} (using the default ${fallback.policy})`,
-    );
-    return fallback;
-  }
-  const policy = value as LoadBalancingPolicy;
-  if (policy !== 'ConsistentHash') return { policy };
-  const hashOn = parseHashOnAnnotation(a[ANNOTATIONS.hashOn]);
-  if (hashOn === undefined) {
-    problems.push(
-      `annotation ${ANNOTATIONS.hashOn}: ${JSON.stringify(a[ANNOTATIONS.hashOn] ?? null)} is not clientIP, ` +
-        `header:NAME or cookie:NAME, which ConsistentHash needs (using the default ${fallback.policy})`,
-    );
-    return fallback;
-  }
-  return { policy, hashOn };
-}
-
-function parseHashOnAnnotation(value: unknown): HashOn | undefined {
-  if (typeof value !== 'string') return undefined;
-  const v = value.trim();
-  if (v === 'clientIP') return { kind: 'clientIP' };
-  const colon = v.indexOf(':');
-  const kind = v.slice(0, colon);
-  const name = v.slice(colon + 1);
-  if (colon < 0 || !TOKEN.test(name)) return undefined;
-  if (kind === 'header') return { kind: 'header', name: name.toLowerCase() };
-  if (kind === 'cookie') return { kind: 'cookie', name };
-  return undefined;
 }

@@ -2,7 +2,10 @@
 // list is already sorted by translate(), so equal results render to equal text. Certificates are shown by Secret,
 // hostnames and the SHA-256 fingerprint of the leaf certificate, never by PEM (keys must not land in a terminal or a
 // diff). Endpoints are `address:port` (`[v6]:port`). A route's policy shows only the knobs that differ from
-// DEFAULT_POLICY (src/model/table.ts), so `policy: {}` is the default policy. Lists of plain values print on one line.
+// DEFAULT_POLICY (src/model/table.ts), so `policy: {}` is the default policy; a nested knob (keepalive, onRemoval,
+// rebalance) that differs in any member is shown whole, as the data plane reads it. A tunnel shows its other fields
+// always, and endpointDrainSeconds and onRemoval only when they differ from the defaults. Lists of plain values print
+// on one line.
 import { X509Certificate } from 'node:crypto';
 import { Document, isScalar, visit } from 'yaml';
 import { DEFAULT_POLICY, type Backend, type Certificate, type HttpRoute, type LoadBalancing, type Policy, type TunnelRoute } from '../model/table.ts';
@@ -56,7 +59,28 @@ function renderPolicy(p: Policy): object {
   if (p.allowedOrigins.length > 0) out['allowedOrigins'] = [...p.allowedOrigins];
   if (p.subprotocols.length > 0) out['subprotocols'] = [...p.subprotocols];
   if (p.loadBalancing.policy !== d.loadBalancing.policy) out['loadBalancing'] = renderLoadBalancing(p.loadBalancing);
+  if (p.inspectFrames !== d.inspectFrames) out['inspectFrames'] = p.inspectFrames;
+  if (!sameMembers(p.keepalive, d.keepalive)) out['keepalive'] = { ...p.keepalive };
+  if (p.maxMessageBytes !== d.maxMessageBytes) out['maxMessageBytes'] = p.maxMessageBytes;
+  if (p.maxBackendMessageBytes !== d.maxBackendMessageBytes) out['maxBackendMessageBytes'] = p.maxBackendMessageBytes;
+  if (p.maxMessagesPerSecond !== d.maxMessagesPerSecond) out['maxMessagesPerSecond'] = p.maxMessagesPerSecond;
+  if (p.onExceed !== d.onExceed) out['onExceed'] = p.onExceed;
+  if (p.strict !== d.strict) out['strict'] = p.strict;
+  renderDrain(p, out);
+  if (!sameMembers(p.rebalance, d.rebalance)) out['rebalance'] = { ...p.rebalance };
   return out;
+}
+
+/** endpointDrainSeconds and onRemoval, when they differ from the defaults: the knobs L7 and L4 share. */
+function renderDrain(p: Pick<Policy, 'endpointDrainSeconds' | 'onRemoval'>, out: Record<string, unknown>): void {
+  const d = DEFAULT_POLICY;
+  if (p.endpointDrainSeconds !== d.endpointDrainSeconds) out['endpointDrainSeconds'] = p.endpointDrainSeconds;
+  if (!sameMembers(p.onRemoval, d.onRemoval)) out['onRemoval'] = { ...p.onRemoval };
+}
+
+/** Equal members, for the flat objects of a Policy (keepalive, onRemoval, rebalance). */
+function sameMembers<T extends object>(a: T, b: T): boolean {
+  return (Object.keys(b) as (keyof T)[]).every((k) => a[k] === b[k]);
 }
 
 function renderLoadBalancing(lb: LoadBalancing): object {
@@ -76,7 +100,7 @@ function renderCertificate(c: Certificate): object {
 }
 
 function renderTunnel(t: TunnelRoute): object {
-  return {
+  const out: Record<string, unknown> = {
     id: t.id,
     route: t.route,
     port: t.port,
@@ -87,6 +111,8 @@ function renderTunnel(t: TunnelRoute): object {
     connectTimeoutSeconds: t.connectTimeoutSeconds,
     maxConnections: t.maxConnections,
   };
+  renderDrain(t, out);
+  return out;
 }
 
 function renderStatus(s: ObjectStatus): object {

@@ -1,12 +1,15 @@
 // TCPTunnel → one tunnel claim. A tunnel is a single rule: any error in it rejects the whole object (Invalid).
-// Unset knobs take DEFAULT_POLICY's values (idle 0 = never, connect 5 s, maxConnections 0 = unlimited) and
-// proxyProtocol None. SNI names are lower-cased, deduplicated and sorted as virtual hosts are.
+// Unset knobs take DEFAULT_POLICY's values (idle 0 = never, connect 5 s, maxConnections 0 = unlimited, endpoint
+// drain 10 s, onRemoval Close over 60 s, member by member) and proxyProtocol None. An L4 tunnel carries bytes, not
+// frames: no WebSocket knob applies, and its drain and removal closes are FINs. SNI names are lower-cased,
+// deduplicated and sorted as virtual hosts are.
 import { PROXY_PROTOCOL_VERSIONS, type BackendRef, type ProxyProtocolVersion, type TCPTunnel } from '../api/types.ts';
 import { DEFAULT_POLICY } from '../model/table.ts';
 import { checkBackendRef, isPortNumber, resolveBackends } from './backends.ts';
 import type { ObjectReport } from './conditions.ts';
 import { emptyContribution, type Context, type Contribution } from './context.ts';
 import { compareHostnames, normalizeHostname } from './hostnames.ts';
+import { applyOnRemoval, SpecReader } from './policy.ts';
 
 export function translateTCPTunnel(t: TCPTunnel, report: ObjectReport, ctx: Context): Contribution {
   const out = emptyContribution();
@@ -52,6 +55,9 @@ export function translateTCPTunnel(t: TCPTunnel, report: ObjectReport, ctx: Cont
     if (Number.isInteger(s['maxConnections']) && (s['maxConnections'] as number) >= 0) maxConnections = s['maxConnections'] as number;
     else errors.push('spec.maxConnections: must be an integer >= 0');
   }
+  const r = new SpecReader(s, 'spec', errors);
+  const endpointDrainSeconds = r.wholeSeconds('endpointDrainSeconds', DEFAULT_POLICY.endpointDrainSeconds);
+  const onRemoval = applyOnRemoval(DEFAULT_POLICY.onRemoval, r.nested('onRemoval'));
 
   if (errors.length > 0 || !Array.isArray(backends)) {
     for (const e of errors) report.notAccepted('Invalid', `${e} (the tunnel is not served)`);
@@ -73,6 +79,8 @@ export function translateTCPTunnel(t: TCPTunnel, report: ObjectReport, ctx: Cont
       idleTimeoutSeconds,
       connectTimeoutSeconds,
       maxConnections,
+      endpointDrainSeconds,
+      onRemoval,
     },
   });
   return out;

@@ -7,10 +7,14 @@
 // else (no annotation, a bad value, a pod that already has the sidecar) leaves the Pod unchanged: the answer says
 // why, and the admission is still allowed.
 import { ANNOTATION_PREFIX } from '../api/types.ts';
-import { DEFAULT_POLICY } from '../model/table.ts';
-import { ANNOTATIONS as POLICY_ANNOTATIONS, policyFromAnnotations } from '../translate/policy.ts';
+import { DEFAULT_POLICY, type Policy } from '../model/table.ts';
+import { CONNECTION_ANNOTATIONS, DRAIN_ANNOTATIONS, FRAME_ANNOTATIONS, policyFromAnnotations } from '../translate/annotations.ts';
 
-/** The Pod annotations the injector reads. The policy ones are the Ingress annotations (README). */
+/**
+ * The Pod annotations the injector reads. The policy ones are the Ingress annotations (README), but for the drain
+ * ones (endpoint drain, removal, rebalance): a sidecar has one fixed upstream and one route that is never removed, so
+ * those are neither checked nor passed on (IGNORED_ANNOTATIONS). Refusing them would leave the pod without its sidecar.
+ */
 export const SIDECAR_ANNOTATIONS = {
   /** "true" injects; absent or "false" does not. */
   inject: `${ANNOTATION_PREFIX}inject`,
@@ -26,8 +30,11 @@ export const SIDECAR_ANNOTATIONS = {
   drainDelaySeconds: `${ANNOTATION_PREFIX}drain-delay-seconds`,
   /** Seconds open tunnels then get before they are closed (the sidecar's --drain-timeout, default 30). */
   drainTimeoutSeconds: `${ANNOTATION_PREFIX}drain-timeout-seconds`,
-  ...POLICY_ANNOTATIONS,
+  ...CONNECTION_ANNOTATIONS,
+  ...FRAME_ANNOTATIONS,
 } as const;
+
+const IGNORED_ANNOTATIONS: ReadonlySet<string> = new Set(Object.values(DRAIN_ANNOTATIONS));
 
 /** The name of the injected container; a Pod with a container of this name is not injected again. */
 export const SIDECAR_CONTAINER = 'wsgate';
@@ -118,7 +125,9 @@ export function mutatePod(pod: Pod, options: InjectOptions): Mutation {
   if (routeName !== undefined && !/^[A-Za-z0-9]([-A-Za-z0-9_./]{0,251}[A-Za-z0-9])?$/.test(routeName)) {
     problems.push(`${SIDECAR_ANNOTATIONS.routeName}: ${JSON.stringify(routeName)} is not letters, digits and - _ . /`);
   }
-  const { policy, problems: policyProblems } = policyFromAnnotations(annotations);
+  const { policy, problems: policyProblems } = policyFromAnnotations(
+    Object.fromEntries(Object.entries(annotations).filter(([k]) => !IGNORED_ANNOTATIONS.has(k))),
+  );
   // policyFromAnnotations says "using the default": an Ingress still serves, but a sidecar is not injected half-set.
   problems.push(...policyProblems.map((p) => p.replace(/ \(using the default [^)]*\)$/, '')));
   if (annotations[SIDECAR_ANNOTATIONS.connectTimeoutSeconds] !== undefined && policy.connectTimeoutSeconds <= 0) {
@@ -156,6 +165,7 @@ export function mutatePod(pod: Pod, options: InjectOptions): Mutation {
   if (policy.maxConnectionsPerClient > 0) args.push(`--max-connections-per-client=${policy.maxConnectionsPerClient}`);
   if (policy.idleTimeoutSeconds > 0) args.push(`--idle-timeout=${policy.idleTimeoutSeconds}s`);
   if (policy.connectTimeoutSeconds !== DEFAULT_POLICY.connectTimeoutSeconds) args.push(`--connect-timeout=${policy.connectTimeoutSeconds}s`);
+  args.push(...frameFlags(policy));
   if (drainDelay !== undefined) args.push(`--drain-delay=${drainDelay}s`);
   if (drainTimeout !== undefined) args.push(`--drain-timeout=${drainTimeout}s`);
 
@@ -166,6 +176,22 @@ export function mutatePod(pod: Pod, options: InjectOptions): Mutation {
       : // Last: the app's own init containers (migrations, ...) run first; the sidecar starts right before the app.
         [{ op: 'add', path: '/spec/initContainers/-', value: container }];
   return { result: 'injected', reason: `sidecar in front of port ${upstreamPort}, listening on ${listenPort}`, patch };
+}
+
+/** The sidecar flags of the frame knobs that differ from the defaults, in the order of `wsgate sidecar --help`. */
+function frameFlags(policy: Policy): string[] {
+  const d = DEFAULT_POLICY;
+  const out: string[] = [];
+  if (!policy.inspectFrames) out.push('--no-inspect-frames');
+  if (policy.keepalive.intervalSeconds !== d.keepalive.intervalSeconds) out.push(`--keepalive-interval=${policy.keepalive.intervalSeconds}s`);
+  if (policy.keepalive.timeoutSeconds !== d.keepalive.timeoutSeconds) out.push(`--keepalive-timeout=${policy.keepalive.timeoutSeconds}s`);
+  if (policy.keepalive.toBackend) out.push('--keepalive-to-backend');
+  if (policy.maxMessageBytes > 0) out.push(`--max-message-bytes=${policy.maxMessageBytes}`);
+  if (policy.maxBackendMessageBytes > 0) out.push(`--max-backend-message-bytes=${policy.maxBackendMessageBytes}`);
+  if (policy.maxMessagesPerSecond > 0) out.push(`--max-messages-per-second=${policy.maxMessagesPerSecond}`);
+  if (policy.onExceed !== d.onExceed) out.push(`--on-exceed=${policy.onExceed}`);
+  if (!policy.strict) out.push('--no-strict');
+  return out;
 }
 
 /** The native sidecar: restartPolicy Always in initContainers. Security context as the chart's controller. */

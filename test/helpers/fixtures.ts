@@ -50,6 +50,8 @@ export function tunnelRoute(o: Partial<TunnelRoute> & { port: number; backends: 
     idleTimeoutSeconds: 0,
     connectTimeoutSeconds: 5,
     maxConnections: 0,
+    endpointDrainSeconds: DEFAULT_POLICY.endpointDrainSeconds,
+    onRemoval: DEFAULT_POLICY.onRemoval,
     ...o,
   };
 }

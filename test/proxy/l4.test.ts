@@ -6,7 +6,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import { silentLogger } from '../../src/log/logger.ts';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
-import { freezeTable, type Endpoint, type RoutingTable, type TunnelRoute } from '../../src/model/table.ts';
+import { DEFAULT_POLICY, freezeTable, type Endpoint, type RoutingTable, type TunnelRoute } from '../../src/model/table.ts';
 import { Balancer } from '../../src/proxy/balancer.ts';
 import { L4Proxy } from '../../src/proxy/l4.ts';
 import { ConnectionLimits } from '../../src/proxy/limits.ts';
@@ -30,6 +30,8 @@ function tunnelRoute(name: string, port: number, endpoints: readonly Endpoint[],
     idleTimeoutSeconds: 0,
     connectTimeoutSeconds: 5,
     maxConnections: 0,
+    endpointDrainSeconds: DEFAULT_POLICY.endpointDrainSeconds,
+    onRemoval: DEFAULT_POLICY.onRemoval,
     ...extras,
   };
 }

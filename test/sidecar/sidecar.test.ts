@@ -1,8 +1,13 @@
 // `wsgate sidecar` in front of a real WebSocket app (a `ws` server): what a pod gets from the injected sidecar.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocketServer } from 'ws';
+import { BadFlagError } from '../../src/cli/flags.ts';
+import { DEFAULT_POLICY } from '../../src/model/table.ts';
+import { parseSidecarFlags, SIDECAR_OPTIONS } from '../../src/sidecar/cli.ts';
 import { converge, openClient, roundTrip, startWsBackend, type WsBackend } from '../helpers/l7-peers.ts';
 import { freePort, killAll, runWsgate, startSidecarProcess, type SidecarProcess } from './process.ts';
 
@@ -153,6 +158,12 @@ describe('wsgate sidecar flags', { timeout: 30_000 }, () => {
     { name: 'with a negative --max-connections', args: ['--upstream', ':80', '--max-connections=-1'], stderr: /--max-connections=-1/ },
     { name: 'with a bad --drain-delay', args: ['--upstream', ':80', '--drain-delay', 'soon'], stderr: /--drain-delay=soon/ },
     { name: 'with an unknown flag', args: ['--upstream', ':80', '--bogus'], stderr: /--bogus/ },
+    { name: 'with an --on-exceed other than Throttle or Close', args: ['--upstream', ':80', '--on-exceed', 'drop'], stderr: /--on-exceed=drop: expected Throttle or Close/ },
+    {
+      name: 'with --no-inspect-frames and a flag that needs frames',
+      args: ['--upstream', ':80', '--no-inspect-frames', '--max-message-bytes', '1048576', '--keepalive-to-backend'],
+      stderr: /--no-inspect-frames .* cannot apply --max-message-bytes=1048576, --keepalive-to-backend: remove them, or --no-inspect-frames/,
+    },
   ];
   for (const c of cases) {
     test(`exits 2 ${c.name}, naming what to change`, async () => {
@@ -162,4 +173,79 @@ describe('wsgate sidecar flags', { timeout: 30_000 }, () => {
       assert.equal(r.stdout, '');
     });
   }
+});
+
+describe('wsgate sidecar frame flags (issue 10)', () => {
+  /** The policy the flags give, after the required --upstream. */
+  const policyFrom = (...args: string[]) => {
+    const flags = parseSidecarFlags(['--upstream', '127.0.0.1:8080', ...args], {});
+    assert.ok(!flags.help);
+    return flags.policy;
+  };
+
+  test('gives the route defaults when no frame flag is set', () => {
+    const p = policyFrom();
+    assert.deepEqual(
+      [p.inspectFrames, p.keepalive, p.maxMessageBytes, p.maxBackendMessageBytes, p.maxMessagesPerSecond, p.onExceed, p.strict],
+      [true, DEFAULT_POLICY.keepalive, 0, 0, 0, 'Throttle', true],
+    );
+  });
+
+  test('sets every frame knob from its flag', () => {
+    const p = policyFrom(
+      '--keepalive-interval', '10s',
+      '--keepalive-timeout', '2m',
+      '--keepalive-to-backend',
+      '--max-message-bytes', '1048576',
+      '--max-backend-message-bytes', '16777216',
+      '--max-messages-per-second', '50',
+      '--on-exceed', 'Close',
+      '--no-strict',
+    );
+    assert.deepEqual(p.keepalive, { intervalSeconds: 10, timeoutSeconds: 120, toBackend: true });
+    assert.deepEqual([p.maxMessageBytes, p.maxBackendMessageBytes, p.maxMessagesPerSecond], [1_048_576, 16_777_216, 50]);
+    assert.deepEqual([p.onExceed, p.strict, p.inspectFrames], ['Close', false, true]);
+  });
+
+  test('turns frame inspection off with --no-inspect-frames, alone or with keepalive off', () => {
+    assert.equal(policyFrom('--no-inspect-frames').inspectFrames, false);
+    const p = policyFrom('--no-inspect-frames', '--keepalive-interval', '0', '--no-strict');
+    assert.deepEqual([p.inspectFrames, p.keepalive.intervalSeconds, p.strict], [false, 0, false]);
+    assert.equal(policyFrom('--inspect-frames', '--strict').inspectFrames, true);
+  });
+
+  // The same BadFlagError the process turns into exit 2 (two of them run as a process above).
+  const bad: { args: string[]; message: RegExp }[] = [
+    { args: ['--keepalive-interval', '1500ms'], message: /^--keepalive-interval=1500ms: expected whole seconds, e\.g\. 30s \(0 = no keepalive\)$/ },
+    { args: ['--keepalive-interval', 'often'], message: /^--keepalive-interval=often: expected a duration/ },
+    { args: ['--keepalive-timeout', '0s'], message: /^--keepalive-timeout=0s: expected whole seconds, e\.g\. 30s \(at least 1s\)$/ },
+    { args: ['--max-message-bytes', '1MiB'], message: /^--max-message-bytes=1MiB: expected a whole number of bytes, e\.g\. 1048576 for 1 MiB \(0 = no limit\)$/ },
+    { args: ['--max-backend-message-bytes=-1'], message: /^--max-backend-message-bytes=-1: expected a whole number of bytes/ },
+    { args: ['--max-messages-per-second', '2.5'], message: /^--max-messages-per-second=2\.5: expected a whole number/ },
+    { args: ['--on-exceed', 'close'], message: /^--on-exceed=close: expected Throttle or Close$/ },
+    { args: ['--strict', '--no-strict'], message: /^--strict and --no-strict: give one of them$/ },
+    { args: ['--inspect-frames', '--no-inspect-frames'], message: /^--inspect-frames and --no-inspect-frames: give one of them$/ },
+    { args: ['--no-inspect-frames', '--keepalive-interval', '10s'], message: /cannot apply --keepalive-interval=10s: remove it, or --no-inspect-frames$/ },
+    { args: ['--no-inspect-frames', '--max-messages-per-second', '5'], message: /cannot apply --max-messages-per-second=5: remove it/ },
+  ];
+  for (const b of bad) {
+    test(`refuses ${b.args.join(' ')}, saying what to change`, () => {
+      assert.throws(() => parseSidecarFlags(['--upstream', '127.0.0.1:8080', ...b.args], {}), (err: unknown) => {
+        assert.ok(err instanceof BadFlagError);
+        assert.match(err.message, b.message);
+        return true;
+      });
+    });
+  }
+
+  test('docs/sidecar.md documents every flag', () => {
+    const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'sidecar.md'), 'utf8');
+    const missing = Object.keys(SIDECAR_OPTIONS).filter((f) => f !== 'help' && !doc.includes(`\`--${f}`));
+    assert.deepEqual(missing, []);
+  });
+
+  test('leaves the drain knobs at their defaults: one fixed upstream, one route never removed', () => {
+    const p = policyFrom('--max-message-bytes', '1024');
+    assert.deepEqual([p.endpointDrainSeconds, p.onRemoval, p.rebalance], [DEFAULT_POLICY.endpointDrainSeconds, DEFAULT_POLICY.onRemoval, DEFAULT_POLICY.rebalance]);
+  });
 });

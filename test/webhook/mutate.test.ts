@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { admit } from '../../src/webhook/review.ts';
 import { mutatePod, type InjectResult, type JsonPatchOperation, type Pod } from '../../src/webhook/mutate.ts';
+import { policyFromAnnotations } from '../../src/translate/annotations.ts';
+import { parseSidecarFlags } from '../../src/sidecar/cli.ts';
 import { appContainer, injectAnnotations, injectOptions, pod } from './fixtures.ts';
 
 interface Case {
@@ -61,6 +63,59 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'passes every frame annotation that differs from the default as a sidecar flag',
+    pod: pod(injectAnnotations({
+      'wsgate.io/keepalive-interval-seconds': '20',
+      'wsgate.io/keepalive-timeout-seconds': '10',
+      'wsgate.io/keepalive-to-backend': 'true',
+      'wsgate.io/max-message-bytes': '1048576',
+      'wsgate.io/max-backend-message-bytes': '16777216',
+      'wsgate.io/max-messages-per-second': '100',
+      'wsgate.io/on-exceed': 'Close',
+      'wsgate.io/strict-frames': 'false',
+      'wsgate.io/inspect-frames': 'true',
+    })),
+    result: 'injected',
+    args: [
+      ...base,
+      '--keepalive-interval=20s',
+      '--keepalive-timeout=10s',
+      '--keepalive-to-backend',
+      '--max-message-bytes=1048576',
+      '--max-backend-message-bytes=16777216',
+      '--max-messages-per-second=100',
+      '--on-exceed=Close',
+      '--no-strict',
+    ],
+  },
+  {
+    name: 'passes inspect-frames "false" as --no-inspect-frames',
+    pod: pod(injectAnnotations({ 'wsgate.io/inspect-frames': 'false', 'wsgate.io/keepalive-interval-seconds': '0' })),
+    result: 'injected',
+    args: [...base, '--no-inspect-frames', '--keepalive-interval=0s'],
+  },
+  {
+    name: 'ignores the drain annotations, which a sidecar has no use for, even with bad values',
+    pod: pod(injectAnnotations({
+      'wsgate.io/endpoint-drain-seconds': '0',
+      'wsgate.io/on-removal': 'Keep',
+      'wsgate.io/removal-grace-seconds': 'soon',
+      'wsgate.io/rebalance': 'yes',
+      'wsgate.io/rebalance-tolerance-percent': '0',
+      'wsgate.io/rebalance-max-closes-per-second': '1',
+    })),
+    result: 'injected',
+    args: base,
+  },
+  { name: 'refuses a keepalive timeout of 0, naming the annotation', pod: pod(injectAnnotations({ 'wsgate.io/keepalive-timeout-seconds': '0' })), result: 'bad_annotation', reason: /^annotation wsgate\.io\/keepalive-timeout-seconds: "0" is not a whole number of seconds >= 1$/ },
+  { name: 'refuses an on-exceed other than Throttle or Close', pod: pod(injectAnnotations({ 'wsgate.io/on-exceed': 'drop' })), result: 'bad_annotation', reason: /on-exceed: "drop" is not one of Throttle, Close$/ },
+  {
+    name: 'refuses inspect-frames "false" with a message limit, naming both annotations',
+    pod: pod(injectAnnotations({ 'wsgate.io/inspect-frames': 'false', 'wsgate.io/max-message-bytes': '1024' })),
+    result: 'bad_annotation',
+    reason: /inspect-frames: "false" .* conflicts with wsgate\.io\/max-message-bytes: it needs frame inspection; remove one or the other$/,
+  },
+  {
     name: 'moves its ports when the pod says so',
     pod: pod(injectAnnotations({ 'wsgate.io/listen-port': '9000', 'wsgate.io/admin-port': '9001' })),
     result: 'injected',
@@ -98,6 +153,25 @@ const cases: Case[] = [
 ];
 
 describe('mutatePod', () => {
+  test('gives the sidecar, through its flags, the policy the annotations give an Ingress', () => {
+    const annotations = injectAnnotations({
+      'wsgate.io/max-connections': '7',
+      'wsgate.io/idle-timeout-seconds': '90',
+      'wsgate.io/keepalive-interval-seconds': '5',
+      'wsgate.io/keepalive-to-backend': 'true',
+      'wsgate.io/max-backend-message-bytes': '65536',
+      'wsgate.io/max-messages-per-second': '3',
+      'wsgate.io/on-exceed': 'Close',
+      'wsgate.io/strict-frames': 'false',
+    });
+    const m = mutatePod(pod(annotations), injectOptions);
+    assert.equal(m.result, 'injected', m.reason);
+    const args = ((m.patch[0]?.value as { args: string[] }[])[0]?.args ?? []).slice(1);
+    const flags = parseSidecarFlags(args, {});
+    assert.ok(!flags.help);
+    assert.deepEqual(flags.policy, policyFromAnnotations(annotations).policy);
+  });
+
   for (const c of cases) {
     test(c.name, () => {
       const m = mutatePod(c.pod, injectOptions);
