@@ -216,10 +216,12 @@ async function finalDelete(api: CoreV1Api, pod: V1Pod, log: (l: string) => void)
       name: pod.metadata?.name ?? '',
       namespace: pod.metadata?.namespace ?? 'default',
       gracePeriodSeconds: 0,
-      body: { preconditions: { uid: pod.metadata?.uid } },
+      // In DeleteOptions too: with the query parameter alone (client-node 2.0.1) the Pod stayed, Terminating.
+      body: { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata?.uid } },
     });
   } catch (err) {
     const code = (err as { code?: number }).code;
+    // 404: already gone (a second delete raced this one); 409: another pod of that name (uid precondition).
     if (code !== 404 && code !== 409) log(`final delete of ${key(pod)} failed: ${String(err)}`);
   }
 }
@@ -306,7 +308,7 @@ class PodWorker {
   update(pod: V1Pod): void {
     this.pod = pod;
     if (pod.metadata?.deletionTimestamp) {
-      if (!this.terminating) void this.terminate();
+      if (!this.terminating) this.terminate().catch((err: unknown) => this.log(`termination failed: ${String(err)}`));
       return;
     }
     if (!this.started) {
