@@ -131,7 +131,7 @@ describe('a cluster of kube-apiserver, kube-controller-manager and the process k
     for (const p of pods) {
       assert.equal(p.spec?.nodeName, cluster.kubelet.nodeName, 'bound to the process kubelet node');
       assert.equal(p.status?.hostIP, cluster.network.hostIP);
-      assert.deepEqual(p.status?.podIPs, [{ ip: p.status?.podIP }]);
+      assert.deepEqual(p.status?.podIPs?.map((x) => x.ip), [p.status?.podIP]);
       assert.equal(p.status?.containerStatuses?.[0]?.ready, true);
     }
     assert.notEqual(ips[0], ips[1], 'each pod has its own IP');
