@@ -13,7 +13,8 @@
 //
 // Options:
 //   --run-test NAME               one test (the suite's ShortName), e.g. HTTPRouteSimpleSameNamespace
-//   --supported-features A,B      features wsgate claims (default: SUPPORTED_FEATURES below)
+//   --supported-features A,B      features wsgate claims (default: SUPPORTED_FEATURES below; empty = the suite reads
+//                                 the GatewayClass's status.supportedFeatures)
 //   --profiles P,Q                conformance profiles (default: GATEWAY-HTTP,GATEWAY-TLS,GATEWAY-TCP)
 //   --report-output PATH          the suite's YAML report (default: <log dir>/report.yaml)
 //   --controller host|none        how wsgate runs (default host)
@@ -34,7 +35,11 @@ const WSGATE = join(repoRoot, 'bin', 'wsgate.js');
 
 export const GATEWAY_CLASS = 'wsgate';
 export const CONTROLLER_NAME = 'wsgate.io/gateway-controller';
-/** What wsgate claims. Empty until the translator exists: the suite then runs the core tests of each profile only. */
+/**
+ * What wsgate claims, passed as --supported-features. Empty (the default): the suite infers the features from the
+ * GatewayClass's status.supportedFeatures, which the controller must publish (GEP-2162); with neither, the suite stops
+ * at once with "no supported features were determined for test suite".
+ */
 export const SUPPORTED_FEATURES: readonly string[] = [];
 export const PROFILES = ['GATEWAY-HTTP', 'GATEWAY-TLS', 'GATEWAY-TCP'];
 /**
