@@ -107,7 +107,11 @@ export function suiteArgs(o: { runTest?: string; features: readonly string[]; pr
   ];
 }
 
-function spawnLogged(cmd: string, args: string[], logPath: string, env: NodeJS.ProcessEnv, tee: boolean): ChildProcess {
+const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
+/** Spawns with its output to `logPath` (and to stdout with `tee`); the child dies with this process (pdeathsig). */
+function spawnLogged(command: string, commandArgs: string[], logPath: string, env: NodeJS.ProcessEnv, tee: boolean): ChildProcess {
+  const [cmd, args] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', command, ...commandArgs]] : [command, commandArgs];
   if (tee) {
     const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const fd = openSync(logPath, 'a');
@@ -193,4 +197,9 @@ async function main(): Promise<number> {
   return code;
 }
 
-if (import.meta.main) process.exitCode = await main();
+if (import.meta.main) {
+  // Ctrl-C or a CI timeout: exit through 'exit', whose handlers (test/helpers/kube.ts, kubelet/network.ts) kill the
+  // control plane and remove the pod network; pod processes die with their parent (setpriv --pdeathsig).
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+  process.exitCode = await main();
+}
