@@ -23,10 +23,12 @@
 // - An image with no entry in the map leaves the Pod Pending: the container waits with reason `ImageNotMapped` and a
 //   message naming the image, and a Warning Event says the same.
 //
-// What it does not do: cgroups and resource limits, liveness and startup probes (readiness only), image pulls,
-// hostPath volumes, subPath mounts, service environment variables other than KUBERNETES_SERVICE_* (which name the API
-// server's real address: no kube-proxy here makes the ClusterIP reachable), node heartbeats (no node-lifecycle
-// controller runs), ephemeral containers. Probes run every `probePeriodMs` (500 ms) whatever their periodSeconds.
+// What it does not do: securityContext (every program runs as root, which the pod's own network namespace makes
+// harmless: it may bind 80 and 443 there; root is also what its mounts need), cgroups and resource limits, liveness
+// and startup probes (readiness only), image pulls, hostPath volumes, subPath mounts, service environment variables
+// other than KUBERNETES_SERVICE_* (which name the API server's real address: no kube-proxy here makes the ClusterIP
+// reachable), node heartbeats (no node-lifecycle controller runs), ephemeral containers. Probes run every
+// `probePeriodMs` (500 ms) whatever their periodSeconds.
 import { type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
