@@ -160,6 +160,8 @@ describe('a cluster of kube-apiserver, kube-controller-manager and the process k
       return svc.status?.loadBalancer?.ingress?.[0]?.ip;
     }, { times: 1 });
     assert.equal(lbIP, lbs.addressOf(`${ns}/echo`));
+    // Like a cloud load balancer, it learns endpoints a little after the EndpointSlice has them.
+    await eventually('an answer through the load balancer', async () => (await getJSON(`http://${lbIP}:8080/`)).status === 200 ? true : undefined, { times: 2 });
     const names = new Set<string>();
     for (let i = 0; i < 4; i++) {
       names.add((await getJSON<{ pod: string }>(`http://${lbIP}:8080/lb`)).body.pod);
