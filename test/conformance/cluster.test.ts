@@ -11,6 +11,7 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
 import { AppsV1Api, CoreV1Api, DiscoveryV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import { conformanceBinaries, conformanceImages, startCluster, type Cluster } from './cluster.ts';
 import { entrypoint } from './kubelet/images.ts';
@@ -93,6 +94,8 @@ describe('a cluster of kube-apiserver, kube-controller-manager and the process k
         'wsgate.test/crash': entrypoint(['sh', '-c', 'echo crashing; exit 3']),
         'wsgate.test/ignore-term': entrypoint(['sh', '-c', 'trap "echo TERM >> $MARK" TERM; while :; do sleep 0.1; done']),
         'wsgate.test/in-cluster': entrypoint([process.execPath, join(import.meta.dirname, 'in-cluster-probe.ts')]),
+        // wsgate itself, as the harness maps its image (test/conformance/run.ts).
+        wsgate: entrypoint([process.execPath, join(import.meta.dirname, '..', '..', 'bin', 'wsgate.js')], { cmd: ['controller'] }),
       }),
     });
     const kc = cluster.kubeConfig();
@@ -243,6 +246,40 @@ describe('a cluster of kube-apiserver, kube-controller-manager and the process k
     }, { timeoutMs: 20_000, times: 1 });
     assert.match(readFileSync(mark, 'utf8'), /TERM/, 'SIGTERM was delivered first');
     assert.throws(() => process.kill(pid, 0), /ESRCH/, 'the process was killed');
+  });
+
+  it('runs wsgate in a Pod: the sidecar beside echo-basic shares its network, is Ready by its /readyz probe, and carries a WebSocket to it', async () => {
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'sidecar' },
+        spec: {
+          containers: [
+            { name: 'app', image: ECHO_IMAGE, env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }] },
+            {
+              name: 'wsgate',
+              image: 'wsgate:0.1.0',
+              args: ['sidecar', '--upstream', '127.0.0.1:3000', '--listen', '0.0.0.0:8800', '--admin-addr', '0.0.0.0:9800'],
+              ports: [{ name: 'wsgate', containerPort: 8800 }, { name: 'admin', containerPort: 9800 }],
+              readinessProbe: { httpGet: { path: '/readyz', port: 'admin' } },
+            },
+          ],
+        },
+      },
+    });
+    const pod = await eventually('the sidecar Pod Ready', async () => {
+      const p = await core.readNamespacedPod({ name: 'sidecar', namespace: ns });
+      return isReady(p) ? p : undefined;
+    }, { timeoutMs: 30_000, times: 1 });
+    assert.deepEqual(pod.status?.containerStatuses?.map((c) => [c.name, c.ready]), [['app', true], ['wsgate', true]]);
+    // echo-basic's /ws echoes frames back; through wsgate on the pod IP.
+    const ws = new WebSocket(`ws://${pod.status?.podIP}:8800/ws`, { origin: 'http://test', handshakeTimeout: 5000 });
+    const reply = await new Promise<string>((resolve, reject) => {
+      ws.once('open', () => ws.send('through wsgate'));
+      ws.once('message', (data: Buffer) => resolve(data.toString()));
+      ws.once('error', reject);
+    }).finally(() => ws.terminate());
+    assert.equal(reply, 'through wsgate');
   });
 
   it('gives Pods the in-cluster credentials: a service-account token and CA at the standard path, and the API server address', async () => {
