@@ -244,7 +244,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   }
 }
 
-/** The flags: everything on 127.0.0.1, RBAC, and off what a test does not need. */
+/** The flags: everything on one local address (127.0.0.1 unless `address`), RBAC, and off what a test does not need. */
 function apiserverArgs(o: { dir: string; etcdUrl: string; securePort: number; server: string; address: string }): string[] {
   return [
     `--etcd-servers=${o.etcdUrl}`,
