@@ -2,7 +2,7 @@
 // a message that says what to change.
 import { existsSync, readFileSync } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
-import { WsgateError } from '../errors.ts';
+import { ErrorCodes, WsgateError } from '../errors.ts';
 import { createLogger } from '../log/logger.ts';
 import { createMetrics } from '../metrics/metrics.ts';
 import { loadConfig } from '../sources/files.ts';
@@ -34,6 +34,8 @@ Usage:
 Flags of serve:
   --config PATH              YAML file or directory of Ingress, WebSocketRoute, TCPTunnel, Service,
                              EndpointSlice and Secret objects (required)
+  --allow-invalid-config     start even if the configuration has problems, serving the valid objects
+                             (default: refuse to start, exit 2, listing every problem)
 ${LISTENER_USAGE}
 Flags of controller: those of serve except --config, and
 ${CONTROLLER_USAGE}
@@ -48,6 +50,7 @@ Flags of translate:
 
 const SERVE_OPTIONS = {
   config: { type: 'string' },
+  'allow-invalid-config': { type: 'boolean' },
   // The listener, admin and log flags, shared with `controller` (listener-flags.ts).
   ...LISTENER_OPTIONS,
 } as const satisfies ParseArgsConfig['options'];
@@ -75,6 +78,7 @@ async function runServe(args: string[]): Promise<void> {
     log,
     metrics: createMetrics(VERSION),
     configPath: v.config,
+    allowInvalidConfig: v['allow-invalid-config'] === true,
     ingressClass: f.ingressClass,
     ...(f.httpAddr ? { httpAddr: f.httpAddr } : {}),
     ...(f.httpsAddr ? { httpsAddr: f.httpsAddr } : {}),
@@ -160,7 +164,8 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof WsgateError) {
       const cause = err.cause instanceof Error ? ` (${err.cause.message})` : '';
       process.stderr.write(`wsgate: ${err.code}: ${err.message}${cause}\n`);
-      process.exit(1);
+      // A configuration that cannot start is bad input, like a bad flag.
+      process.exit(err.code === ErrorCodes.CONFIG_INVALID ? 2 : 1);
     }
     throw err;
   }
