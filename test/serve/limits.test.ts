@@ -10,7 +10,8 @@ import { serve, type Server } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
 import { generateSelfSigned } from '../../src/tls/selfsigned.ts';
-import { converge, startWsBackend, type WsBackend } from '../helpers/l7-peers.ts';
+import { closeServer, converge, handshake, httpHead, listen, rawConnect, readUntil, startWsBackend, type WsBackend } from '../helpers/l7-peers.ts';
+import net from 'node:net';
 import { backendService, createConfigDir, webSocketRoute, type ConfigDir } from '../helpers/serve-harness.ts';
 
 const defaultCertificate = generateSelfSigned({ commonName: 'wsgate limits test' });
@@ -60,16 +61,26 @@ for (const workers of [defaultWorkers(), 1]) {
     let server: Server;
     let port: number;
     let admin: string;
+    let tunnelPort: number;
     const held: Attempt[] = [];
 
     before(async () => {
       echo = await startWsBackend();
+      const probe = net.createServer();
+      tunnelPort = await listen(probe);
+      await closeServer(probe);
       dir = createConfigDir();
       dir.write('config.yaml', [
         ...backendService('echo', echo.port),
         webSocketRoute('total', { hostnames: ['total.test'], rules: [{ backends: [{ service: 'echo' }] }], policy: { maxConnections: LIMIT } }),
         webSocketRoute('per-client', { hostnames: ['client.test'], rules: [{ backends: [{ service: 'echo' }] }], policy: { maxConnectionsPerClient: LIMIT } }),
         webSocketRoute('free', { hostnames: ['free.test'], rules: [{ backends: [{ service: 'echo' }] }] }),
+        {
+          apiVersion: 'wsgate.io/v1alpha1',
+          kind: 'TCPTunnel',
+          metadata: { name: 'tunnel', namespace: 'default' },
+          spec: { port: tunnelPort, maxConnections: LIMIT, backends: [{ service: 'echo', port: 80 }] },
+        },
       ]);
       const local = { host: '127.0.0.1', port: 0 };
       server = await serve({
@@ -143,6 +154,25 @@ for (const workers of [defaultWorkers(), 1]) {
         return a.status === 101;
       }, 'a freed slot', 1, 10_000);
       assert.equal((await attempt(port, 'client.test')).status, 429);
+    });
+
+    test(`admits exactly ${LIMIT} of ${ATTEMPTS} concurrent connections to a TCPTunnel with maxConnections ${LIMIT}`, async () => {
+      // Each connection carries a WebSocket handshake to the echo backend: a tunnel answers 101, a refused
+      // connection is closed without an answer.
+      const sockets = await Promise.all(Array.from({ length: ATTEMPTS }, () => rawConnect(tunnelPort)));
+      try {
+        const answers = await Promise.all(
+          sockets.map(async (s) => {
+            s.write(handshake({ host: 'tunnel.test' }));
+            return readUntil(s, httpHead).then(({ value }) => value.split(' ')[1], () => 'closed');
+          }),
+        );
+        const counts: Record<string, number> = {};
+        for (const a of answers) counts[a] = (counts[a] ?? 0) + 1;
+        assert.deepEqual(counts, { 101: LIMIT, closed: ATTEMPTS - LIMIT });
+      } finally {
+        for (const s of sockets) s.destroy();
+      }
     });
 
     test(`admits all ${ATTEMPTS} to a route without limits`, async () => {
