@@ -164,7 +164,7 @@ for (const workers of [defaultWorkers(), 1]) {
         const answers = await Promise.all(
           sockets.map(async (s) => {
             s.write(handshake({ host: 'tunnel.test' }));
-            return readUntil(s, httpHead).then(({ value }) => value.split(' ')[1], () => 'closed');
+            return readUntil(s, httpHead).then(({ value }) => value.split(' ')[1] ?? '', () => 'closed');
           }),
         );
         const counts: Record<string, number> = {};
