@@ -298,6 +298,8 @@ export class WorkerPool implements DataPlane {
   /** Forks a worker with the current table; `listening` resolves once it is bound with it. */
   #fork(): { worker: Worker; listening: Promise<ToPrimary> } {
     const worker = cluster.fork();
+    // The IPC channel's errors (a write to a worker that just died) are its exit's business.
+    worker.on('error', (err) => this.#log.debug({ worker: worker.id, err }, 'worker channel error'));
     const state: WorkerState = {
       worker,
       listening: false,
@@ -393,7 +395,9 @@ export class WorkerPool implements DataPlane {
   }
 
   #send(worker: Worker, m: ToWorker): void {
-    if (worker.isConnected()) worker.send(m);
+    // A worker can die between the check and the write: the error goes to the callback (EPIPE), not to an
+    // 'error' event nobody would catch. Its exit is handled in #workerOnExit.
+    if (worker.isConnected()) worker.send(m, (err) => err && this.#log.debug({ worker: worker.id, err }, 'message to a worker lost'));
   }
 
   /**

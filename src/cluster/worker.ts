@@ -19,7 +19,9 @@ import { WorkerBudget } from './slot-budget.ts';
 
 function send(m: ToPrimary): boolean {
   if (!process.connected) return false;
-  process.send?.(m);
+  // A primary gone between the check and the write: the error goes to the callback, and the worker exits on
+  // 'disconnect' (cluster).
+  process.send?.(m, undefined, {}, () => {});
   return true;
 }
 

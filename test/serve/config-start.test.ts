@@ -40,7 +40,7 @@ function logLines(p: ServeProcess): { level: number; msg: string; [k: string]: u
 }
 
 for (const setting of WORKER_SETTINGS) {
-  describe(`wsgate serve with ${setting.name} and a configuration with problems at start`, { timeout: 90_000 }, () => {
+  describe(`wsgate serve with ${setting.name} and a configuration with problems at start`, { timeout: 150_000 }, () => {
     test('refuses to start: exit 2, every problem listed with file, kind, namespace/name and field', async () => {
       const p = await spawnServe(invalid.path, [...setting.args, '--log-level', 'error']);
       const exit = await exitOf(p);
@@ -66,7 +66,7 @@ for (const setting of WORKER_SETTINGS) {
     });
   });
 
-  describe(`wsgate serve with ${setting.name} and an empty --config directory`, { timeout: 90_000 }, () => {
+  describe(`wsgate serve with ${setting.name} and an empty --config directory`, { timeout: 150_000 }, () => {
     test('warns naming the directory at start and again when a reload empties it, and serves no route meanwhile', async () => {
       const dir = createConfigDir();
       const p = await spawnServe(dir.path, [...setting.args, '--log-level', 'info']);

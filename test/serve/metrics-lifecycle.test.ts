@@ -55,7 +55,7 @@ async function traffic(p: ServeProcess): Promise<void> {
 }
 
 for (const setting of WORKER_SETTINGS) {
-  describe(`wsgate serve with ${setting.name}: gauges and readiness`, { timeout: 90_000 }, () => {
+  describe(`wsgate serve with ${setting.name}: gauges and readiness`, { timeout: 150_000 }, () => {
     let dir: ConfigDir;
     let p: ServeProcess;
 
@@ -108,7 +108,7 @@ for (const setting of WORKER_SETTINGS) {
   });
 }
 
-describe('wsgate serve with the default --workers: counters across a worker killed with SIGKILL', { timeout: 90_000 }, () => {
+describe('wsgate serve with the default --workers: counters across a worker killed with SIGKILL', { timeout: 150_000 }, () => {
   test('keeps every counter and histogram series at least where it was, and counts every request made', async () => {
     const dir = createConfigDir();
     dir.write('config.yaml', routes('a.test'));
@@ -142,7 +142,7 @@ describe('wsgate serve with the default --workers: counters across a worker kill
   });
 });
 
-describe('wsgate serve --workers 1: counters across a reload', { timeout: 60_000 }, () => {
+describe('wsgate serve --workers 1: counters across a reload', { timeout: 150_000 }, () => {
   test('keeps every counter and histogram series at least where it was', async () => {
     const dir = createConfigDir();
     dir.write('config.yaml', routes('a.test'));

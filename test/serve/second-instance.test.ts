@@ -40,7 +40,7 @@ after(async () => {
 
 for (const running of WORKER_SETTINGS) {
   for (const starting of WORKER_SETTINGS) {
-    describe(`a second wsgate with ${starting.name} on the port of one with ${running.name}`, { timeout: 60_000 }, () => {
+    describe(`a second wsgate with ${starting.name} on the port of one with ${running.name}`, { timeout: 150_000 }, () => {
       test('exits 1 with WSGATE_ERR_LISTEN and EADDRINUSE, and the first keeps serving its own configuration alone', async () => {
         const a = await spawnServe(first.path, [...running.args, '--log-level', 'warn']);
         try {
@@ -66,7 +66,7 @@ for (const running of WORKER_SETTINGS) {
     });
   }
 
-  describe(`a TCPTunnel port held by another process, with ${running.name}`, { timeout: 60_000 }, () => {
+  describe(`a TCPTunnel port held by another process, with ${running.name}`, { timeout: 150_000 }, () => {
     test('is not shared: /readyz names it until it is free, then wsgate binds it and tunnels', async () => {
       const port = await freePort();
       // The other process joins SO_REUSEPORT groups itself: exactly what a worker's bind would silently share.

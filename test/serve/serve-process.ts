@@ -95,7 +95,7 @@ export async function spawnServe(config: string, args: readonly string[], o: { h
     exit: () => exit,
     stdout: () => stdout,
     admin,
-    ready: (timeoutMs = 20_000) => converge(async () => (await admin('/readyz')).code === 200, '/readyz 200', 2, timeoutMs),
+    ready: (timeoutMs = 45_000) => converge(async () => (await admin('/readyz')).code === 200, '/readyz 200', 2, timeoutMs),
     async stop() {
       if (!exit) child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);

@@ -95,9 +95,10 @@ for (const setting of WORKER_SETTINGS) {
         const first = await firstHandshake(p.httpPort, p);
         const counts = new Map<number | 'reset' | 'refused', number>();
         await hammer(p.httpPort, HANDSHAKES, counts);
-        assert.equal(first, 101, 'the first handshake');
-        assert.equal(counts.get(404), undefined, `statuses: ${JSON.stringify([...counts])}`);
-        assert.equal(counts.get(101), HANDSHAKES, `statuses: ${JSON.stringify([...counts])}`);
+        const seen = `first: ${first}, then: ${JSON.stringify([...counts])}; log: ${p.stdout().slice(-2000)}`;
+        assert.equal(first, 101, seen);
+        assert.equal(counts.get(404), undefined, seen);
+        assert.equal(counts.get(101), HANDSHAKES, seen);
       } finally {
         await p.stop();
       }
