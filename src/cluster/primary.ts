@@ -28,6 +28,7 @@ import type { ListenAddress } from '../proxy/l7.ts';
 import type { ToPrimary, ToWorker, WorkerInit, WorkerMetrics } from './messages.ts';
 import { probePort } from './port-probe.ts';
 import { RetiredMetrics } from './retired-metrics.ts';
+import { Requests, type Answer } from './requests.ts';
 import { PrimaryBudget } from './slot-budget.ts';
 
 export interface PoolOptions {
@@ -66,18 +67,6 @@ interface WorkerState {
   killed: boolean;
 }
 
-interface Answer {
-  readonly worker: number;
-  readonly message: ToPrimary;
-}
-
-interface Pending {
-  readonly waiting: Set<number>;
-  readonly answers: Answer[];
-  readonly resolve: (answers: Answer[]) => void;
-  readonly timer: NodeJS.Timeout | undefined;
-}
-
 /** A worker that dies this soon after starting is crashing: wait before replacing it (ms). */
 const CRASH_WINDOW_MS = 5_000;
 const RESPAWN_DELAY_MS = 1_000;
@@ -86,7 +75,7 @@ export class WorkerPool implements DataPlane {
   readonly #o: PoolOptions;
   readonly #log: Logger;
   readonly #workers = new Map<number, WorkerState>();
-  readonly #pending = new Map<number, Pending>();
+  readonly #requests = new Requests();
   readonly #admin: AdminServer | undefined;
   readonly #budget = new PrimaryBudget();
   readonly #retired = new RetiredMetrics();
@@ -332,15 +321,15 @@ export class WorkerPool implements DataPlane {
           case 'applied':
             state.appliedSeq = Math.max(state.appliedSeq, m.seq);
             state.failedPorts = m.failedPorts;
-            this.#answer(worker.id, m.seq, m);
+            this.#requests.answer(worker.id, m.seq, m);
             if (m.failedPorts.length > 0) this.#scheduleRetry();
             return;
           case 'metrics':
             state.metrics = m.metrics;
-            this.#answer(worker.id, m.seq, m);
+            this.#requests.answer(worker.id, m.seq, m);
             return;
           case 'status':
-            this.#answer(worker.id, m.seq, m);
+            this.#requests.answer(worker.id, m.seq, m);
             return;
           case 'acquire':
             this.#send(worker, {
@@ -373,7 +362,7 @@ export class WorkerPool implements DataPlane {
     const released = this.#budget.releaseWorker(id);
     if (state.metrics) this.#retired.add(state.metrics);
     // Whatever it was asked, it will not answer.
-    for (const [seq, p] of this.#pending) if (p.waiting.delete(id) && p.waiting.size === 0) this.#settle(seq);
+    this.#requests.forget(id);
     if (this.#stopping || !this.#forked) return;
     this.#log.error({ worker: id, code, signal, released }, 'worker exited; replacing it');
     const crashed = !state.killed && performance.now() - state.startedAt < CRASH_WINDOW_MS;
@@ -400,42 +389,13 @@ export class WorkerPool implements DataPlane {
     if (worker.isConnected()) worker.send(m, (err) => err && this.#log.debug({ worker: worker.id, err }, 'message to a worker lost'));
   }
 
-  /**
-   * Sends a message to every listening worker and collects their answers, for at most timeoutMs; `onTimeout` is
-   * told which workers had not answered by then.
-   */
+  /** Sends a message to every listening worker and collects their answers (requests.ts). */
   #request(message: ToWorker, seq: number, timeoutMs: number, onTimeout?: (late: number[]) => void): Promise<Answer[]> {
-    return new Promise((resolve) => {
-      const waiting = new Set<number>();
-      for (const w of this.#workers.values()) {
-        if (!w.listening) continue;
-        waiting.add(w.worker.id);
-        this.#send(w.worker, message);
-      }
-      const timer = setTimeout(() => {
-        const p = this.#pending.get(seq);
-        if (p) onTimeout?.([...p.waiting]);
-        this.#settle(seq);
-      }, timeoutMs);
-      timer.unref();
-      this.#pending.set(seq, { waiting, answers: [], resolve, timer });
-      if (waiting.size === 0) this.#settle(seq);
-    });
-  }
-
-  #answer(workerId: number, seq: number, m: ToPrimary): void {
-    const p = this.#pending.get(seq);
-    if (!p || !p.waiting.delete(workerId)) return;
-    p.answers.push({ worker: workerId, message: m });
-    if (p.waiting.size === 0) this.#settle(seq);
-  }
-
-  #settle(seq: number): void {
-    const p = this.#pending.get(seq);
-    if (!p) return;
-    this.#pending.delete(seq);
-    clearTimeout(p.timer);
-    p.resolve(p.answers);
+    const asked: number[] = [];
+    for (const w of this.#workers.values()) if (w.listening) asked.push(w.worker.id);
+    const answers = this.#requests.ask(seq, asked, timeoutMs, onTimeout);
+    for (const id of asked) this.#send(this.#workers.get(id)!.worker, message);
+    return answers;
   }
 
   /** Asks every worker for a fresh snapshot; answers are kept per worker as they come (late ones too). */
