@@ -163,13 +163,28 @@ export class L7Proxy {
     if (!originAllowed(v.origin, policy.allowedOrigins)) return this.#reject(socket, REJECTIONS.origin_not_allowed, route.route);
     const protocols = negotiateProtocols(v.protocols, policy.subprotocols);
     if (!protocols) return this.#reject(socket, REJECTIONS.subprotocol_not_allowed, route.route);
-    // 4. Limits.
+    // 4. Limits: a Promise when several workers share the pod's limits (limits.ts); unlimited routes answer at once.
     const ip = clientIP(socket.remoteAddress);
-    if (!this.#d.limits.tryAcquire(route.id, ip, policy.maxConnections, policy.maxConnectionsPerClient)) {
-      return this.#reject(socket, REJECTIONS.over_limit, route.route);
+    const admitted = this.#d.limits.tryAcquire(route.id, ip, policy.maxConnections, policy.maxConnectionsPerClient);
+    if (admitted === false) return this.#reject(socket, REJECTIONS.over_limit, route.route);
+    if (admitted !== true) {
+      void admitted.then((ok) => {
+        if (!ok) return this.#reject(socket, REJECTIONS.over_limit, route.route);
+        if (socket.destroyed) return this.#d.limits.release(route.id, ip);
+        this.#connect(req, socket, head, l, route, ip, protocols, startedAt, readBase);
+      });
+      return;
     }
+    this.#connect(req, socket, head, l, route, ip, protocols, startedAt, readBase);
+  }
+
+  /** 5. An endpoint that accepts the connection (a limit slot is held). */
+  #connect(
+    req: http.IncomingMessage, socket: Socket, head: Buffer, l: Listener, route: HttpRoute, ip: string,
+    protocols: readonly string[], startedAt: number, readBase: number,
+  ): void {
+    const policy = route.policy;
     const releaseLimit = (): void => this.#d.limits.release(route.id, ip);
-    // 5. An endpoint that accepts the connection.
     const info: ForwardInfo = { clientIP: ip, proto: l.proto, port: l.port };
     const headers = forwardHeaders(req.rawHeaders, info, true, policy.subprotocols.length > 0 ? protocols : undefined);
     const target = req.url ?? '/';
