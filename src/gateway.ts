@@ -1,6 +1,10 @@
 // The data plane as one object: L7 and L4 proxies, certificates, the tunnel registry and the admin server, fed with
-// routing tables by a source (files now, the Kubernetes controller later). apply() is the only way in for
-// configuration, and it never closes a connection.
+// routing tables by a source (files, the Kubernetes controller, the sidecar's one route). apply() is the only way in
+// for configuration, and it never closes a connection.
+//
+// Nothing listens before it can route. The data listeners are bound once the gateway is started AND has a table,
+// whichever comes last: apply() then start() binds in start(); start() then apply() binds in the first apply(), and
+// start() has already checked (cluster/port-probe.ts) that the ports are free, so that a port in use still fails the start.
 import type { AddressInfo } from 'node:net';
 import { AdminServer, registryMetrics } from './admin/server.ts';
 import type { DataPlane } from './dataplane.ts';
@@ -11,6 +15,7 @@ import { Balancer } from './proxy/balancer.ts';
 import { L4Proxy } from './proxy/l4.ts';
 import { L7Proxy, type ListenAddress } from './proxy/l7.ts';
 import { ConnectionLimits } from './proxy/limits.ts';
+import { probePort } from './cluster/port-probe.ts';
 import { TunnelRegistry } from './proxy/tunnel.ts';
 import { CertificateStore, type CertificatePem } from './tls/cert-store.ts';
 
@@ -33,6 +38,13 @@ export interface GatewayOptions {
   readonly sweepIntervalMs?: number;
   /** Bind every data-plane listener with SO_REUSEPORT: set in worker processes that share ports. */
   readonly reusePort?: boolean;
+  /** The connection limits (a worker's asks the primary); default: counted in this process. */
+  readonly limits?: ConnectionLimits;
+  /**
+   * How often tunnel ports that failed to bind are tried again (ms; default 5000, 0 = only on the next table).
+   * Workers leave it to the primary, which probes a port before any worker binds it with SO_REUSEPORT.
+   */
+  readonly retryPortsMs?: number;
   /**
    * Why the source of tables is not ready (the controller: informers that have not listed yet), or undefined;
    * checked by notReady() before the table. Default: always ready.
@@ -51,16 +63,23 @@ export class Gateway implements DataPlane {
   readonly balancer: Balancer;
   #table: RoutingTable = EMPTY_TABLE;
   #applied = false;
+  #started = false;
   #listening = false;
   #draining = false;
   #adminAddress: AddressInfo | undefined;
+  /** Before the listeners are bound: the ports start() probed (port 0 resolved to the one the OS chose). */
+  #httpAddr: ListenAddress | undefined;
+  #httpsAddr: ListenAddress | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
 
   constructor(o: GatewayOptions) {
     this.#o = o;
     const log = o.log;
+    this.#httpAddr = o.httpAddr;
+    this.#httpsAddr = o.httpsAddr;
     const balancer = new Balancer();
     this.balancer = balancer;
-    const limits = new ConnectionLimits();
+    const limits = o.limits ?? new ConnectionLimits();
     this.registry = new TunnelRegistry(o.metrics, log.child({ component: 'tunnel' }), o.sweepIntervalMs, { balancer, limits });
     this.certificates = new CertificateStore(o.defaultCertificate);
     this.l7 = new L7Proxy({
@@ -91,12 +110,24 @@ export class Gateway implements DataPlane {
     return this.#table;
   }
 
-  /** Binds the admin server and the L7 listeners. Tunnel listeners follow the table (apply). */
+  /**
+   * Binds the admin server, and the L7 listeners if a table is live; otherwise checks that their ports are free
+   * (WSGATE_ERR_LISTEN if not) and binds them with the first table. Tunnel listeners follow the table (apply).
+   */
   async start(): Promise<void> {
+    this.#started = true;
     if (this.#admin && this.#o.adminAddr) {
       this.#adminAddress = await this.#admin.listen(this.#o.adminAddr.host, this.#o.adminAddr.port);
     }
-    await this.l7.listen(this.#o.httpAddr, this.#o.httpsAddr);
+    if (this.#applied) return this.#bind();
+    // Probed without SO_REUSEPORT even in a worker: a worker is only ever started with its table (worker.ts).
+    if (this.#httpAddr) this.#httpAddr = { ...this.#httpAddr, port: await probePort(this.#httpAddr.host, this.#httpAddr.port, 'http') };
+    if (this.#httpsAddr) this.#httpsAddr = { ...this.#httpsAddr, port: await probePort(this.#httpsAddr.host, this.#httpsAddr.port, 'https') };
+  }
+
+  async #bind(): Promise<void> {
+    if (this.#listening || this.#draining) return;
+    await this.l7.listen(this.#httpAddr, this.#httpsAddr);
     this.#listening = true;
   }
 
@@ -131,7 +162,20 @@ export class Gateway implements DataPlane {
     this.#o.metrics.routes.set({ kind: 'tunnel' }, table.tunnels.length);
     setRouteMaxConnections(this.#o.metrics, table);
     setCertificateExpiries(this.#o.metrics, this.certificates.expiries());
+    this.#scheduleRetry();
+    if (this.#started) await this.#bind();
     return { certificateErrors: errors };
+  }
+
+  /** Tunnel ports that did not bind are tried again while they stay in the table. */
+  #scheduleRetry(): void {
+    const every = this.#o.retryPortsMs ?? 5000;
+    if (every <= 0 || this.#retryTimer !== undefined || this.#draining || this.l4.failedPorts().length === 0) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      void this.l4.update(this.#table).then(() => this.#scheduleRetry());
+    }, every);
+    this.#retryTimer.unref();
   }
 
   /** Why the process should not receive traffic, or undefined when it should. */
@@ -146,8 +190,15 @@ export class Gateway implements DataPlane {
     return undefined;
   }
 
+  /** The listeners' addresses; before they are bound, the addresses they will have. */
   addresses(): { http?: AddressInfo; https?: AddressInfo; admin?: AddressInfo } {
-    return { ...this.l7.addresses(), ...(this.#adminAddress ? { admin: this.#adminAddress } : {}) };
+    const admin = this.#adminAddress ? { admin: this.#adminAddress } : {};
+    if (this.#listening) return { ...this.l7.addresses(), ...admin };
+    const info = (a: ListenAddress | undefined): AddressInfo | undefined =>
+      a && a.port !== 0 ? { address: a.host, port: a.port, family: a.host.includes(':') ? 'IPv6' : 'IPv4' } : undefined;
+    const http = info(this.#httpAddr);
+    const https = info(this.#httpsAddr);
+    return { ...(http ? { http } : {}), ...(https ? { https } : {}), ...admin };
   }
 
   tunnels(): number {
@@ -164,6 +215,7 @@ export class Gateway implements DataPlane {
    */
   async stop(graceMs = 0): Promise<void> {
     this.#draining = true;
+    clearTimeout(this.#retryTimer);
     await Promise.all([this.l7.close(), this.l4.close()]);
     if (this.registry.size + this.registry.pendingSize > 0 && graceMs > 0) {
       let timer: NodeJS.Timeout | undefined;

@@ -40,6 +40,11 @@ case "$target" in
     debian_packages=(python3-websockets openssl iproute2 util-linux prometheus)
     # kube-apiserver and etcd: the controller, webhook and chart tests run against a real API server.
     go_component scripts/k8s 12 'k8s/$KUBE_VERSION/kube-apiserver' 'etcd/$ETCD_VERSION/etcd'
+    # kube-controller-manager: Deployments, ReplicaSets and EndpointSlices for the Gateway API conformance cluster
+    # (with the process kubelet, test/conformance/kubelet/).
+    go_component scripts/k8s 5 'k8s/$KUBE_VERSION/kube-controller-manager'
+    # The Gateway API conformance suite and its echo-basic backend, at a pinned version.
+    go_component scripts/conformance 4 'gateway-api/$GATEWAY_API_VERSION/echo-basic' 'gateway-api/$GATEWAY_API_VERSION/conformance.test'
     # helm: the chart tests render, lint and dry-run the chart.
     go_component scripts/helm 3 'helm/$HELM_VERSION/helm'
     ;;

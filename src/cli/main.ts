@@ -4,7 +4,7 @@
 // Each subcommand parses its own flags strictly: an unknown flag or a bad value exits 2 with a message that says
 // what to change; `wsgate COMMAND --help` (or `wsgate help COMMAND`) prints that command's usage.
 import { readFileSync } from 'node:fs';
-import { WsgateError } from '../errors.ts';
+import { ErrorCodes, WsgateError } from '../errors.ts';
 import { BadFlagError } from './flags.ts';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -109,7 +109,8 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof WsgateError) {
       const cause = err.cause instanceof Error ? ` (${err.cause.message})` : '';
       process.stderr.write(`wsgate: ${err.code}: ${err.message}${cause}\n`);
-      process.exit(1);
+      // A configuration that cannot start is bad input, like a bad flag.
+      process.exit(err.code === ErrorCodes.CONFIG_INVALID ? 2 : 1);
     }
     throw err;
   }

@@ -10,6 +10,7 @@ import { serve } from './serve.ts';
 
 const SERVE_OPTIONS = {
   config: { type: 'string' },
+  'allow-invalid-config': { type: 'boolean' },
   // The listener, admin and log flags, shared with `controller` (listener-flags.ts).
   ...LISTENER_OPTIONS,
 } as const satisfies ParseArgsConfig['options'];
@@ -23,6 +24,8 @@ open connections; one that does not is logged and the last good configuration ke
 Flags:
   --config PATH              YAML file or directory of Ingress, WebSocketRoute, TCPTunnel, Service,
                              EndpointSlice and Secret objects (required)
+  --allow-invalid-config     start even if the configuration has problems, serving the valid objects
+                             (default: refuse to start, exit 2, listing every problem)
 ${LISTENER_USAGE}
 Example: wsgate serve --config examples/quickstart/ --http-addr 127.0.0.1:8080
 `;
@@ -44,6 +47,7 @@ export async function runServe(args: string[], o: { version: string }): Promise<
     log,
     metrics: createMetrics(o.version),
     configPath: v.config,
+    allowInvalidConfig: v['allow-invalid-config'] === true,
     ingressClass: f.ingressClass,
     ...(f.httpAddr ? { httpAddr: f.httpAddr } : {}),
     ...(f.httpsAddr ? { httpsAddr: f.httpsAddr } : {}),

@@ -1,14 +1,15 @@
-// The IPC protocol between the primary (configuration, admin, aggregation) and its data-plane workers.
-// Tables travel as plain JSON: a RoutingTable is plain data by design.
+// The IPC protocol between the primary (configuration, admin, aggregation, the pod's connection limits) and its
+// data-plane workers. Tables travel as plain JSON: a RoutingTable is plain data by design.
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { LevelWithSilent } from 'pino';
 import type { CertificateError } from '../dataplane.ts';
 import type { ListenAddress } from '../proxy/l7.ts';
 import type { RoutingTable } from '../model/table.ts';
+import type { SlotAnswer, SlotRelease, SlotRequest } from './slot-budget.ts';
 
 export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 
-/** Everything a worker needs to build its Gateway. */
+/** Everything a worker needs to build its Gateway. Ports are concrete: the primary has probed them (never 0). */
 export interface WorkerInit {
   readonly httpAddr?: ListenAddress;
   readonly httpsAddr?: ListenAddress;
@@ -21,16 +22,41 @@ export interface WorkerInit {
 }
 
 export type ToWorker =
-  | { readonly type: 'init'; readonly init: WorkerInit }
+  // The worker applies `table` (sequence `seq`) before it binds anything: nothing listens before it can route.
+  | { readonly type: 'init'; readonly init: WorkerInit; readonly seq: number; readonly table: RoutingTable }
   | { readonly type: 'table'; readonly seq: number; readonly table: RoutingTable }
   | { readonly type: 'metrics'; readonly seq: number }
   | { readonly type: 'status'; readonly seq: number }
   | { readonly type: 'stop'; readonly graceMs: number }
-  | { readonly type: 'close-tunnels' };
+  | { readonly type: 'close-tunnels' }
+  | SlotAnswer;
 
 export type ToPrimary =
-  | { readonly type: 'listening'; readonly http?: number; readonly https?: number }
-  | { readonly type: 'start-failed'; readonly message: string }
-  | { readonly type: 'applied'; readonly seq: number; readonly certificateErrors: readonly CertificateError[] }
+  /** Bound, with the table of sequence `seq` live. */
+  | {
+      readonly type: 'listening';
+      readonly seq: number;
+      readonly http?: number;
+      readonly https?: number;
+      readonly certificateErrors: readonly CertificateError[];
+      readonly failedPorts: readonly number[];
+    }
+  /** Could not start; `code` is the WsgateError code and `causeCode` the system error's (EADDRINUSE, ...). */
+  | {
+      readonly type: 'start-failed';
+      readonly message: string;
+      readonly code?: string;
+      readonly causeCode?: string;
+      readonly causeMessage?: string;
+    }
+  /** Table `seq` is live; `failedPorts` are the tunnel ports this worker could not bind. */
+  | {
+      readonly type: 'applied';
+      readonly seq: number;
+      readonly certificateErrors: readonly CertificateError[];
+      readonly failedPorts: readonly number[];
+    }
   | { readonly type: 'metrics'; readonly seq: number; readonly metrics: WorkerMetrics }
-  | { readonly type: 'status'; readonly seq: number; readonly tunnels: number; readonly notReady: string | null };
+  | { readonly type: 'status'; readonly seq: number; readonly tunnels: number; readonly notReady: string | null }
+  | SlotRequest
+  | SlotRelease;

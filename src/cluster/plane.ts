@@ -12,6 +12,8 @@ export interface PlaneOptions extends GatewayOptions {
   /** The workers' log level (they log on their own). */
   readonly logLevel?: LevelWithSilent;
   readonly version?: string;
+  /** [applyTimeoutMs=10000] With workers: how long one may take to acknowledge a table before it is replaced (ms). */
+  readonly applyTimeoutMs?: number;
 }
 
 export function createDataPlane(o: PlaneOptions): DataPlane {
@@ -23,6 +25,7 @@ export function createDataPlane(o: PlaneOptions): DataPlane {
     metrics: o.metrics,
     ...(o.sourceNotReady ? { sourceNotReady: o.sourceNotReady } : {}),
     ...(o.adminAddr ? { adminAddr: o.adminAddr } : {}),
+    ...(o.applyTimeoutMs === undefined ? {} : { applyTimeoutMs: o.applyTimeoutMs }),
     init: {
       ...(o.httpAddr ? { httpAddr: o.httpAddr } : {}),
       ...(o.httpsAddr ? { httpsAddr: o.httpsAddr } : {}),

@@ -1,19 +1,42 @@
 // A data-plane worker process: one Gateway, listeners bound with SO_REUSEPORT so that the kernel spreads new
 // connections across workers, driven entirely by messages from the primary.
+//
+// The life of a worker:
+//  1. `init` brings the options AND the current table: the worker applies the table, then binds (nothing listens
+//     before it can route), then says `listening`. A failure says `start-failed` with its stable code and exits;
+//  2. tables, metrics and status requests are handled in the order they came, a stop after them;
+//  3. slot answers (connection limits held by the primary) and `close-tunnels` skip that queue: a connection waiting
+//     for a slot, or a second SIGTERM, must not wait behind a drain.
 import cluster from 'node:cluster';
+import { WsgateError } from '../errors.ts';
 import { Gateway } from '../gateway.ts';
-import { createLogger } from '../log/logger.ts';
-import { createMetrics } from '../metrics/metrics.ts';
-import { freezeTable } from '../model/table.ts';
+import { createLogger, type Logger } from '../log/logger.ts';
+import { createMetrics, type Metrics } from '../metrics/metrics.ts';
+import { freezeTable, type RoutingTable } from '../model/table.ts';
+import { ConnectionLimits } from '../proxy/limits.ts';
 import type { ToPrimary, ToWorker, WorkerInit } from './messages.ts';
+import { WorkerBudget } from './slot-budget.ts';
 
-function send(m: ToPrimary): void {
-  process.send?.(m);
+function send(m: ToPrimary): boolean {
+  if (!process.connected) return false;
+  // A primary gone between the check and the write: the error goes to the callback, and the worker exits on
+  // 'disconnect' (cluster).
+  process.send?.(m, undefined, {}, () => {});
+  return true;
 }
 
-async function run(init: WorkerInit): Promise<void> {
+interface Running {
+  readonly gateway: Gateway;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+}
+
+/** Steps 1: apply, bind, report. Exits the process when it cannot start. */
+async function start(init: WorkerInit, seq: number, table: RoutingTable, budget: WorkerBudget): Promise<Running> {
   const log = createLogger(init.logLevel).child({ worker: cluster.worker?.id });
-  const metrics = createMetrics(init.version);
+  // The primary owns configuration, leadership and build metrics: a worker exporting them too would be aggregated
+  // with the primary's values (a never-set gauge reads 0).
+  const metrics = createMetrics(init.version, { worker: true });
   const gateway = new Gateway({
     log,
     metrics,
@@ -23,52 +46,65 @@ async function run(init: WorkerInit): Promise<void> {
     handshakeTimeoutMs: init.handshakeTimeoutMs,
     defaultCertificate: init.defaultCertificate,
     reusePort: true,
+    // A failed tunnel port is the primary's to retry: it probes before any worker binds with SO_REUSEPORT.
+    retryPortsMs: 0,
+    limits: new ConnectionLimits(budget),
     ...(init.sweepIntervalMs ? { sweepIntervalMs: init.sweepIntervalMs } : {}),
   });
   try {
+    const { certificateErrors } = await gateway.apply(freezeTable(table));
     await gateway.start();
+    const a = gateway.addresses();
+    send({
+      type: 'listening',
+      seq,
+      ...(a.http ? { http: a.http.port } : {}),
+      ...(a.https ? { https: a.https.port } : {}),
+      certificateErrors,
+      failedPorts: gateway.l4.failedPorts(),
+    });
   } catch (err) {
-    send({ type: 'start-failed', message: (err as Error).message });
+    const e = err as Error;
+    const cause = e.cause as NodeJS.ErrnoException | undefined;
+    const failed: ToPrimary = {
+      type: 'start-failed',
+      message: e.message,
+      ...(err instanceof WsgateError ? { code: err.code } : {}),
+      ...(cause?.code !== undefined ? { causeCode: cause.code } : {}),
+      ...(cause?.message !== undefined ? { causeMessage: cause.message } : {}),
+    };
+    log.flush();
+    // The message must leave before the process does.
+    await new Promise<void>((resolve) => (process.connected ? process.send?.(failed, undefined, {}, () => resolve()) : resolve()));
     process.exit(1);
   }
-  const a = gateway.addresses();
-  send({ type: 'listening', ...(a.http ? { http: a.http.port } : {}), ...(a.https ? { https: a.https.port } : {}) });
+  return { gateway, metrics, log };
+}
 
-  // Messages are handled in order: a table applied before a later one, a stop after both.
-  let queue: Promise<void> = Promise.resolve();
-  process.on('message', (m: ToWorker) => {
-    queue = queue.then(() => handle(m)).catch((err: unknown) => log.error({ err }, 'worker message failed'));
-  });
-
-  async function handle(m: ToWorker): Promise<void> {
-    switch (m.type) {
-      case 'table': {
-        const { certificateErrors } = await gateway.apply(freezeTable(m.table));
-        send({ type: 'applied', seq: m.seq, certificateErrors });
-        return;
-      }
-      case 'metrics':
-        send({ type: 'metrics', seq: m.seq, metrics: await metrics.registry.getMetricsAsJSON() });
-        return;
-      case 'status':
-        send({ type: 'status', seq: m.seq, tunnels: gateway.registry.size, notReady: gateway.notReady() ?? null });
-        return;
-      case 'close-tunnels':
-        // Not queued behind a stop that is waiting for tunnels to drain.
-        return;
-      case 'stop':
-        await gateway.stop(m.graceMs);
-        log.flush();
-        process.disconnect();
-        return;
-      case 'init':
-        return;
+async function handle(r: Running, m: ToWorker): Promise<void> {
+  const { gateway } = r;
+  switch (m.type) {
+    case 'table': {
+      const { certificateErrors } = await gateway.apply(freezeTable(m.table));
+      send({ type: 'applied', seq: m.seq, certificateErrors, failedPorts: gateway.l4.failedPorts() });
+      return;
     }
+    case 'metrics':
+      send({ type: 'metrics', seq: m.seq, metrics: await r.metrics.registry.getMetricsAsJSON() });
+      return;
+    case 'status':
+      send({ type: 'status', seq: m.seq, tunnels: gateway.registry.size, notReady: gateway.notReady() ?? null });
+      return;
+    case 'stop':
+      await gateway.stop(m.graceMs);
+      r.log.flush();
+      process.disconnect();
+      return;
+    case 'init':
+    case 'close-tunnels':
+    case 'slot':
+      return;
   }
-  // A second signal must not wait in the queue behind the drain it cuts short.
-  process.on('message', (m: ToWorker) => {
-    if (m.type === 'close-tunnels') void gateway.closeTunnels();
-  });
 }
 
 /** Called in a worker process: waits for its init message, then serves. */
@@ -76,7 +112,23 @@ export function runWorker(): void {
   // The primary decides when workers stop; a signal sent to the whole process group is its business.
   process.on('SIGTERM', () => {});
   process.on('SIGINT', () => {});
-  process.once('message', (m: ToWorker) => {
-    if (m.type === 'init') void run(m.init);
+  const budget = new WorkerBudget((m) => send(m));
+  process.on('disconnect', () => budget.disconnected());
+  let running: Running | undefined;
+  // Messages are handled in order: the start first, a table applied before a later one, a stop after all of them.
+  let queue: Promise<Running | undefined> = Promise.resolve(undefined);
+  process.on('message', (m: ToWorker) => {
+    if (m.type === 'slot') return budget.answer(m);
+    if (m.type === 'close-tunnels') return void running?.gateway.closeTunnels();
+    queue = queue
+      .then(async (r) => {
+        if (m.type === 'init') return r ?? (running = await start(m.init, m.seq, m.table, budget));
+        if (r) await handle(r, m);
+        return r;
+      })
+      .catch((err: unknown) => {
+        running?.log.error({ err }, 'worker message failed');
+        return running;
+      });
   });
 }

@@ -5,7 +5,9 @@
 //  4. Once every informer has listed, and then after each burst of relevant changes: snapshot → translate (pure) →
 //     gateway.apply (atomic; open connections keep what they were given). Secrets routes now reference are fetched
 //     (the store holds unreferenced TLS Secrets without their data), which triggers one more sync.
-//  5. The leader (leader.ts) then writes status and Events (status-writer.ts), only where they differ.
+//  5. The leader (leader.ts) then queues status and Events where they differ (status-writer.ts); the queue
+//     (status-queue.ts) writes them off this path, the latest per object, retried with backoff: a slow API server
+//     delays status, never the next table.
 // The API server going away touches none of this: the informers retry with backoff, the last table keeps serving,
 // and the relist when it returns reports whatever changed meanwhile.
 import { randomUUID } from 'node:crypto';
@@ -64,6 +66,8 @@ export interface Controller {
   readonly syncPending: boolean;
   /** Status writes (WebSocketRoute, TCPTunnel, Ingress) this replica has made. */
   readonly statusWrites: number;
+  /** Resolves once every status write queued so far has been made (or is waiting out a retry); for tests. */
+  statusIdle(): Promise<void>;
   /** The last translation applied. */
   readonly lastResult: TranslateResult | undefined;
   /** Runs a sync now (after one in progress); for tests and diagnostics. */
@@ -113,6 +117,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     kc: o.kc,
     log: log.child({ component: 'status' }),
     identity,
+    // `leader` is declared below; the queue asks only when it has something to write, after a sync.
+    isLeader: () => leader.isLeader,
     ...(o.publishService ? { publishService: o.publishService } : {}),
     ...(o.publishAddresses ? { publishAddresses: o.publishAddresses } : {}),
   });
@@ -145,7 +151,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     }
     if (fetched) debouncer.trigger();
 
-    if (leader.isLeader) await statusWriter.write(result, store, selectIngresses(snapshot));
+    // Queued, not awaited: the next sync does not wait for the API server to take them.
+    if (leader.isLeader) statusWriter.write(result, store, selectIngresses(snapshot));
   };
 
   /** One log line per object whose conditions changed and are not all True. */
@@ -185,8 +192,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     ...(o.leaderElection.retryPeriodMs === undefined ? {} : { retryPeriodMs: o.leaderElection.retryPeriodMs }),
     onChange: (isLeader) => {
       o.metrics.leader.set(isLeader ? 1 : 0);
-      // A new leader writes every status that differs.
+      // A new leader writes every status that differs; a former one writes nothing more.
       if (isLeader) debouncer.trigger();
+      else statusWriter.reset();
     },
   });
 
@@ -266,11 +274,13 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     get lastResult() {
       return lastResult;
     },
+    statusIdle: () => statusWriter.idle(),
     resync: () => debouncer.flush(),
     async stop(graceMs = 0) {
       clearInterval(resyncTimer);
       await Promise.all(informers.map((i) => i.stop()));
       await debouncer.stop();
+      await statusWriter.stop();
       await leader.stop();
       o.metrics.leader.set(0);
       await gateway.stop(graceMs);
@@ -280,6 +290,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       clearInterval(resyncTimer);
       await Promise.all(informers.map((i) => i.stop()));
       await debouncer.stop();
+      await statusWriter.stop();
       o.metrics.leader.set(0);
       await gateway.stop(0);
     },

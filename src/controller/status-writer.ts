@@ -1,13 +1,17 @@
 // Writes what status.ts computes: WebSocketRoute/TCPTunnel status (merge patch on the status subresource), Ingress
 // status.loadBalancer, and Warning Events for objects that are not fully accepted. Only the leader calls it.
-// Each write is independent: a failure is logged and retried at the next sync (nothing is remembered as written
-// until the object itself says so).
+//
+// write() only enqueues (status-queue.ts): it compares what each object says with what it should say, and queues one
+// write per object that differs (the latest wins), plus one per new Event. The queue writes off the rebuild path and
+// retries failures with backoff; nothing is remembered as written until the object itself says so, so the next
+// sync after a lost write queues it again.
 import { CoreV1Api, CustomObjectsApi, NetworkingV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, VERSION, type Ingress, type RouteStatus, type Service } from '../api/types.ts';
 import type { Logger } from '../log/logger.ts';
 import type { TranslateResult } from '../translate/snapshot.ts';
 import { describeError } from './informers.ts';
 import type { ObjectStore } from './store.ts';
+import { StatusQueue } from './status-queue.ts';
 import { ingressStatusUpdate, publishedAddresses, routeStatusUpdate, warningEvents } from './status.ts';
 
 export interface StatusWriterOptions {
@@ -19,6 +23,10 @@ export interface StatusWriterOptions {
   readonly publishAddresses?: readonly string[];
   /** Names the writer in Events (reportingInstance), e.g. the pod name. */
   readonly identity: string;
+  /** Writes happen only while this is true: this replica holds the leader Lease. */
+  readonly isLeader: () => boolean;
+  /** [backoff={ baseMs: 200, maxMs: 30000 }] Retry of a failed write (ms). */
+  readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
 }
 
 const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -30,7 +38,8 @@ export class StatusWriter {
   readonly #core: CoreV1Api;
   readonly #custom: CustomObjectsApi;
   readonly #networking: NetworkingV1Api;
-  /** Keys of the Warning Events recorded (status.ts warningEvents), pruned to the problems that still exist. */
+  readonly #queue: StatusQueue;
+  /** Keys of the Warning Events queued or recorded (status.ts warningEvents), pruned to the problems that still exist. */
   #recorded = new Set<string>();
   /** Status writes made since start (for tests and logs). */
   writes = 0;
@@ -40,12 +49,33 @@ export class StatusWriter {
     this.#core = o.kc.makeApiClient(CoreV1Api);
     this.#custom = o.kc.makeApiClient(CustomObjectsApi);
     this.#networking = o.kc.makeApiClient(NetworkingV1Api);
+    this.#queue = new StatusQueue({ log: o.log, active: o.isLeader, ...(o.backoff ? { backoff: o.backoff } : {}) });
   }
 
-  /** Brings every status in line with `result`; `ingresses` are the Ingresses wsgate serves. */
-  async write(result: TranslateResult, store: ObjectStore, ingresses: readonly Ingress[]): Promise<void> {
+  /** Writes queued and not yet made. */
+  get pending(): number {
+    return this.#queue.size;
+  }
+
+  /** Leadership lost: nothing pending is written, and Events are recorded anew by the next leader term. */
+  reset(): void {
+    this.#queue.clear();
+    this.#recorded = new Set();
+  }
+
+  /** Resolves once no write is queued or in flight (but for writes waiting out a retry backoff). */
+  idle(): Promise<void> {
+    return this.#queue.idle();
+  }
+
+  /** Nothing more is written; a write in flight is waited for. */
+  stop(): Promise<void> {
+    return this.#queue.stop();
+  }
+
+  /** Queues what brings every status in line with `result`; `ingresses` are the Ingresses wsgate serves. */
+  write(result: TranslateResult, store: ObjectStore, ingresses: readonly Ingress[]): void {
     const now = new Date();
-    const log = this.#o.log;
     const recorded = new Set<string>();
     for (const s of result.statuses) {
       const key = `${s.namespace}/${s.name}`;
@@ -55,10 +85,12 @@ export class StatusWriter {
         const plural = PLURALS[s.kind];
         const update = routeStatusUpdate((obj as { status?: RouteStatus }).status, s, now);
         if (update !== undefined) {
-          await this.#patch(s.kind, key, () =>
-            this.#custom.patchNamespacedCustomObjectStatus(
-              { group: GROUP, version: VERSION, namespace: s.namespace, plural, name: s.name, body: { status: update } },
-              MERGE_PATCH,
+          this.#queue.enqueue(`status/${s.kind}/${key}`, () =>
+            this.#patch(s.kind, key, () =>
+              this.#custom.patchNamespacedCustomObjectStatus(
+                { group: GROUP, version: VERSION, namespace: s.namespace, plural, name: s.name, body: { status: update } },
+                MERGE_PATCH,
+              ),
             ),
           );
         }
@@ -66,61 +98,72 @@ export class StatusWriter {
       for (const e of warningEvents(s, obj.metadata?.uid ?? '')) {
         recorded.add(e.key);
         if (this.#recorded.has(e.key)) continue;
-        try {
-          await this.#core.createNamespacedEvent({
+        const body = {
+          metadata: { generateName: `${s.name}.`, namespace: s.namespace },
+          involvedObject: {
+            apiVersion: s.kind === 'Ingress' ? 'networking.k8s.io/v1' : API_VERSION,
+            kind: s.kind,
             namespace: s.namespace,
-            body: {
-              metadata: { generateName: `${s.name}.`, namespace: s.namespace },
-              involvedObject: {
-                apiVersion: s.kind === 'Ingress' ? 'networking.k8s.io/v1' : API_VERSION,
-                kind: s.kind,
-                namespace: s.namespace,
-                name: s.name,
-                uid: obj.metadata?.uid ?? '',
-                resourceVersion: obj.metadata?.resourceVersion ?? '',
-              },
-              type: 'Warning',
-              reason: e.reason,
-              message: e.message,
-              source: { component: 'wsgate' },
-              reportingComponent: 'wsgate.io/ingress-controller',
-              reportingInstance: this.#o.identity,
-              firstTimestamp: now,
-              lastTimestamp: now,
-              count: 1,
-            },
-          });
-        } catch (err) {
-          log.warn({ kind: s.kind, namespace: s.namespace, name: s.name, err: describeError(err) }, 'event not recorded');
-          recorded.delete(e.key);
-        }
+            name: s.name,
+            uid: obj.metadata?.uid ?? '',
+            resourceVersion: obj.metadata?.resourceVersion ?? '',
+          },
+          type: 'Warning',
+          reason: e.reason,
+          message: e.message,
+          source: { component: 'wsgate' },
+          reportingComponent: 'wsgate.io/ingress-controller',
+          reportingInstance: this.#o.identity,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        };
+        this.#queue.enqueue(`event/${e.key}`, async () => {
+          await this.#core.createNamespacedEvent({ namespace: s.namespace, body });
+        });
       }
     }
-    // Problems that went away are forgotten: if one comes back, it is reported again.
+    // Problems that went away are forgotten (and their Events not written): if one comes back, it is reported again.
+    for (const key of this.#recorded) if (!recorded.has(key)) this.#queue.cancel(`event/${key}`);
     this.#recorded = recorded;
 
     if (ingresses.length === 0) return;
-    const addresses = publishedAddresses({
-      ...(this.#o.publishAddresses ? { addresses: this.#o.publishAddresses } : {}),
-      ...(await this.#publishService(store)),
-    });
+    // The addresses, when known without a request (flags, or the publish Service in the store): only Ingresses whose
+    // status differs are queued. Otherwise each write reads the Service when it runs.
+    const held = this.#heldPublishService(store);
+    const addresses = async (): Promise<ReturnType<typeof publishedAddresses>> =>
+      publishedAddresses({
+        ...(this.#o.publishAddresses ? { addresses: this.#o.publishAddresses } : {}),
+        ...(held ?? (await this.#readPublishService())),
+      });
+    const known = held === undefined ? undefined : publishedAddresses({ ...(this.#o.publishAddresses ? { addresses: this.#o.publishAddresses } : {}), ...held });
     for (const ing of ingresses) {
-      const update = ingressStatusUpdate(ing.status, addresses);
-      if (update === undefined) continue;
       const namespace = ing.metadata?.namespace ?? 'default';
       const name = ing.metadata?.name ?? '';
-      await this.#patch('Ingress', `${namespace}/${name}`, () =>
-        this.#networking.patchNamespacedIngressStatus({ namespace, name, body: { status: update } }, MERGE_PATCH),
-      );
+      const current = ing.status;
+      if (known !== undefined && ingressStatusUpdate(current, known) === undefined) continue;
+      this.#queue.enqueue(`status/Ingress/${namespace}/${name}`, async () => {
+        const update = ingressStatusUpdate(current, await addresses());
+        if (update === undefined) return;
+        await this.#patch('Ingress', `${namespace}/${name}`, () =>
+          this.#networking.patchNamespacedIngressStatus({ namespace, name, body: { status: update } }, MERGE_PATCH),
+        );
+      });
     }
   }
 
-  /** The --publish-service: from the store when it is watched, else read from the API server. */
-  async #publishService(store: ObjectStore): Promise<{ service?: Service }> {
+  /** The --publish-service as far as it is known without a request: not needed, or held in the store. */
+  #heldPublishService(store: ObjectStore): { service?: Service } | undefined {
     const p = this.#o.publishService;
     if (p === undefined || (this.#o.publishAddresses?.length ?? 0) > 0) return {};
     const held = store.get('Service', `${p.namespace}/${p.name}`);
-    if (held !== undefined) return { service: held };
+    return held === undefined ? undefined : { service: held };
+  }
+
+  /** The --publish-service read from the API server (not watched, or not there yet). */
+  async #readPublishService(): Promise<{ service?: Service }> {
+    const p = this.#o.publishService;
+    if (p === undefined) return {};
     try {
       return { service: await this.#core.readNamespacedService(p) };
     } catch (err) {
@@ -129,15 +172,15 @@ export class StatusWriter {
     }
   }
 
+  /** One status write; a failure other than 404 (deleted since the snapshot: nothing to write) throws, to be retried. */
   async #patch(kind: string, key: string, write: () => Promise<unknown>): Promise<void> {
     try {
       await write();
       this.writes++;
       this.#o.log.debug({ kind, object: key }, 'status written');
     } catch (err) {
-      // 404: deleted since the snapshot; the next sync will not see it.
       if ((err as { code?: unknown }).code === 404) return;
-      this.#o.log.warn({ kind, object: key, err: describeError(err) }, 'status not written');
+      throw err;
     }
   }
 }

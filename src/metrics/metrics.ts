@@ -45,7 +45,27 @@ export interface Metrics {
   readonly logLinesSuppressed: Counter<'message'>;
 }
 
-export function createMetrics(version: string, opts: { defaultMetrics?: boolean } = {}): Metrics {
+/**
+ * Metrics the primary of several workers owns (configuration, the controller, leadership, the build), which its
+ * workers do not export: aggregated with the primary's, a worker's never-set gauge would read 0 (min) or add 0.
+ */
+export const PRIMARY_OWNED_METRICS: readonly string[] = [
+  'wsgate_config_reloads_total',
+  'wsgate_config_last_reload_successful',
+  'wsgate_config_last_reload_success_timestamp_seconds',
+  'wsgate_routes',
+  'wsgate_build_info',
+  'wsgate_controller_watch_errors_total',
+  'wsgate_controller_events_total',
+  'wsgate_controller_sync_seconds',
+  'wsgate_leader',
+];
+
+/**
+ * [opts.defaultMetrics=true] Node.js process metrics too.
+ * [opts.worker=false] A data-plane worker's registry: without PRIMARY_OWNED_METRICS (the objects exist, unexported).
+ */
+export function createMetrics(version: string, opts: { defaultMetrics?: boolean; worker?: boolean } = {}): Metrics {
   const registry = new Registry();
   const registers = [registry];
   const m: Metrics = {
@@ -167,10 +187,10 @@ export function createMetrics(version: string, opts: { defaultMetrics?: boolean 
     }),
     routeMaxConnections: new Gauge({
       name: 'wsgate_route_max_connections',
-      help: 'Configured maxConnections of a route (the sum over its rules), per process; absent when unlimited.',
+      help: 'Configured maxConnections of a route (the sum over its rules), per pod; absent when unlimited.',
       labelNames: ['route', 'layer'],
-      // Limits are counted per process, so N workers admit N times the limit: summed like connections_active.
-      aggregator: 'sum',
+      // Limits hold per pod (the primary holds the count for its workers): every worker reports the same value.
+      aggregator: 'max',
       registers,
     }),
     httpUpstreamTimeouts: new Counter({
@@ -191,6 +211,7 @@ export function createMetrics(version: string, opts: { defaultMetrics?: boolean 
   m.configReloads.inc({ result: 'success' }, 0);
   m.configReloads.inc({ result: 'failure' }, 0);
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'wsgate_' });
+  if (opts.worker === true) for (const name of PRIMARY_OWNED_METRICS) registry.removeSingleMetric(name);
   return m;
 }
 

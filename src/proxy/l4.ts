@@ -252,7 +252,9 @@ export class L4Proxy {
   async #forward(route: TunnelRoute, client: net.Socket, head: Buffer | undefined, startedAt: number): Promise<void> {
     const { limits, balancer, metrics, registry } = this.#deps;
     const clientIP = client.remoteAddress ?? '';
-    if (!limits.tryAcquire(route.id, clientIP, route.maxConnections, 0)) {
+    // A Promise when several workers share the pod's limits (limits.ts); unlimited tunnels are answered at once.
+    const admitted = limits.tryAcquire(route.id, clientIP, route.maxConnections, 0);
+    if (admitted === false || (admitted !== true && !(await admitted))) {
       this.#reject(client, route.route, 'over_limit');
       return;
     }

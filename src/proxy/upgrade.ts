@@ -130,7 +130,7 @@ export class Upgrade implements PendingConnection {
     const requestBytes = requestHead('GET', r.target, headers);
     const hash = hashInput(this.#ip, r.req);
     // 4. Limits: a local answer, or (several workers, a limited rule) the pod-wide budget's.
-    const admitted: boolean | Promise<boolean> = this.#d.limits.tryAcquire(route.id, this.#ip, policy.maxConnections, policy.maxConnectionsPerClient);
+    const admitted = this.#d.limits.tryAcquire(route.id, this.#ip, policy.maxConnections, policy.maxConnectionsPerClient);
     const connect = (ok: boolean): void => {
       if (this.#done) {
         if (ok) this.#d.limits.release(route.id, this.#ip);
@@ -166,7 +166,7 @@ export class Upgrade implements PendingConnection {
       );
     };
     if (typeof admitted === 'boolean') connect(admitted);
-    else void (admitted as Promise<boolean>).then(connect, () => connect(false));
+    else void (admitted).then(connect, () => connect(false));
   }
 
   /** wsgate is stopping: the handshake ends now. */

@@ -32,6 +32,8 @@ export interface LoadResult {
    */
   objects: unknown[];
   problems: ConfigProblem[];
+  /** The files read: the path itself, or the configuration files of the directory (none in an empty one). */
+  files: string[];
 }
 
 export const DEFAULT_NAMESPACE = 'default';
@@ -42,7 +44,7 @@ const MAX_ALIAS_COUNT = 100;
 
 /** Reads the configuration at `path` (a file or a directory). Never rejects: every failure is a problem. */
 export async function loadConfig(path: string): Promise<LoadResult> {
-  const result: LoadResult = { objects: [], problems: [] };
+  const result: LoadResult = { objects: [], problems: [], files: [] };
   let files: string[];
   try {
     files = await configFiles(path);
@@ -50,6 +52,7 @@ export async function loadConfig(path: string): Promise<LoadResult> {
     result.problems.push({ file: path, message: `cannot read: ${errorMessage(err)}`, code: ErrorCodes.CONFIG_PARSE });
     return result;
   }
+  result.files = files;
   const seen = new Map<string, string>();
   for (const file of files) {
     let text: string;
@@ -72,7 +75,7 @@ async function configFiles(path: string): Promise<string[]> {
   const st = await stat(path);
   if (!st.isDirectory()) return [path];
   const names = (await readdir(path))
-    .filter((n) => !n.startsWith('.') && (n.endsWith('.yaml') || n.endsWith('.yml')))
+    .filter(isConfigFileName)
     .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)); // code-unit order, independent of locale
   const files: string[] = [];
   for (const name of names) {
@@ -82,6 +85,23 @@ async function configFiles(path: string): Promise<string[]> {
     if (s?.isFile() === true) files.push(file);
   }
   return files;
+}
+
+/** A name in a configuration directory that is read: `*.yaml` or `*.yml`, not hidden. */
+export function isConfigFileName(name: string): boolean {
+  return !name.startsWith('.') && (name.endsWith('.yaml') || name.endsWith('.yml'));
+}
+
+/**
+ * A change in a configuration directory that may change what is read: a configuration file, or `..data`, the
+ * symlink a ConfigMap or Secret volume swaps to publish new files at once (its `*.yaml` names are symlinks through
+ * it and see no event of their own). Unknown (null) counts. Anything else (a log file, an editor's swap file, a
+ * temporary name before its rename) does not.
+ */
+export function isConfigChange(filename: string | Buffer | null): boolean {
+  if (filename === null) return true;
+  const name = filename.toString();
+  return name === '..data' || isConfigFileName(name);
 }
 
 /** The file's documents as plain values, or none at all when any of it is not YAML. */
@@ -184,11 +204,13 @@ export interface WatchOptions {
  * ConfigMap volumes (swap a symlinked directory) replace the inode under the name. So:
  *  1. The parent directory is watched, filtered to `basename(path)`: it sees a file written, replaced, deleted
  *     or created, and a directory at `path` being replaced.
- *  2. When `path` is a directory, it is watched as well, for its files; that watcher is re-armed on every
- *     parent event, so that a directory that was removed and made again is watched anew.
+ *  2. When `path` is a directory, it is watched as well, for its configuration files only (isConfigChange): a log
+ *     file written next to them is no change. That watcher is re-armed on every parent event, so that a directory
+ *     that was removed and made again is watched anew.
  *  3. A watcher that fails (or a parent directory that does not exist yet) is retried every maxDelayMs; the
  *     failure, and a successful re-arm, each count as a change.
- * onChange is not told what changed: the caller reloads everything, which is what keeps reloads simple.
+ * onChange is not told what changed: the caller reloads everything, which is what keeps reloads simple (and skips
+ * the apply when the objects read are the same as last time).
  */
 export function watchConfig(path: string, onChange: () => void, opts: WatchOptions = {}): { close(): void } {
   const debounceMs = opts.debounceMs ?? 200;
@@ -227,7 +249,9 @@ export function watchConfig(path: string, onChange: () => void, opts: WatchOptio
     innerWatcher = undefined;
     if (closed || !isDirectory(path)) return;
     try {
-      const w = watch(path, () => changed());
+      const w = watch(path, (_event, filename) => {
+        if (isConfigChange(filename)) changed();
+      });
       w.on('error', () => watcherOnError(w));
       innerWatcher = w;
     } catch {

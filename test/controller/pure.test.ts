@@ -1,11 +1,14 @@
 // Table tests of the controller's pure parts: which changes matter, when a burst of changes fires, what status to
-// write, and the restart backoff.
+// write, the restart backoff, and the status queue's order of writes.
 import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { CONTROLLER_NAME, type Condition, type RouteStatus } from '../../src/api/types.ts';
 import { Debouncer, fireAt } from '../../src/controller/debounce.ts';
 import { restartDelay } from '../../src/controller/informers.ts';
+import { StatusQueue } from '../../src/controller/status-queue.ts';
+import { silentLogger } from '../../src/log/logger.ts';
+import { converge } from '../helpers/l7-peers.ts';
 import { isRelevant, referencesOf, type RelevanceView } from '../../src/controller/relevance.ts';
 import { ingressStatusUpdate, publishedAddresses, routeStatusUpdate, warningEvents } from '../../src/controller/status.ts';
 import { ObjectStore, type StoreEvent } from '../../src/controller/store.ts';
@@ -274,4 +277,76 @@ describe('restart backoff', () => {
       assert.equal(restartDelay(c.attempt, {}, () => c.random), c.ms);
     });
   }
+});
+
+describe('status queue', () => {
+  /** A queue whose writes record their key and value, and fail while `failing` holds that key. */
+  function recorder(o: { active?: () => boolean } = {}) {
+    const written: string[] = [];
+    const failing = new Set<string>();
+    let attempts = 0;
+    const queue = new StatusQueue({ log: silentLogger(), active: o.active ?? (() => true), backoff: { baseMs: 5, maxMs: 20 } });
+    const put = (key: string, value: string): void =>
+      queue.enqueue(key, async () => {
+        attempts++;
+        await Promise.resolve();
+        if (failing.has(key)) throw new Error(`injected failure of ${key}`);
+        written.push(`${key}=${value}`);
+      });
+    return { queue, written, failing, put, attempts: () => attempts };
+  }
+
+  it('writes the latest value of a key once, keys in the order they were first queued', async () => {
+    const r = recorder();
+    r.put('a', '1');
+    r.put('b', '1');
+    r.put('b', '2');
+    r.put('a', '2');
+    r.put('c', '1');
+    await r.queue.idle();
+    // `a` was already in flight when its second value came: written twice, in order.
+    assert.deepEqual(r.written, ['a=1', 'b=2', 'a=2', 'c=1']);
+  });
+
+  it('retries a failed write after a backoff until it succeeds, and a newer value replaces the one retried', async () => {
+    const r = recorder();
+    r.failing.add('a');
+    r.put('a', '1');
+    r.put('b', '1');
+    await r.queue.idle();
+    assert.deepEqual(r.written, ['b=1']);
+    assert.equal(r.queue.size, 1, 'the failed write waits out its backoff');
+    r.put('a', '2');
+    r.failing.delete('a');
+    // The newer value keeps the backoff; the queue wakes up for it by itself.
+    await converge(() => r.written.length === 2, 'the retried write', 1, 5000);
+    assert.deepEqual(r.written, ['b=1', 'a=2']);
+  });
+
+  it('writes nothing while not active (not the leader), and drops what was pending', async () => {
+    let active = false;
+    const r = recorder({ active: () => active });
+    r.put('a', '1');
+    await r.queue.idle();
+    assert.deepEqual(r.written, []);
+    assert.equal(r.queue.size, 0);
+    active = true;
+    r.put('b', '1');
+    await r.queue.idle();
+    assert.deepEqual(r.written, ['b=1']);
+  });
+
+  it('forgets a cancelled key, and writes nothing once stopped', async () => {
+    const r = recorder();
+    r.failing.add('a');
+    r.put('a', '1');
+    await r.queue.idle();
+    r.queue.cancel('a');
+    assert.equal(r.queue.size, 0);
+    await r.queue.stop();
+    r.put('b', '1');
+    await r.queue.idle();
+    assert.deepEqual(r.written, []);
+    assert.equal(r.attempts(), 1);
+  });
 });

@@ -46,6 +46,12 @@ export interface ControlPlaneOptions {
   readonly crds?: boolean;
   /** [readyTimeoutMs=60000] How long to wait for etcd and then `/readyz`, each, in milliseconds. */
   readonly readyTimeoutMs?: number;
+  /**
+   * [address='127.0.0.1'] The address kube-apiserver binds, advertises (its self-signed certificate names it) and is
+   * reached at. The conformance cluster (test/conformance/) passes its bridge address so that pods in network
+   * namespaces reach the API server; it must be an address of this machine.
+   */
+  readonly address?: string;
 }
 
 export interface ControlPlane {
@@ -61,6 +67,8 @@ export interface ControlPlane {
   readonly users: ReadonlyMap<string, StaticUser>;
   /** The `--service-cluster-ip-range`. */
   readonly serviceClusterIPRange: string;
+  /** The service-account signing key (PEM, PKCS#8), for a kube-controller-manager's token controller. */
+  readonly serviceAccountKeyPath: string;
   readonly versions: { readonly kubernetes: string; readonly etcd: string };
   /** A KubeConfig for `user` (default admin), loaded from a kubeconfig written for that user. */
   kubeConfig(user?: StaticUser): KubeConfig;
@@ -157,8 +165,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     writeFileSync(join(dir, 'sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }));
 
     // 3. kube-apiserver. Its serving certificate and CA are self-generated into --cert-dir.
-    const server = `https://127.0.0.1:${securePort}`;
-    const args = apiserverArgs({ dir, etcdUrl, securePort, server });
+    const address = options.address ?? '127.0.0.1';
+    const server = `https://${address}:${securePort}`;
+    const args = apiserverArgs({ dir, etcdUrl, securePort, server, address });
     const certFile = join(dir, 'certs', 'apiserver.crt');
     // The one running now (procs holds it too, last: stop() ends it before etcd).
     let apiserver: Proc | undefined;
@@ -217,6 +226,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       admin,
       users,
       serviceClusterIPRange,
+      serviceAccountKeyPath: join(dir, 'sa.key'),
       versions: { kubernetes: bins.kubernetes, etcd: bins.etcd },
       kubeConfig,
       logTail,
@@ -234,12 +244,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   }
 }
 
-/** The flags: everything on 127.0.0.1, RBAC, and off what a test does not need. */
-function apiserverArgs(o: { dir: string; etcdUrl: string; securePort: number; server: string }): string[] {
+/** The flags: everything on one local address (127.0.0.1 unless `address`), RBAC, and off what a test does not need. */
+function apiserverArgs(o: { dir: string; etcdUrl: string; securePort: number; server: string; address: string }): string[] {
   return [
     `--etcd-servers=${o.etcdUrl}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
+    `--bind-address=${o.address}`,
+    `--advertise-address=${o.address}`,
     `--secure-port=${o.securePort}`,
     `--cert-dir=${join(o.dir, 'certs')}`,
     `--token-auth-file=${join(o.dir, 'tokens.csv')}`,

@@ -115,7 +115,7 @@ describe('wsgate_route_max_connections', () => {
 });
 
 describe('across worker processes (--workers)', () => {
-  test('a certificate keeps its one expiry, and route limits add up as connections do', async () => {
+  test('a certificate keeps its one expiry, a route limit is the pod\'s (not a sum), and connections add up', async () => {
     const workers = [createMetrics('test', { defaultMetrics: false }), createMetrics('test', { defaultMetrics: false })];
     const route = httpRoute({ route: 'prod/chat', backends: [backend('default/echo:80', 1)], policy: { maxConnections: 10 } });
     for (const m of workers) {
@@ -125,7 +125,7 @@ describe('across worker processes (--workers)', () => {
     }
     const text = await AggregatorRegistry.aggregate(await Promise.all(workers.map((m) => m.registry.getMetricsAsJSON()))).metrics();
     assert.match(text, /^wsgate_certificate_expiry_timestamp_seconds\{secret="prod\/chat-tls"\} 1900000000$/m);
-    assert.match(text, /^wsgate_route_max_connections\{route="prod\/chat",layer="l7"\} 20$/m);
+    assert.match(text, /^wsgate_route_max_connections\{route="prod\/chat",layer="l7"\} 10$/m);
     assert.match(text, /^wsgate_connections_active\{route="prod\/chat",layer="l7"\} 8$/m);
   });
 });

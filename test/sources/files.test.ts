@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -179,6 +179,15 @@ describe('loadConfig', () => {
     assert.deepEqual(problems.map((p) => p.code), ['WSGATE_ERR_CONFIG_PARSE']);
   });
 
+  it('lists the files it read, and none for a directory without configuration files', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'README.txt'), 'not configuration');
+    assert.deepEqual(await loadConfig(dir), { objects: [], problems: [], files: [] });
+    const file = writeYaml(dir, 'a.yaml', service('a'));
+    assert.deepEqual((await loadConfig(dir)).files, [file]);
+    assert.deepEqual((await loadConfig(file)).files, [file]);
+  });
+
   it('reports a path that does not exist as a problem, not an exception', async () => {
     const missing = join(tempDir(), 'nope.yaml');
     const { objects, problems } = await loadConfig(missing);
@@ -305,6 +314,51 @@ describe('watchConfig', { timeout: 20_000 }, () => {
     const written = rec.next();
     writeYaml(dir, 'config.yaml', service('a'));
     await written;
+  });
+
+  it('ignores files in a watched directory that are not configuration: a log file written 20 times is no change', async (t) => {
+    const dir = tempDir();
+    writeYaml(dir, 'config.yaml', service('v0'));
+    const log = join(dir, 'wsgate.log');
+    writeFileSync(log, '');
+    const rec = changeRecorder();
+    const w = watchConfig(dir, rec.onChange, { debounceMs: 10 });
+    t.after(() => w.close());
+    // The quiet check: a watcher of the log file itself with a longer debounce fires after the last write; had the
+    // directory's watcher counted the writes, it would have fired first.
+    const control = changeRecorder();
+    const c = watchConfig(log, control.onChange, { debounceMs: 200 });
+    t.after(() => c.close());
+    const seen = control.next();
+    for (let i = 0; i < 20; i++) appendFileSync(log, `line ${i}\n`);
+    writeFileSync(join(dir, '.config.yaml.swp'), 'an editor swap file');
+    writeFileSync(join(dir, 'notes.txt'), 'not configuration');
+    await seen;
+    assert.equal(rec.count(), 0, 'a file that is not configuration triggered onChange');
+    // A configuration file is still seen.
+    const next = rec.next();
+    writeYaml(dir, 'more.yml', service('v1'));
+    assert.equal(await next, 1);
+  });
+
+  it('sees a ConfigMap volume update: the ..data symlink swapped to a new directory of files', async (t) => {
+    const dir = tempDir();
+    // The kubelet's atomic writer: timestamped directories, `..data` pointing at the current one, and each key a
+    // symlink through `..data`. An update writes a new directory and renames a new `..data_tmp` over `..data`.
+    mkdirSync(join(dir, '..v1'));
+    writeYaml(join(dir, '..v1'), 'config.yaml', service('v1'));
+    symlinkSync('..v1', join(dir, '..data'));
+    symlinkSync('..data/config.yaml', join(dir, 'config.yaml'));
+    const rec = changeRecorder();
+    const w = watchConfig(dir, rec.onChange, { debounceMs: 10 });
+    t.after(() => w.close());
+    const swapped = rec.next();
+    mkdirSync(join(dir, '..v2'));
+    writeYaml(join(dir, '..v2'), 'config.yaml', service('v2'));
+    symlinkSync('..v2', join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    await swapped;
+    assert.deepEqual(names((await loadConfig(dir)).objects), ['Service/default/v2']);
   });
 
   it('makes no call after close', async (t) => {

@@ -1,0 +1,59 @@
+// Is a port free for this process group? Workers bind with SO_REUSEPORT, and Linux lets any socket of the same user
+// with SO_REUSEPORT join a group of listeners: a second wsgate would silently share the first one's port, each
+// answering half the connections with its own configuration. A bind WITHOUT SO_REUSEPORT fails with EADDRINUSE when
+// anyone listens there, with or without it; that is the probe, made by the primary (and by one process started
+// without a table) before anything binds to serve.
+//
+// The probe must not listen: a client connecting in that instant would be accepted by a socket that is about to close
+// (and reset). Node cannot bind a TCP socket without listening or connecting, so the probe binds the port as the
+// LOCAL end of a connection to itself (a TCP self-connect: its SYN reaches its own socket, no listener involved), and
+// resets it at once. A port in use fails the bind (EADDRINUSE, or EACCES, EADDRNOTAVAIL for other reasons). Port 0
+// is the exception: the OS picks the port by a listen, which no client can know of yet.
+//
+// The probe is closed before the workers bind, so two instances starting within the same instant can still both
+// pass it (docs/architecture.md, "Process lifecycle"); anything later is refused.
+import net from 'node:net';
+import { ErrorCodes, WsgateError } from '../errors.ts';
+
+/** A self-connect that neither completes nor fails (a firewall dropping it) has bound the port all the same (ms). */
+const SELF_CONNECT_TIMEOUT_MS = 2000;
+
+/**
+ * Binds `host:port` exclusively, releases it again, and resolves with the port (the one the OS chose for 0).
+ * Rejects with WSGATE_ERR_LISTEN whose cause is the bind error (EADDRINUSE, EACCES, EADDRNOTAVAIL, ...).
+ */
+export function probePort(host: string, port: number, what: string): Promise<number> {
+  const failed = (err: Error): WsgateError => new WsgateError(ErrorCodes.LISTEN, `cannot listen on ${host}:${port} (${what})`, { cause: err });
+  if (port === 0) {
+    const server = net.createServer();
+    return new Promise((resolve, reject) => {
+      server.once('error', (err) => reject(failed(err)));
+      server.listen({ host, port, exclusive: true }, () => {
+        const bound = (server.address() as net.AddressInfo).port;
+        server.close(() => resolve(bound));
+      });
+    });
+  }
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port, localAddress: host, localPort: port });
+    // Whatever happens to the socket after the answer is of no interest.
+    socket.on('error', () => {});
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(port);
+    }, SELF_CONNECT_TIMEOUT_MS);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      // A reset, not a close: no TIME_WAIT left on the port.
+      socket.resetAndDestroy();
+      resolve(port);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      socket.destroy();
+      // The bind's errors (libuv reports them at connect). Anything else happened after the port was bound: free.
+      if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL' || err.code === 'EPERM') reject(failed(err));
+      else resolve(port);
+    });
+  });
+}
