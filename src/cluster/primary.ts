@@ -17,6 +17,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../cli/node-flags.ts';
 import { AggregatorRegistry } from 'prom-client';
 import { AdminServer } from '../admin/server.ts';
 import type { CertificateError, DataPlane } from '../dataplane.ts';
@@ -116,7 +117,9 @@ export class WorkerPool implements DataPlane {
 
   /** Step 1. */
   async start(): Promise<void> {
-    cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.ts', import.meta.url)), args: [] });
+    // Workers run with wsgate's V8 flags (node-flags.ts) whatever the primary was started with.
+    const execArgv = [...process.execArgv.filter((a) => !NODE_FLAGS.includes(a)), ...NODE_FLAGS];
+    cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.ts', import.meta.url)), args: [], execArgv });
     const probe = async (a: ListenAddress | undefined, what: string): Promise<ListenAddress | undefined> =>
       a && { ...a, port: await probePort(a.host, a.port, what) };
     const http = await probe(this.#init.httpAddr, 'http');
