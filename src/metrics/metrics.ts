@@ -43,6 +43,20 @@ export interface Metrics {
   readonly httpUpstreamTimeouts: Counter<'route' | 'phase'>;
   /** Log lines not written because their kind exceeded its rate (a flood of junk requests must not fill disks). */
   readonly logLinesSuppressed: Counter<'message'>;
+  /** WebSocket messages relayed (a message is counted at its first frame), by direction. */
+  readonly wsMessages: Counter<'route' | 'direction'>;
+  /** WebSocket frames relayed, by direction and kind (data, ping, pong, close). */
+  readonly wsFrames: Counter<'route' | 'direction' | 'kind'>;
+  /** WebSocket tunnels that ended, by who sent the first close frame and its code (bucketed). */
+  readonly wsCloses: Counter<'route' | 'initiator' | 'code'>;
+  /** Dead peers found by keepalive, by side. */
+  readonly wsKeepaliveTimeouts: Counter<'route' | 'side'>;
+  /** Tunnels closed for a message limit (message_size, message_rate). */
+  readonly wsLimitCloses: Counter<'route' | 'limit'>;
+  /** Time clients spent throttled by maxMessagesPerSecond (reads paused). */
+  readonly wsThrottledSeconds: Counter<'route'>;
+  /** RFC 6455 violations seen, by reason. */
+  readonly wsProtocolErrors: Counter<'route' | 'reason'>;
 }
 
 /**
@@ -199,6 +213,48 @@ export function createMetrics(version: string, opts: { defaultMetrics?: boolean;
       labelNames: ['route', 'phase'],
       registers,
     }),
+    wsMessages: new Counter({
+      name: 'wsgate_ws_messages_total',
+      help: 'WebSocket messages relayed, by direction (upstream = client to backend); counted at their first frame.',
+      labelNames: ['route', 'direction'],
+      registers,
+    }),
+    wsFrames: new Counter({
+      name: 'wsgate_ws_frames_total',
+      help: 'WebSocket frames relayed, by direction and kind (data, ping, pong, close).',
+      labelNames: ['route', 'direction', 'kind'],
+      registers,
+    }),
+    wsCloses: new Counter({
+      name: 'wsgate_ws_closes_total',
+      help: 'WebSocket tunnels that ended, by who sent the first close frame (client, backend, wsgate, none) and its code (1000, 1001, 1002, 1006 = no close frame, 1008, 1009, 1011, 4xxx, other).',
+      labelNames: ['route', 'initiator', 'code'],
+      registers,
+    }),
+    wsKeepaliveTimeouts: new Counter({
+      name: 'wsgate_ws_keepalive_timeouts_total',
+      help: 'Peers that did not answer a keepalive ping in time (the tunnel was closed), by side.',
+      labelNames: ['route', 'side'],
+      registers,
+    }),
+    wsLimitCloses: new Counter({
+      name: 'wsgate_ws_limit_closes_total',
+      help: 'WebSocket tunnels closed for a limit: message_size (1009) or message_rate (1008).',
+      labelNames: ['route', 'limit'],
+      registers,
+    }),
+    wsThrottledSeconds: new Counter({
+      name: 'wsgate_ws_throttled_seconds_total',
+      help: 'Time clients spent throttled by maxMessagesPerSecond (nothing read from them, nothing dropped).',
+      labelNames: ['route'],
+      registers,
+    }),
+    wsProtocolErrors: new Counter({
+      name: 'wsgate_ws_protocol_errors_total',
+      help: 'RFC 6455 violations seen in WebSocket tunnels, by reason.',
+      labelNames: ['route', 'reason'],
+      registers,
+    }),
     logLinesSuppressed: new Counter({
       name: 'wsgate_log_lines_suppressed_total',
       help: 'Log lines not written because their kind exceeded its rate limit, by message.',
@@ -275,6 +331,13 @@ export async function removeRouteSeries(m: Metrics, gone: (route: string) => boo
     m.httpRequests,
     m.routeMaxConnections,
     m.httpUpstreamTimeouts,
+    m.wsMessages,
+    m.wsFrames,
+    m.wsCloses,
+    m.wsKeepaliveTimeouts,
+    m.wsLimitCloses,
+    m.wsThrottledSeconds,
+    m.wsProtocolErrors,
   ] as const;
   for (const metric of routeMetrics) {
     const { values } = await metric.get();

@@ -18,6 +18,7 @@
 // available (another Node version), the relay falls back to 'data' events; /debug says which is in use.
 import type { Socket } from 'node:net';
 import net from 'node:net';
+import type { WsSession } from './ws-session.ts';
 
 /**
  * Size of a read buffer: HAProxy's default tune.bufsize. A busy direction holds one (plus what its peer's socket
@@ -83,29 +84,45 @@ const WAITING = Symbol('wsgate.relay.waiting');
 const SEEN = Symbol('wsgate.relay.seen');
 /** Called when the peer has taken a chunk: resumes this socket (one function per socket, made once). */
 const WRITTEN = Symbol('wsgate.relay.written');
+/** The WebSocket session that chunks go through (L7 tunnels with inspectFrames), or undefined: a byte pipe. */
+const SESSION = Symbol('wsgate.relay.session');
+/** This side is the client (its chunks go through the session's client→backend tracker). */
+const IS_CLIENT = Symbol('wsgate.relay.isClient');
+/** The session holds part of this side's last chunk until a message token returns: no reading meanwhile. */
+const THROTTLED = Symbol('wsgate.relay.throttled');
 
 interface RelaySocket extends Socket {
   [PEER]: Socket;
   [OWN]: Buffer | undefined;
   [WAITING]: boolean;
+  [THROTTLED]: boolean;
   [SEEN]: number;
   [WRITTEN]: () => void;
+  [SESSION]: WsSession | undefined;
+  [IS_CLIENT]: boolean;
   _handle: UserBufferHandle | null;
 }
 
-/** Joins two connected sockets (allowHalfOpen) into a relay both ways. Both are resumed. */
-export function joinRelay(a: Socket, b: Socket): void {
-  joinSide(a as RelaySocket, b);
-  joinSide(b as RelaySocket, a);
-  a.resume();
-  b.resume();
+/**
+ * Joins two connected sockets (allowHalfOpen) into a relay both ways: the client and the backend. With a
+ * session, every chunk goes through its frame trackers (ws-session.ts). Both sockets are resumed.
+ */
+export function joinRelay(client: Socket, upstream: Socket, session?: WsSession): void {
+  joinSide(client as RelaySocket, upstream, session, true);
+  joinSide(upstream as RelaySocket, client, session, false);
+  client.resume();
+  upstream.resume();
 }
 
-function joinSide(side: RelaySocket, peer: Socket): void {
+function joinSide(side: RelaySocket, peer: Socket, session: WsSession | undefined, isClient: boolean): void {
   side[PEER] = peer;
   side[OWN] = undefined;
   side[WAITING] = false;
+  side[THROTTLED] = false;
+  side[SESSION] = session;
+  side[IS_CLIENT] = isClient;
   side[SEEN] = side.bytesRead;
+  side[WRITTEN] = () => peerTookChunk(side);
   // Chunks read before the relay began (still in the stream's buffer) arrive as 'data' events, first.
   side.on('data', sideOnData);
   side.on('drain', sideOnDrain);
@@ -113,7 +130,6 @@ function joinSide(side: RelaySocket, peer: Socket): void {
   else side.on('end', sideOnEnd);
   const handle = side._handle;
   if (USER_BUFFERS && handle && typeof handle.useUserBuffer === 'function') {
-    side[WRITTEN] = () => peerTookChunk(side);
     const s = side as unknown as Record<symbol, unknown>;
     s[USER_BUFFERS.kBuffer] = LANDING;
     s[USER_BUFFERS.kBufferCb] = sideOnRead;
@@ -124,13 +140,42 @@ function joinSide(side: RelaySocket, peer: Socket): void {
 // Stream mode, and chunks buffered before the relay began: a side whose peer's buffer is full stops reading until
 // that peer drains.
 function sideOnData(this: RelaySocket, chunk: Buffer): void {
-  if (!this[PEER].write(chunk)) this.pause();
+  if (!relayChunk(this, chunk, 0) || this[PEER].writableNeedDrain) this.pause();
 }
 
 function sideOnDrain(this: RelaySocket): void {
   const peer = this[PEER] as RelaySocket;
   // In user-buffer mode a paused peer resumes when its chunk has been taken (peerTookChunk), not at 'drain'.
-  if (!peer[WAITING]) peer.resume();
+  if (!peer[WAITING] && !peer[THROTTLED]) peer.resume();
+}
+
+/**
+ * Relays `chunk` from `start` to the side's peer: as it is, or through the WebSocket session. Returns false when
+ * the session holds the rest of it (throttled).
+ */
+function relayChunk(side: RelaySocket, chunk: Buffer, start: number): boolean {
+  const session = side[SESSION];
+  if (session === undefined) {
+    side[PEER].write(start === 0 ? chunk : chunk.subarray(start), side[WRITTEN]);
+    return true;
+  }
+  return session.forward(side[IS_CLIENT], chunk, start, side[PEER], side[WRITTEN]);
+}
+
+/** The session throttles the client: it reads nothing until unthrottleSide(). */
+export function throttleSide(side: Socket): void {
+  (side as RelaySocket)[THROTTLED] = true;
+  side.pause();
+}
+
+/** A token returned: the held part of the chunk is relayed, then the side reads again (unless its peer is full). */
+export function unthrottleSide(side: Socket, chunk: Buffer, at: number): void {
+  const s = side as RelaySocket;
+  if (s.destroyed) return;
+  if (!relayChunk(s, chunk, at)) return;
+  s[THROTTLED] = false;
+  if (USER_BUFFERS && s[PEER].writableLength > 0) s[WAITING] = true;
+  else if (!s[PEER].writableNeedDrain) s.resume();
 }
 
 // Half-close: the end of one side's reads becomes end() on the other's writes.
@@ -150,28 +195,24 @@ function sideOnRead(this: RelaySocket, nread: number, buf: Buffer): boolean {
     const s = this as unknown as Record<symbol, unknown>;
     s[USER_BUFFERS!.kBuffer] = own;
   }
-  const peer = this[PEER];
-  // 3. Written from the buffer itself; reading waits while the peer still holds it.
-  peer.write(own.subarray(0, nread), this[WRITTEN]);
-  if (peer.writableLength > 0) {
-    this[WAITING] = true;
-    return false;
-  }
-  return true;
+  // 3. Written from the buffer itself; reading waits while the peer still holds it (or a message token).
+  const going = relayChunk(this, own.subarray(0, nread), 0);
+  if (this[PEER].writableLength > 0) this[WAITING] = true;
+  return going && !this[WAITING];
 }
 
 function peerTookChunk(side: RelaySocket): void {
   // A write that completed at once calls back later too: only the write that emptied the peer's queue resumes.
   if (!side[WAITING] || side[PEER].writableLength > 0) return;
   side[WAITING] = false;
-  if (!side.destroyed) side.resume();
+  if (!side.destroyed && !side[THROTTLED]) side.resume();
 }
 
 /** 4. Gives a quiet socket's read buffer back to the pool (called by the sweep, once a second). */
 export function sweepRelay(side: Socket): void {
   const s = side as RelaySocket;
   const read = s.bytesRead;
-  if (s[OWN] !== undefined && !s[WAITING] && read === s[SEEN] && s._handle) {
+  if (s[OWN] !== undefined && !s[WAITING] && !s[THROTTLED] && read === s[SEEN] && s._handle) {
     const own = s[OWN];
     s[OWN] = undefined;
     s._handle.useUserBuffer(LANDING);

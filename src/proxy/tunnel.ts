@@ -6,11 +6,13 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../log/logger.ts';
 import type { Counter, Gauge, Histogram } from 'prom-client';
 import { removeRouteSeries, type Metrics } from '../metrics/metrics.ts';
-import type { Layer } from '../model/table.ts';
+import type { Layer, Policy } from '../model/table.ts';
 import type { Balancer } from './balancer.ts';
 import type { ConnectionLimits } from './limits.ts';
 import type { Outcome } from './outcomes.ts';
-import { endRelay, joinRelay, sweepRelay } from './relay.ts';
+import { endRelay, joinRelay, sweepRelay, throttleSide, unthrottleSide } from './relay.ts';
+import { countClose, flushSession, wsSeries, type WsSeries } from './ws-metrics.ts';
+import { CLOSE_HANDSHAKE_TIMEOUT_MS, WsSession, type SessionOwner } from './ws-session.ts';
 
 export interface TunnelOptions {
   readonly route: string;
@@ -32,6 +34,14 @@ export interface TunnelOptions {
   readonly startedAt: number;
   /** The route rule whose connection limits this tunnel holds a slot of (released with the endpoint at the end). */
   readonly routeId: string;
+  /**
+   * An L7 WebSocket tunnel whose route inspects frames: the route's policy (keepalive, limits, strictness) and the
+   * RSV bits the negotiated extensions explain. Undefined: a byte pipe (L4, or inspectFrames: false).
+   */
+  readonly ws?: { readonly policy: Policy; readonly allowedRsv: number };
+  /** For the `tunnel closed` line: the host and path the handshake was routed on. */
+  readonly host?: string | undefined;
+  readonly path?: string;
 }
 
 /**
@@ -55,7 +65,7 @@ export interface TunnelOwners {
  * What a tunnel keeps after its handshake: the two sockets and a few numbers. Every field is set in the
  * constructor, so all tunnels share one shape; nothing here closes over the request that made the tunnel.
  */
-class Tunnel {
+class Tunnel implements SessionOwner {
   readonly registry: TunnelRegistry;
   readonly client: Socket;
   readonly upstream: Socket;
@@ -74,6 +84,9 @@ class Tunnel {
   countedDown: number;
   outcome: Outcome | undefined;
   open = 2;
+  readonly session: WsSession | undefined;
+  readonly host: string | undefined;
+  readonly path: string | undefined;
 
   constructor(registry: TunnelRegistry, o: TunnelOptions, series: RouteSeries, now: number) {
     this.registry = registry;
@@ -92,6 +105,22 @@ class Tunnel {
     this.countedUp = this.readBase;
     this.countedDown = this.writtenBase;
     this.outcome = undefined;
+    this.host = o.host;
+    this.path = o.path;
+    this.session = o.ws ? new WsSession(this, o.ws.policy, o.ws.allowedRsv, now) : undefined;
+  }
+
+  // SessionOwner: what the WebSocket session may ask of its tunnel.
+  closing(outcome: Outcome): void {
+    this.outcome ??= outcome;
+  }
+
+  throttle(): void {
+    throttleSide(this.client);
+  }
+
+  unthrottle(chunk: Buffer, at: number): void {
+    unthrottleSide(this.client, chunk, at);
   }
 }
 
@@ -109,6 +138,8 @@ interface RouteSeries {
   readonly outcomes: Map<Outcome, Counter.Internal>;
   /** Live tunnels of this route and layer (the gauge's value, which prom-client cannot read back cheaply). */
   live: number;
+  /** The WebSocket metrics of the route, made with its first WebSocket session. */
+  ws: WsSeries | undefined;
 }
 
 const LAYERS: readonly Layer[] = ['l7', 'l4'];
@@ -206,7 +237,8 @@ export class TunnelRegistry {
     if (t.client.closed) queueMicrotask(() => this.sideClosed(t, t.upstream));
     if (t.upstream.closed) queueMicrotask(() => this.sideClosed(t, t.client));
     // Both sides may have been paused (a handshake read, pauseOnConnect): the relay resumes them.
-    joinRelay(t.client, t.upstream);
+    joinRelay(t.client, t.upstream, t.session);
+    if (t.session) t.series.ws ??= wsSeries(this.#metrics, t.series.route);
     if (this.#closed) this.fail(t, 'shutdown');
   }
 
@@ -243,12 +275,24 @@ export class TunnelRegistry {
       countBytes(t);
       sweepRelay(t.client);
       sweepRelay(t.upstream);
+      const session = t.session;
+      if (session !== undefined) {
+        flushSession(this.#metrics, t.series.route, t.series.ws!, session);
+        // A close wsgate started and that did not finish in time is cut.
+        if (session.closingAt > 0 && now - session.closingAt >= CLOSE_HANDSHAKE_TIMEOUT_MS) {
+          this.fail(t, t.outcome ?? 'shutdown');
+          continue;
+        }
+        session.sweep(now);
+      }
       const total = t.client.bytesRead + t.client.bytesWritten;
       if (total !== t.lastTotal) {
         t.lastTotal = total;
         t.lastActive = now;
       } else if (t.idleTimeoutMs > 0 && now - t.lastActive >= t.idleTimeoutMs) {
-        this.fail(t, 'idle_timeout');
+        // A WebSocket gets close frames both ways first, so that its peers see 1001 and not 1006.
+        if (session !== undefined && !session.closingStarted) session.closeBoth(1001, 'idle timeout', 1001, 'idle_timeout');
+        else if (session === undefined) this.fail(t, 'idle_timeout');
       }
     }
   }
@@ -282,6 +326,12 @@ export class TunnelRegistry {
     const outcome = t.outcome ?? 'completed';
     const seconds = (performance.now() - t.startedAt) / 1000;
     const s = t.series;
+    const session = t.session;
+    if (session !== undefined) {
+      session.dispose();
+      flushSession(this.#metrics, s.route, s.ws!, session);
+      countClose(this.#metrics, s.route, s.ws!, session);
+    }
     s.active.dec();
     s.live--;
     let total = s.outcomes.get(outcome);
@@ -301,6 +351,18 @@ export class TunnelRegistry {
         bytesDown: t.countedDown - t.writtenBase,
         durationMs: Math.round(seconds * 1000),
         outcome,
+        ...(t.host !== undefined ? { host: t.host } : {}),
+        ...(t.path !== undefined ? { path: t.path } : {}),
+        ...(session !== undefined
+          ? {
+              messagesUp: session.messagesUp,
+              messagesDown: session.messagesDown,
+              initiator: session.initiator,
+              closeCode: session.closeCode === 0 ? 1006 : session.closeCode,
+              // Chosen by a peer: bounded and escaped (JSON escapes it; control characters are replaced).
+              ...(session.closeReason !== '' ? { closeReason: printable(session.closeReason.slice(0, 64)) } : {}),
+            }
+          : {}),
       },
       'tunnel closed',
     );
@@ -355,6 +417,7 @@ export class TunnelRegistry {
         bytesDown: m.tunnelBytes.labels({ route, direction: 'downstream' }),
         outcomes: new Map(),
         live: 0,
+        ws: undefined,
       };
       this.#series.set(key, s);
     }
@@ -397,4 +460,10 @@ function reset(s: Socket): void {
     // A TLS socket's handle cannot send an RST: a plain close is the best left.
     s.destroy();
   }
+}
+
+/** A peer-chosen text for a log line: control characters replaced. */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f]/g, '\ufffd');
 }

@@ -27,6 +27,7 @@ import type { TargetRejection } from './normalize.ts';
 import type { Router } from './router.ts';
 import type { PendingConnection, TunnelRegistry } from './tunnel.ts';
 import { connectUpstream, type Upstream } from './upstream.ts';
+import { allowedRsvOf } from './ws-session.ts';
 
 export interface UpgradeDeps {
   readonly metrics: Metrics;
@@ -267,6 +268,9 @@ export class Upgrade implements PendingConnection {
       clientWrittenBase: writtenBase,
       startedAt: this.#startedAt,
       routeId: route.id,
+      ...(route.policy.inspectFrames ? { ws: { policy: route.policy, allowedRsv: allowedRsvOf(ev.head.rawHeaders) } } : {}),
+      host: this.#host,
+      path: this.#path,
     });
     this.#settle();
   }

@@ -1,0 +1,110 @@
+// The WebSocket metrics of one route, resolved once (prom-client hashes a label object on every call), and the
+// flush that the registry's sweep runs once a second for each session: counters accumulate in the trackers and
+// sessions, never a prom-client call per frame.
+import type { Counter } from 'prom-client';
+import type { Metrics } from '../metrics/metrics.ts';
+import type { WsSession } from './ws-session.ts';
+
+export interface WsSeries {
+  readonly messagesUp: Counter.Internal;
+  readonly messagesDown: Counter.Internal;
+  /** [direction 0 = upstream, 1 = downstream][kind 0 data, 1 ping, 2 pong, 3 close] */
+  readonly frames: readonly (readonly Counter.Internal[])[];
+  readonly keepaliveClient: Counter.Internal;
+  readonly keepaliveBackend: Counter.Internal;
+  readonly limitSize: Counter.Internal;
+  readonly limitRate: Counter.Internal;
+  readonly throttled: Counter.Internal;
+  readonly protocolErrors: Map<string, Counter.Internal>;
+  readonly closes: Map<string, Counter.Internal>;
+}
+
+const KINDS = ['data', 'ping', 'pong', 'close'] as const;
+
+export function wsSeries(m: Metrics, route: string): WsSeries {
+  const frames = (direction: string): Counter.Internal[] => KINDS.map((kind) => m.wsFrames.labels({ route, direction, kind }));
+  return {
+    messagesUp: m.wsMessages.labels({ route, direction: 'upstream' }),
+    messagesDown: m.wsMessages.labels({ route, direction: 'downstream' }),
+    frames: [frames('upstream'), frames('downstream')],
+    keepaliveClient: m.wsKeepaliveTimeouts.labels({ route, side: 'client' }),
+    keepaliveBackend: m.wsKeepaliveTimeouts.labels({ route, side: 'backend' }),
+    limitSize: m.wsLimitCloses.labels({ route, limit: 'message_size' }),
+    limitRate: m.wsLimitCloses.labels({ route, limit: 'message_rate' }),
+    throttled: m.wsThrottledSeconds.labels({ route }),
+    protocolErrors: new Map(),
+    closes: new Map(),
+  };
+}
+
+/** Adds what the session's trackers counted since the last flush to the metrics, and resets those counters. */
+export function flushSession(m: Metrics, route: string, s: WsSeries, session: WsSession): void {
+  const directions = [session.up, session.down] as const;
+  for (let d = 0; d < 2; d++) {
+    const t = directions[d]!;
+    if (t.messages > 0) {
+      (d === 0 ? s.messagesUp : s.messagesDown).inc(t.messages);
+      if (d === 0) session.messagesUp += t.messages;
+      else session.messagesDown += t.messages;
+      t.messages = 0;
+    }
+    const f = s.frames[d]!;
+    if (t.dataFrames > 0) f[0]!.inc(t.dataFrames);
+    if (t.pings > 0) f[1]!.inc(t.pings);
+    if (t.pongs > 0) f[2]!.inc(t.pongs);
+    if (t.closes > 0) f[3]!.inc(t.closes);
+    t.dataFrames = 0;
+    t.pings = 0;
+    t.pongs = 0;
+    t.closes = 0;
+  }
+  const ev = session.events;
+  if (ev === undefined) return;
+  session.events = undefined;
+  if (ev.keepaliveTimeouts.client > 0) s.keepaliveClient.inc(ev.keepaliveTimeouts.client);
+  if (ev.keepaliveTimeouts.backend > 0) s.keepaliveBackend.inc(ev.keepaliveTimeouts.backend);
+  if (ev.limitCloses.message_size > 0) s.limitSize.inc(ev.limitCloses.message_size);
+  if (ev.limitCloses.message_rate > 0) s.limitRate.inc(ev.limitCloses.message_rate);
+  if (ev.throttledMs > 0) s.throttled.inc(ev.throttledMs / 1000);
+  if (ev.protocolErrors) {
+    for (const [reason, n] of ev.protocolErrors) {
+      let c = s.protocolErrors.get(reason);
+      if (!c) {
+        c = m.wsProtocolErrors.labels({ route, reason });
+        s.protocolErrors.set(reason, c);
+      }
+      c.inc(n);
+    }
+  }
+}
+
+/** The close code as a bounded label: the codes that mean something to an operator, 4xxx, or other. */
+export function closeCodeBucket(code: number): string {
+  switch (code) {
+    case 0:
+      // No close frame was seen: the TCP connection ended without one (what a client reports as 1006).
+      return '1006';
+    case 1000:
+    case 1001:
+    case 1002:
+    case 1006:
+    case 1008:
+    case 1009:
+    case 1011:
+      return String(code);
+    default:
+      return code >= 4000 && code <= 4999 ? '4xxx' : 'other';
+  }
+}
+
+/** Counts how a WebSocket tunnel ended (wsgate_ws_closes_total). */
+export function countClose(m: Metrics, route: string, s: WsSeries, session: WsSession): void {
+  const code = closeCodeBucket(session.closeCode);
+  const key = `${session.initiator}\0${code}`;
+  let c = s.closes.get(key);
+  if (!c) {
+    c = m.wsCloses.labels({ route, initiator: session.initiator, code });
+    s.closes.set(key, c);
+  }
+  c.inc();
+}

@@ -1,0 +1,423 @@
+// The WebSocket-aware part of an L7 tunnel: one FrameTracker per direction (ws-frames.ts), and what wsgate does
+// with what they see. Payload bytes are never copied or unmasked; the relayed bytes are exactly the bytes received,
+// except for the frames wsgate injects or swallows on purpose:
+//  - pings it sends to a quiet side (keepalive), and the pongs that answer them (recognised by payload, swallowed);
+//  - close frames it sends: 1001 when it ends a tunnel (idle timeout, dead peer, drain), 1002/1007 to the side that
+//    broke the protocol, 1009 to the side that sent a message over the limit, 1008 over the message rate;
+//  - during a drain's close handshake, the backend's answer to the client's close (the client already has one).
+// Frames are injected only at a frame boundary of the stream they go into; control frames may go between the
+// fragments of a message (RFC 6455 §5.4).
+//
+// The relay (relay.ts) hands every chunk read from a side to forward(); the registry's sweep calls sweep() once a
+// second for keepalive, counters and the idle timeout. A session holds the tunnel, not a closure.
+import type { Socket } from 'node:net';
+import type { Policy } from '../model/table.ts';
+import type { Outcome } from './outcomes.ts';
+import {
+  closeFrame,
+  FAILURE_CLOSE_CODES,
+  FrameTracker,
+  Opcode,
+  pingFrame,
+  pongMatches,
+  RSV1,
+  Stop,
+  StopOn,
+  type Failure,
+} from './ws-frames.ts';
+
+/** What a session needs from its tunnel: the two sockets, and a way to end the tunnel with an outcome. */
+export interface SessionOwner {
+  readonly client: Socket;
+  readonly upstream: Socket;
+  /** The sockets are being closed by wsgate (close frames sent, FIN to follow): count this outcome. */
+  closing(outcome: Outcome): void;
+  /** The client must stop reading (throttled): the rest of its last chunk waits in the session. */
+  throttle(): void;
+  /** A token has returned: relay the held chunk from `at` (through forward()), then let the client read again. */
+  unthrottle(chunk: Buffer, at: number): void;
+}
+
+/** Who sent the first close frame of the tunnel: wsgate_ws_closes_total{initiator}. */
+export type CloseInitiator = 'client' | 'backend' | 'wsgate' | 'none';
+
+/** Why a tunnel was closed for a limit: wsgate_ws_limit_closes_total{limit}. */
+export type LimitKind = 'message_size' | 'message_rate';
+
+/** A side of the tunnel. */
+export type Side = 'client' | 'backend';
+
+/** Counters a session accumulates between two sweeps; the registry adds them to the metrics and resets them. */
+export interface SessionEvents {
+  keepaliveTimeouts: { client: number; backend: number };
+  limitCloses: { message_size: number; message_rate: number };
+  protocolErrors: Map<Failure, number> | undefined;
+  throttledMs: number;
+}
+
+/** Seconds a close handshake started by wsgate may take before the tunnel is cut. */
+export const CLOSE_HANDSHAKE_TIMEOUT_MS = 5_000;
+
+const PING_PREFIX = 0x77; // 'w'
+let pingSeq = 0;
+
+/** A ping payload of wsgate's own: 'w' and a sequence number, so that the pong answering it can be told. */
+function nextPingPayload(): Buffer {
+  const p = Buffer.allocUnsafe(5);
+  p[0] = PING_PREFIX;
+  pingSeq = (pingSeq + 1) >>> 0;
+  p.writeUInt32BE(pingSeq, 1);
+  return p;
+}
+
+/** The allowed RSV bits for the extensions a 101 negotiated (Sec-WebSocket-Extensions). */
+export function allowedRsvOf(rawHeaders: readonly string[]): number {
+  let rsv = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() !== 'sec-websocket-extensions') continue;
+    for (const ext of rawHeaders[i + 1]!.split(',')) {
+      const name = ext.split(';')[0]!.trim().toLowerCase();
+      // permessage-deflate uses RSV1; an extension wsgate does not know may use any of them.
+      rsv |= name === 'permessage-deflate' ? RSV1 : 0x70;
+    }
+  }
+  return rsv;
+}
+
+/** Per side: keepalive and a frame queued for the next boundary of the stream toward it. */
+class SideState {
+  /** bytesRead at the last sweep, and when it last changed (performance.now()). */
+  lastRead = -1;
+  heardAt = 0;
+  /** The payload of wsgate's ping waiting for its pong; null when none is outstanding. */
+  ping: Buffer | null = null;
+  pingAt = 0;
+  /** A frame to write toward this side at the next frame boundary of that stream. */
+  queued: Buffer | null = null;
+  /** After the queued frame: end this side's socket (wsgate is closing the tunnel). */
+  endAfter = false;
+}
+
+/** Throttling state of the client→backend direction (maxMessagesPerSecond). */
+class RateState {
+  tokens: number;
+  refilledAt: number;
+  /** The chunk whose next frame waits for a token, and where in it. */
+  held: Buffer | null = null;
+  heldAt = 0;
+  throttledSince = 0;
+  timer: NodeJS.Timeout | undefined;
+
+  constructor(capacity: number, now: number) {
+    this.tokens = capacity;
+    this.refilledAt = now;
+  }
+}
+
+export class WsSession {
+  /** client → backend */
+  readonly up: FrameTracker;
+  /** backend → client */
+  readonly down: FrameTracker;
+  readonly policy: Policy;
+  readonly #owner: SessionOwner;
+  readonly #client = new SideState();
+  readonly #backend = new SideState();
+  #rate: RateState | undefined;
+  initiator: CloseInitiator = 'none';
+  closeCode = 0;
+  closeReason = '';
+  /** wsgate sent a close to the client to start a close handshake (drain): the backend's own close is swallowed. */
+  #handshaking = false;
+  /** wsgate is closing: nothing more is relayed from a failed side. */
+  #closing = false;
+  closingAt = 0;
+  events: SessionEvents | undefined;
+  /** Messages relayed each way over the tunnel's life (for its `tunnel closed` line). */
+  messagesUp = 0;
+  messagesDown = 0;
+
+  constructor(owner: SessionOwner, policy: Policy, allowedRsv: number, now: number) {
+    this.#owner = owner;
+    this.policy = policy;
+    this.up = new FrameTracker({ fromClient: true, allowedRsv, maxMessageBytes: policy.maxMessageBytes });
+    this.down = new FrameTracker({ fromClient: false, allowedRsv, maxMessageBytes: policy.maxBackendMessageBytes });
+    if (policy.maxMessagesPerSecond > 0) {
+      this.#rate = new RateState(policy.maxMessagesPerSecond, now);
+      this.up.stopOn |= StopOn.HEADERS;
+    }
+    this.#client.heardAt = now;
+    this.#backend.heardAt = now;
+    this.#client.lastRead = owner.client.bytesRead;
+    this.#backend.lastRead = owner.upstream.bytesRead;
+  }
+
+  #ev(): SessionEvents {
+    return (this.events ??= {
+      keepaliveTimeouts: { client: 0, backend: 0 },
+      limitCloses: { message_size: 0, message_rate: 0 },
+      protocolErrors: undefined,
+      throttledMs: 0,
+    });
+  }
+
+  /**
+   * Relays `chunk`, read from the client (fromClient) or the backend, to the other side through its tracker,
+   * starting at `start`. Writes go to `peer` with `written` as their callback. Returns false when the direction
+   * must stop reading for another reason than the peer's buffer (throttled: the rest of the chunk is held).
+   */
+  forward(fromClient: boolean, chunk: Buffer, start: number, peer: Socket, written: () => void): boolean {
+    const t = fromClient ? this.up : this.down;
+    const toward = fromClient ? this.#backend : this.#client;
+    const from = fromClient ? this.#client : this.#backend;
+    let off = start;
+    for (;;) {
+      const end = t.push(chunk, off);
+      const held = t.takeReleased();
+      // Closing: bytes are relayed only up to the boundary where wsgate's close frame goes, then nothing more.
+      if (this.#closing && toward.queued === null) return true;
+      if (held !== null) peer.write(held);
+      if (end > off) peer.write(off === 0 && end === chunk.length ? chunk : chunk.subarray(off, end), written);
+      this.#noteCloses(fromClient, t);
+      switch (t.stop) {
+        case Stop.END:
+          return true;
+        case Stop.BOUNDARY:
+          this.#flushQueued(toward, peer);
+          if (this.#closing) return true;
+          off = end;
+          continue;
+        case Stop.CONTROL: {
+          if (t.controlOpcode === Opcode.PONG && from.ping !== null && pongMatches(t, from.ping)) {
+            // The answer to wsgate's own ping: the other side never asked for it.
+            from.ping = null;
+            t.stopOn &= ~StopOn.PONG;
+            off = t.dropControl();
+            continue;
+          }
+          if (t.controlOpcode === Opcode.CLOSE && !fromClient && this.#handshaking) {
+            // The backend's answer to the client's close, in a close handshake wsgate started: the client already
+            // has wsgate's close frame, and waits for the TCP close.
+            off = t.dropControl();
+            continue;
+          }
+          off = end;
+          continue;
+        }
+        case Stop.HEADER:
+          // A new message (continuations and control frames take no token).
+          if (fromClient && this.#rate && isDataOpcode(t.opcode)) {
+            if (!this.#takeToken(chunk, end)) return false;
+          }
+          off = end;
+          continue;
+        case Stop.FAILED:
+          this.#failed(fromClient, t.failure!);
+          return true;
+      }
+    }
+  }
+
+  /** A close frame that passed: the first one names the initiator and the code (wsgate_ws_closes_total). */
+  #noteCloses(fromClient: boolean, t: FrameTracker): void {
+    if (t.closeCode !== 0 && this.initiator === 'none') {
+      this.initiator = fromClient ? 'client' : 'backend';
+      this.closeCode = t.closeCode;
+      this.closeReason = t.closeReason;
+    }
+  }
+
+  // --- throttling ------------------------------------------------------------------------------------------------
+
+  /** Takes a token for a new message; without one, holds the chunk from `at` and throttles (or closes). */
+  #takeToken(chunk: Buffer, at: number): boolean {
+    const r = this.#rate!;
+    const rate = this.policy.maxMessagesPerSecond;
+    const now = performance.now();
+    r.tokens = Math.min(rate, r.tokens + ((now - r.refilledAt) / 1000) * rate);
+    r.refilledAt = now;
+    if (r.tokens >= 1) {
+      r.tokens -= 1;
+      return true;
+    }
+    if (this.policy.onExceed === 'Close') {
+      this.#ev().limitCloses.message_rate++;
+      this.closeBoth(1008, 'message rate exceeded', 1001, 'limit_exceeded');
+      return true;
+    }
+    // Backpressure: nothing is read from the client until a token returns; nothing is dropped.
+    r.held = chunk;
+    r.heldAt = at;
+    if (r.throttledSince === 0) r.throttledSince = now;
+    this.#owner.throttle();
+    r.timer = setTimeout(this.#unthrottle, Math.ceil(((1 - r.tokens) / rate) * 1000));
+    return false;
+  }
+
+  /** Whether the client is throttled now (its reads wait for a token). */
+  get throttled(): boolean {
+    return this.#rate?.held != null;
+  }
+
+  readonly #unthrottle = (): void => {
+    const r = this.#rate!;
+    r.timer = undefined;
+    const chunk = r.held;
+    if (chunk === null) return;
+    r.held = null;
+    const now = performance.now();
+    r.tokens = Math.min(this.policy.maxMessagesPerSecond, r.tokens + ((now - r.refilledAt) / 1000) * this.policy.maxMessagesPerSecond);
+    r.refilledAt = now;
+    // The frame the chunk stopped at takes its token now (it is not stopped at again).
+    r.tokens = Math.max(0, r.tokens - 1);
+    this.#ev().throttledMs += now - r.throttledSince;
+    r.throttledSince = 0;
+    this.#owner.unthrottle(chunk, r.heldAt);
+  };
+
+  // --- closes ----------------------------------------------------------------------------------------------------
+
+  /** A side's frame failed validation (or a limit): count it, and close unless the route is lenient. */
+  #failed(fromClient: boolean, failure: Failure): void {
+    const limit = failure === 'message_too_big' || failure === 'unsupported_payload_length';
+    if (limit) {
+      this.#ev().limitCloses.message_size++;
+    } else {
+      const ev = this.#ev();
+      (ev.protocolErrors ??= new Map()).set(failure, (ev.protocolErrors.get(failure) ?? 0) + 1);
+      // strict: false counts, and the tracker passes everything on from here (a byte pipe).
+      if (!this.policy.strict) return;
+    }
+    const code = FAILURE_CLOSE_CODES[failure];
+    const outcome: Outcome = limit ? 'limit_exceeded' : 'protocol_error';
+    if (fromClient) this.closeBoth(code, '', 1001, outcome);
+    else this.closeBoth(1001, '', code, outcome);
+  }
+
+  /**
+   * Ends the tunnel with close frames: `clientCode` toward the client, `backendCode` toward the backend (each at
+   * the next frame boundary of its stream), then FIN on both. The registry cuts whatever is left after
+   * CLOSE_HANDSHAKE_TIMEOUT_MS.
+   */
+  closeBoth(clientCode: number, reason: string, backendCode: number, outcome: Outcome): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.closingAt = performance.now();
+    if (this.initiator === 'none') {
+      this.initiator = 'wsgate';
+      this.closeCode = clientCode;
+    }
+    this.#owner.closing(outcome);
+    this.#queue(this.#client, this.down, this.#owner.client, closeFrame(clientCode, reason, false), true);
+    this.#queue(this.#backend, this.up, this.#owner.upstream, closeFrame(backendCode, reason, true), true);
+  }
+
+  /**
+   * Starts a close handshake with the client (a drain): a 1001 goes to the client; its answer goes to the backend,
+   * whose own answer is swallowed; both close their TCP. The registry cuts it after CLOSE_HANDSHAKE_TIMEOUT_MS.
+   */
+  goingAway(outcome: Outcome, code = 1001): void {
+    if (this.#closing || this.#handshaking) return;
+    this.#handshaking = true;
+    this.closingAt = performance.now();
+    if (this.initiator === 'none') {
+      this.initiator = 'wsgate';
+      this.closeCode = code;
+    }
+    this.#owner.closing(outcome);
+    this.down.stopOn |= StopOn.CLOSE;
+    this.#queue(this.#client, this.down, this.#owner.client, closeFrame(code, 'going away', false), false);
+  }
+
+  /** Whether wsgate has started closing this tunnel (closeBoth or goingAway). */
+  get closingStarted(): boolean {
+    return this.#closing || this.#handshaking;
+  }
+
+  /** Writes `frame` toward a side now if its stream is at a frame boundary, else at the next one. */
+  #queue(side: SideState, tracker: FrameTracker, socket: Socket, frame: Buffer, endAfter: boolean): void {
+    // A close replaces a ping that was still waiting.
+    side.queued = frame;
+    side.endAfter = endAfter;
+    // A failed tracker relayed nothing of the frame that failed: its stream ends at a boundary.
+    if (tracker.atFrameBoundary || tracker.failure !== null) this.#flushQueued(side, socket);
+    else tracker.pauseAtBoundary = true;
+  }
+
+  #flushQueued(side: SideState, socket: Socket): void {
+    const frame = side.queued;
+    if (frame === null) return;
+    side.queued = null;
+    if (socket.destroyed || socket.writableEnded) return;
+    socket.write(frame);
+    if (side.endAfter) socket.end();
+  }
+
+  // --- the sweep -------------------------------------------------------------------------------------------------
+
+  /**
+   * Once a second: keepalive (a ping to a side quiet for intervalSeconds, a dead side after timeoutSeconds more).
+   * Returns the side found dead, or undefined.
+   */
+  sweep(now: number): Side | undefined {
+    const ka = this.policy.keepalive;
+    if (ka.intervalSeconds <= 0 || this.closingStarted) return undefined;
+    if (this.#keepalive(this.#client, this.#owner.client, this.down, false, now, ka.intervalSeconds, ka.timeoutSeconds)) {
+      return this.#dead('client');
+    }
+    if (ka.toBackend && this.#keepalive(this.#backend, this.#owner.upstream, this.up, true, now, ka.intervalSeconds, ka.timeoutSeconds)) {
+      return this.#dead('backend');
+    }
+    return undefined;
+  }
+
+  /** Returns true when the side is dead. */
+  #keepalive(s: SideState, socket: Socket, toward: FrameTracker, masked: boolean, now: number, interval: number, timeout: number): boolean {
+    const read = socket.bytesRead;
+    if (read !== s.lastRead) {
+      // Anything the side sent counts as alive, not only the pong.
+      s.lastRead = read;
+      s.heardAt = now;
+      s.ping = null;
+      return false;
+    }
+    if (s.ping !== null) return now - s.pingAt >= timeout * 1000;
+    if (now - s.heardAt < interval * 1000) return false;
+    const payload = nextPingPayload();
+    s.ping = payload;
+    s.pingAt = now;
+    // The tracker of what this side sends stops on pongs while a ping is outstanding.
+    (masked ? this.down : this.up).stopOn |= StopOn.PONG;
+    this.#queue(s, toward, socket, pingFrame(payload, masked), false);
+    return false;
+  }
+
+  #dead(side: Side): Side {
+    this.#ev().keepaliveTimeouts[side]++;
+    // The live side gets a 1001; the dead one gets nothing it could read.
+    this.#closing = true;
+    this.closingAt = performance.now();
+    if (this.initiator === 'none') {
+      this.initiator = 'wsgate';
+      this.closeCode = 1001;
+    }
+    this.#owner.closing('peer_timeout');
+    if (side === 'client') {
+      this.#queue(this.#backend, this.up, this.#owner.upstream, closeFrame(1001, 'peer did not answer', true), true);
+      this.#owner.client.destroy();
+    } else {
+      this.#queue(this.#client, this.down, this.#owner.client, closeFrame(1001, 'peer did not answer', false), true);
+      this.#owner.upstream.destroy();
+    }
+    return side;
+  }
+
+  /** The tunnel is ending: no timer may outlive it. */
+  dispose(): void {
+    if (this.#rate?.timer) clearTimeout(this.#rate.timer);
+  }
+}
+
+function isDataOpcode(opcode: number): boolean {
+  return opcode === Opcode.TEXT || opcode === Opcode.BINARY;
+}
