@@ -464,6 +464,5 @@ function reset(s: Socket): void {
 
 /** A peer-chosen text for a log line: control characters replaced. */
 function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f]/g, '\ufffd');
 }

@@ -40,7 +40,7 @@ describe('a fresh clone', { timeout: 60_000 }, () => {
     const r = spawnSync('bash', ['scripts/setup/deps.sh', 'test', '--no-build'], { cwd: clone, encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /building|installing/);
-    assert.match(r.stderr, /^setup: Go components cached: kube-apiserver etcd helm /m);
+    assert.match(r.stderr, /^setup: Go components cached: kube-apiserver etcd kube-controller-manager echo-basic conformance.test helm /m);
   });
 
   test('the set-up refuses an unknown target with its usage', () => {
