@@ -181,10 +181,11 @@ export class Gateway implements DataPlane {
   /** Why the process should not receive traffic, or undefined when it should. */
   notReady(): string | undefined {
     if (this.#draining) return 'draining';
-    if (!this.#listening) return 'listeners not bound';
+    // The source first: listeners wait for the first table, which waits for the source, so it is the root cause.
     const source = this.#o.sourceNotReady?.();
     if (source !== undefined) return source;
     if (!this.#applied) return 'no routing table yet';
+    if (!this.#listening) return 'listeners not bound';
     const failed = this.l4.failedPorts();
     if (failed.length > 0) return `tunnel ports not bound: ${failed.join(', ')}`;
     return undefined;

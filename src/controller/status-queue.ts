@@ -125,7 +125,7 @@ export class StatusQueue {
           job.notBefore = performance.now() + delay;
           this.#pending.set(job.key, job);
         }
-        this.#o.log.warn({ key: job.key, failures: job.failures, retryInMs: delay, err: describeError(err) }, 'status write failed; retrying');
+        this.#o.log.debug({ key: job.key, failures: job.failures, retryInMs: delay, err: describeError(err) }, 'status write to be retried');
       }
     }
   }

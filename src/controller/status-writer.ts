@@ -179,7 +179,10 @@ export class StatusWriter {
       this.writes++;
       this.#o.log.debug({ kind, object: key }, 'status written');
     } catch (err) {
+      // 404: deleted since the snapshot; the next sync will not see it.
       if ((err as { code?: unknown }).code === 404) return;
+      // Named here, where kind and object are known; the queue retries it with a backoff.
+      this.#o.log.warn({ kind, object: key, err: describeError(err) }, 'status not written');
       throw err;
     }
   }
