@@ -16,7 +16,8 @@ import { L4Proxy } from './proxy/l4.ts';
 import { L7Proxy, type ListenAddress } from './proxy/l7.ts';
 import { ConnectionLimits } from './proxy/limits.ts';
 import { probePort } from './cluster/port-probe.ts';
-import { TunnelRegistry } from './proxy/tunnel.ts';
+import { TunnelRegistry } from './proxy/registry.ts';
+import { CLOSE_HANDSHAKE_TIMEOUT_MS } from './proxy/ws-session.ts';
 import { CertificateStore, type CertificatePem } from './tls/cert-store.ts';
 
 export interface GatewayOptions {
@@ -155,8 +156,10 @@ export class Gateway implements DataPlane {
       ids.add(t.id);
       labels.add(t.route);
     }
-    // What deleted routes leave behind (metric series, round-robin cursors) goes with them.
+    // What deleted routes leave behind (metric series, round-robin cursors) goes with them; tunnels whose endpoint
+    // or route went are closed, spread over their route's window (registry.ts).
     this.registry.setLiveRoutes(labels);
+    this.registry.reconcile(table);
     this.balancer.prune(ids);
     this.#o.metrics.routes.set({ kind: 'http' }, httpRules);
     this.#o.metrics.routes.set({ kind: 'tunnel' }, table.tunnels.length);
@@ -219,11 +222,13 @@ export class Gateway implements DataPlane {
     clearTimeout(this.#retryTimer);
     await Promise.all([this.l7.close(), this.l4.close()]);
     if (this.registry.size + this.registry.pendingSize > 0 && graceMs > 0) {
+      // Close frames spread over the window, and a last close handshake's worth of time after it; then the rest
+      // is cut.
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        this.registry.drained(),
+        this.registry.drainAll(graceMs),
         new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, graceMs);
+          timer = setTimeout(resolve, graceMs + CLOSE_HANDSHAKE_TIMEOUT_MS);
         }),
       ]);
       clearTimeout(timer);

@@ -57,6 +57,10 @@ export interface Metrics {
   readonly wsThrottledSeconds: Counter<'route'>;
   /** RFC 6455 violations seen, by reason. */
   readonly wsProtocolErrors: Counter<'route' | 'reason'>;
+  /** While a shutdown drain runs: tunnels still open. */
+  readonly drainRemaining: Gauge;
+  /** Tunnels closed to even out the spread across a route's endpoints (rebalance.enabled). */
+  readonly rebalanceCloses: Counter<'route'>;
 }
 
 /**
@@ -255,6 +259,17 @@ export function createMetrics(version: string, opts: { defaultMetrics?: boolean;
       labelNames: ['route', 'reason'],
       registers,
     }),
+    drainRemaining: new Gauge({
+      name: 'wsgate_drain_remaining',
+      help: 'While wsgate drains on shutdown: tunnels still open (their 1001s are spread over --drain-timeout).',
+      registers,
+    }),
+    rebalanceCloses: new Counter({
+      name: 'wsgate_rebalance_closes_total',
+      help: 'Tunnels closed (1012) to even out live connections across the endpoints of a route with rebalance.enabled.',
+      labelNames: ['route'],
+      registers,
+    }),
     logLinesSuppressed: new Counter({
       name: 'wsgate_log_lines_suppressed_total',
       help: 'Log lines not written because their kind exceeded its rate limit, by message.',
@@ -338,6 +353,7 @@ export async function removeRouteSeries(m: Metrics, gone: (route: string) => boo
     m.wsLimitCloses,
     m.wsThrottledSeconds,
     m.wsProtocolErrors,
+    m.rebalanceCloses,
   ] as const;
   for (const metric of routeMetrics) {
     const { values } = await metric.get();

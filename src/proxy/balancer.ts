@@ -79,9 +79,8 @@ export class Balancer {
       case 'RoundRobin':
         return this.#roundRobin(routeId, candidates);
       case 'ConsistentHash': {
-        const key = hashKey(lb.hashOn, input);
         // No header/cookie on this request: fall back to the client's address, still sticky.
-        return rendezvous(key ?? input.clientIP, candidates);
+        return rendezvous(hashKey(lb.hashOn, input) ?? input.clientIP, candidates);
       }
       default:
         return this.#leastConnections(routeId, candidates);
@@ -123,7 +122,22 @@ export class Balancer {
   }
 }
 
-function hashKey(hashOn: Extract<LoadBalancing, { policy: 'ConsistentHash' }>['hashOn'], input: HashInput): string | undefined {
+/**
+ * The endpoint a consistent hash gives `key` among the backends' endpoints now (weighted rendezvous), or undefined
+ * when there is none: after endpoints change, only the connections whose owner changed need to move.
+ */
+export function hashOwner(key: string, backends: readonly Backend[]): string | undefined {
+  const candidates: { key: string; weight: number }[] = [];
+  for (const b of backends) {
+    if (b.weight <= 0) continue;
+    for (const e of b.endpoints) candidates.push({ key: endpointKey(e), weight: b.weight });
+  }
+  if (candidates.length === 0) return undefined;
+  return candidates.length === 1 ? candidates[0]!.key : rendezvous(key, candidates).key;
+}
+
+/** What a consistent hash of this request is computed from (undefined: the request lacks it; the client IP is used). */
+export function hashKey(hashOn: Extract<LoadBalancing, { policy: 'ConsistentHash' }>['hashOn'], input: HashInput): string | undefined {
   switch (hashOn.kind) {
     case 'clientIP':
       return input.clientIP;

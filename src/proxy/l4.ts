@@ -14,7 +14,7 @@ import type { Balancer } from './balancer.ts';
 import type { ConnectionLimits } from './limits.ts';
 import { proxyV1Header, proxyV2Header } from './proxy-protocol.ts';
 import { parseClientHello } from './sni.ts';
-import type { PendingConnection, TunnelRegistry } from './tunnel.ts';
+import type { PendingConnection, TunnelRegistry } from './registry.ts';
 import { connectUpstream } from './upstream.ts';
 
 export interface L4ProxyDeps {
@@ -301,6 +301,7 @@ export class L4Proxy {
       startedAt,
       // The registry gives the slot and the endpoint back when the tunnel ends.
       routeId: route.id,
+      drain: route,
     });
     // Only now, so that a drain always sees the connection, pending or tunnel.
     registry.settle(PendingL4.of(client));

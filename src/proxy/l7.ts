@@ -21,7 +21,7 @@ import { REJECTIONS, rejectionResponse, type Rejection, validateHandshake } from
 import type { ConnectionLimits } from './limits.ts';
 import { normalizeHost, normalizeTarget, type NormalizeOptions, type TargetRejection } from './normalize.ts';
 import { Router } from './router.ts';
-import type { TunnelRegistry } from './tunnel.ts';
+import type { TunnelRegistry } from './registry.ts';
 import { Upgrade, type UpgradeDeps, type UpgradeRequest } from './upgrade.ts';
 
 export interface ListenAddress {

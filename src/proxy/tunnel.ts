@@ -1,18 +1,17 @@
-// The registry of live tunnels: two sockets joined after a WebSocket 101 (l7) or an accepted TCP connection (l4).
-// Node's servers do not track upgraded sockets (server.close() leaves them alone, nodejs/node#53536), so wsgate does.
-// One periodic sweep reads each tunnel's socket byte counters: it feeds the byte metrics and the idle timeout at a
-// cost independent of traffic, instead of a timer re-armed on every chunk (socket.setTimeout).
+// A tunnel: two sockets joined after a WebSocket 101 (l7) or an accepted TCP connection (l4), as the registry
+// (registry.ts) tracks it. What a tunnel keeps after its handshake is this small record and shared handler
+// functions: a closure made during the handshake would keep the handshake's whole scope alive for its life.
 import type { Socket } from 'node:net';
-import type { Logger } from '../log/logger.ts';
 import type { Counter, Gauge, Histogram } from 'prom-client';
-import { removeRouteSeries, type Metrics } from '../metrics/metrics.ts';
-import type { Layer, Policy } from '../model/table.ts';
+import type { Layer, LoadBalancing, OnRemoval, Policy, Rebalance } from '../model/table.ts';
 import type { Balancer } from './balancer.ts';
+import type { DrainBatch, Drainable } from './drain.ts';
 import type { ConnectionLimits } from './limits.ts';
 import type { Outcome } from './outcomes.ts';
-import { endRelay, joinRelay, sweepRelay, throttleSide, unthrottleSide } from './relay.ts';
-import { countClose, flushSession, wsSeries, type WsSeries } from './ws-metrics.ts';
-import { CLOSE_HANDSHAKE_TIMEOUT_MS, WsSession, type SessionOwner } from './ws-session.ts';
+import type { TunnelRegistry } from './registry.ts';
+import { throttleSide, unthrottleSide } from './relay.ts';
+import type { WsSeries } from './ws-metrics.ts';
+import { WsSession, type SessionOwner } from './ws-session.ts';
 
 export interface TunnelOptions {
   readonly route: string;
@@ -42,7 +41,27 @@ export interface TunnelOptions {
   /** For the `tunnel closed` line: the host and path the handshake was routed on. */
   readonly host?: string | undefined;
   readonly path?: string;
+  /**
+   * What may end the tunnel besides its peers, from its route (a frozen object of the table, shared by all its
+   * tunnels): the endpoint drain, the route's removal, and (L7) rebalancing. Default: DEFAULT_DRAIN.
+   */
+  readonly drain?: DrainPolicy;
+  /** ConsistentHash routes: the value the endpoint was chosen by, so that a rebalance moves only what moved. */
+  readonly hashKey?: string | undefined;
 }
+
+/** The knobs of a route that decide when wsgate closes its tunnels (Policy and TunnelRoute both have them). */
+export interface DrainPolicy {
+  readonly endpointDrainSeconds: number;
+  readonly onRemoval: OnRemoval;
+  readonly rebalance?: Rebalance;
+  readonly loadBalancing?: LoadBalancing;
+}
+
+export const DEFAULT_DRAIN: DrainPolicy = Object.freeze({
+  endpointDrainSeconds: 0,
+  onRemoval: Object.freeze({ action: 'Keep', graceSeconds: 0 }),
+});
 
 /**
  * A connection that has been accepted but is not a tunnel yet: an L7 handshake (request head read, backend being
@@ -65,7 +84,7 @@ export interface TunnelOwners {
  * What a tunnel keeps after its handshake: the two sockets and a few numbers. Every field is set in the
  * constructor, so all tunnels share one shape; nothing here closes over the request that made the tunnel.
  */
-class Tunnel implements SessionOwner {
+export class Tunnel implements SessionOwner, Drainable {
   readonly registry: TunnelRegistry;
   readonly client: Socket;
   readonly upstream: Socket;
@@ -87,6 +106,12 @@ class Tunnel implements SessionOwner {
   readonly session: WsSession | undefined;
   readonly host: string | undefined;
   readonly path: string | undefined;
+  readonly drain: DrainPolicy;
+  readonly hashKey: string | undefined;
+  /** A spread close that will end this tunnel (drain.ts), while one is scheduled. */
+  drainBatch: DrainBatch | undefined;
+  /** When wsgate started closing it (close frames or FIN sent); 0 while it is not closing. */
+  closingAt = 0;
 
   constructor(registry: TunnelRegistry, o: TunnelOptions, series: RouteSeries, now: number) {
     this.registry = registry;
@@ -107,12 +132,17 @@ class Tunnel implements SessionOwner {
     this.outcome = undefined;
     this.host = o.host;
     this.path = o.path;
+    this.drain = o.drain ?? DEFAULT_DRAIN;
+    this.hashKey = o.hashKey;
+    this.drainBatch = undefined;
     this.session = o.ws ? new WsSession(this, o.ws.policy, o.ws.allowedRsv, now) : undefined;
   }
 
   // SessionOwner: what the WebSocket session may ask of its tunnel.
   closing(outcome: Outcome): void {
     this.outcome ??= outcome;
+    if (this.closingAt === 0) this.closingAt = performance.now();
+    this.drainBatch = undefined;
   }
 
   throttle(): void {
@@ -128,7 +158,7 @@ class Tunnel implements SessionOwner {
  * The metric series of one route and layer, resolved once: prom-client hashes a label object on every call,
  * which a tunnel's open and close would otherwise pay five times.
  */
-interface RouteSeries {
+export interface RouteSeries {
   readonly route: string;
   readonly layer: Layer;
   readonly active: Gauge.Internal<'route' | 'layer'>;
@@ -142,7 +172,7 @@ interface RouteSeries {
   ws: WsSeries | undefined;
 }
 
-const LAYERS: readonly Layer[] = ['l7', 'l4'];
+export const LAYERS: readonly Layer[] = ['l7', 'l4'];
 
 // The two sockets of a tunnel point at each other and at their tunnel through these; the handlers below are
 // shared by every tunnel, so a tunnel costs no closures.
@@ -164,268 +194,16 @@ function sideOnClose(this: TunnelSocket): void {
   t.registry.sideClosed(t, this[PEER]);
 }
 
-function destroyOnFinish(this: Socket): void {
+export function destroyOnFinish(this: Socket): void {
   this.destroy();
 }
 
-export class TunnelRegistry {
-  readonly #tunnels = new Set<Tunnel>();
-  readonly #pending = new Set<PendingConnection>();
-  readonly #series = new Map<string, RouteSeries>();
-  /** Route labels of the live table; undefined until the first table (nothing is pruned before it). */
-  #liveRoutes: ReadonlySet<string> | undefined;
-  /** Set by closeAll(): a handshake that completes after it is closed at once instead of becoming a tunnel. */
-  #closed = false;
-  readonly #metrics: Metrics;
-  readonly #log: Logger;
-  readonly #owners: TunnelOwners | undefined;
-  readonly #timer: NodeJS.Timeout;
-  #draining: (() => void) | undefined;
-
-  /**
-   * @param sweepIntervalMs How often byte counters and idle timeouts are checked (default 1000 ms).
-   * @param owners Where an ended tunnel gives back its endpoint count and connection slot. A tunnel keeps keys,
-   *   not a callback: a closure made during the handshake would keep the handshake's whole scope (request
-   *   headers, buffers, timers) alive for as long as the tunnel lives.
-   */
-  constructor(metrics: Metrics, log: Logger, sweepIntervalMs = 1000, owners?: TunnelOwners) {
-    this.#metrics = metrics;
-    this.#log = log;
-    this.#owners = owners;
-    this.#timer = setInterval(() => this.sweep(), sweepIntervalMs);
-    this.#timer.unref();
-  }
-
-  /** Live tunnels. */
-  get size(): number {
-    return this.#tunnels.size;
-  }
-
-  /** Accepted connections that are not tunnels yet. */
-  get pendingSize(): number {
-    return this.#pending.size;
-  }
-
-  /** Takes an accepted connection into the registry; it stays until settle() or abort(). */
-  track(p: PendingConnection): void {
-    if (this.#closed) {
-      p.abort('shutdown');
-      return;
-    }
-    this.#pending.add(p);
-  }
-
-  /** A pending connection became a tunnel or ended: it leaves the registry. */
-  settle(p: PendingConnection): void {
-    if (this.#pending.delete(p)) this.#notifyIfDrained();
-  }
-
-  /**
-   * Joins the two sockets (both must be connected, with allowHalfOpen) and tracks the tunnel until both close.
-   * After closeAll() (a handshake that completed during the final close), the tunnel is closed at once.
-   */
-  open(opts: TunnelOptions): void {
-    const t = new Tunnel(this, opts, this.#seriesOf(opts.route, opts.layer), performance.now());
-    this.#tunnels.add(t);
-    t.series.active.inc();
-    t.series.live++;
-    this.#log.debug({ route: t.series.route, layer: t.series.layer, client: t.clientAddress, backend: t.backend }, 'tunnel opened');
-    join(t.client as TunnelSocket, t.upstream, t);
-    join(t.upstream as TunnelSocket, t.client, t);
-    // A side may already be gone (a client that hung up while its backend was being dialled): its 'close' has
-    // been emitted, so count it closed now rather than wait for an event that will not come.
-    if (t.client.closed) queueMicrotask(() => this.sideClosed(t, t.upstream));
-    if (t.upstream.closed) queueMicrotask(() => this.sideClosed(t, t.client));
-    // Both sides may have been paused (a handshake read, pauseOnConnect): the relay resumes them.
-    joinRelay(t.client, t.upstream, t.session);
-    if (t.session) t.series.ws ??= wsSeries(this.#metrics, t.series.route);
-    if (this.#closed) this.fail(t, 'shutdown');
-  }
-
-  /**
-   * Closes every tunnel and pending connection now (outcome `shutdown`), and every one that completes its handshake
-   * from here on; resolves when all have ended.
-   */
-  closeAll(): Promise<void> {
-    this.#closed = true;
-    for (const p of [...this.#pending]) p.abort('shutdown');
-    for (const t of this.#tunnels) this.fail(t, 'shutdown');
-    return this.drained();
-  }
-
-  /** Resolves when no tunnel and no pending connection is left. */
-  drained(): Promise<void> {
-    if (this.#tunnels.size === 0 && this.#pending.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const prev = this.#draining;
-      this.#draining = () => {
-        prev?.();
-        resolve();
-      };
-    });
-  }
-
-  stop(): void {
-    clearInterval(this.#timer);
-  }
-
-  /** Reads every tunnel's byte counters: adds the deltas to the byte metrics and closes idle tunnels. */
-  sweep(now = performance.now()): void {
-    for (const t of this.#tunnels) {
-      countBytes(t);
-      sweepRelay(t.client);
-      sweepRelay(t.upstream);
-      const session = t.session;
-      if (session !== undefined) {
-        flushSession(this.#metrics, t.series.route, t.series.ws!, session);
-        // A close wsgate started and that did not finish in time is cut.
-        if (session.closingAt > 0 && now - session.closingAt >= CLOSE_HANDSHAKE_TIMEOUT_MS) {
-          this.fail(t, t.outcome ?? 'shutdown');
-          continue;
-        }
-        session.sweep(now);
-      }
-      const total = t.client.bytesRead + t.client.bytesWritten;
-      if (total !== t.lastTotal) {
-        t.lastTotal = total;
-        t.lastActive = now;
-      } else if (t.idleTimeoutMs > 0 && now - t.lastActive >= t.idleTimeoutMs) {
-        // A WebSocket gets close frames both ways first, so that its peers see 1001 and not 1006.
-        if (session !== undefined && !session.closingStarted) session.closeBoth(1001, 'idle timeout', 1001, 'idle_timeout');
-        else if (session === undefined) this.fail(t, 'idle_timeout');
-      }
-    }
-  }
-
-  /**
-   * An error or a decision of ours: both sockets go now; the first reason wins. A reset on one side is passed on
-   * as a reset (RST) to the other, so that a peer sees an abort as an abort, not as a clean end of stream.
-   */
-  fail(t: Tunnel, outcome: Outcome): void {
-    t.outcome ??= outcome;
-    if (outcome === 'client_abort') reset(t.upstream);
-    else t.upstream.destroy();
-    if (outcome === 'upstream_error') reset(t.client);
-    else t.client.destroy();
-  }
-
-  sideClosed(t: Tunnel, other: Socket): void {
-    // The other side may still be flushing bytes this side sent before its FIN: end it, destroy once flushed.
-    if (!other.destroyed) {
-      if (other.writableFinished) other.destroy();
-      else {
-        other.end();
-        other.once('finish', destroyOnFinish);
-      }
-    }
-    if (--t.open > 0) return;
-    this.#tunnels.delete(t);
-    endRelay(t.client);
-    endRelay(t.upstream);
-    countBytes(t);
-    const outcome = t.outcome ?? 'completed';
-    const seconds = (performance.now() - t.startedAt) / 1000;
-    const s = t.series;
-    const session = t.session;
-    if (session !== undefined) {
-      session.dispose();
-      flushSession(this.#metrics, s.route, s.ws!, session);
-      countClose(this.#metrics, s.route, s.ws!, session);
-    }
-    s.active.dec();
-    s.live--;
-    let total = s.outcomes.get(outcome);
-    if (!total) {
-      total = this.#metrics.connectionsTotal.labels({ route: s.route, layer: s.layer, outcome });
-      s.outcomes.set(outcome, total);
-    }
-    total.inc();
-    s.duration.observe(seconds);
-    this.#log.info(
-      {
-        route: s.route,
-        layer: s.layer,
-        client: t.clientAddress,
-        backend: t.backend,
-        bytesUp: t.countedUp - t.readBase,
-        bytesDown: t.countedDown - t.writtenBase,
-        durationMs: Math.round(seconds * 1000),
-        outcome,
-        ...(t.host !== undefined ? { host: t.host } : {}),
-        ...(t.path !== undefined ? { path: t.path } : {}),
-        ...(session !== undefined
-          ? {
-              messagesUp: session.messagesUp,
-              messagesDown: session.messagesDown,
-              initiator: session.initiator,
-              closeCode: session.closeCode === 0 ? 1006 : session.closeCode,
-              // Chosen by a peer: bounded and escaped (JSON escapes it; control characters are replaced).
-              ...(session.closeReason !== '' ? { closeReason: printable(session.closeReason.slice(0, 64)) } : {}),
-            }
-          : {}),
-      },
-      'tunnel closed',
-    );
-    this.#owners?.balancer.release(t.backend);
-    this.#owners?.limits.release(t.routeId, t.clientAddress);
-    if (this.#liveRoutes !== undefined && !this.#liveRoutes.has(s.route) && !this.#hasLive(s.route)) {
-      this.#forget((r) => r === s.route);
-    }
-    this.#notifyIfDrained();
-  }
-
-  /**
-   * The route labels of the table now live. The metric series of a route that left the table are removed once its
-   * last tunnel has ended, so that deleted routes do not accumulate series forever (Prometheus then stops reporting
-   * them, as it does for a deleted pod's).
-   */
-  setLiveRoutes(routes: ReadonlySet<string>): void {
-    this.#liveRoutes = routes;
-    // '' labels what was refused before any route was chosen: never a route that can go.
-    this.#forget((r) => r !== '' && !routes.has(r) && !this.#hasLive(r));
-  }
-
-  #hasLive(route: string): boolean {
-    for (const layer of LAYERS) if ((this.#series.get(`${layer}\0${route}`)?.live ?? 0) > 0) return true;
-    return false;
-  }
-
-  #forget(gone: (route: string) => boolean): void {
-    for (const [key, s] of this.#series) if (gone(s.route)) this.#series.delete(key);
-    removeRouteSeries(this.#metrics, gone).catch((err: unknown) => this.#log.warn({ err }, 'metric series not pruned'));
-  }
-
-  #notifyIfDrained(): void {
-    if (this.#tunnels.size === 0 && this.#pending.size === 0 && this.#draining) {
-      const d = this.#draining;
-      this.#draining = undefined;
-      d();
-    }
-  }
-
-  #seriesOf(route: string, layer: Layer): RouteSeries {
-    const key = `${layer}\0${route}`;
-    let s = this.#series.get(key);
-    if (!s) {
-      const m = this.#metrics;
-      s = {
-        route,
-        layer,
-        active: m.connectionsActive.labels({ route, layer }),
-        duration: m.connectionDuration.labels({ route, layer }),
-        bytesUp: m.tunnelBytes.labels({ route, direction: 'upstream' }),
-        bytesDown: m.tunnelBytes.labels({ route, direction: 'downstream' }),
-        outcomes: new Map(),
-        live: 0,
-        ws: undefined,
-      };
-      this.#series.set(key, s);
-    }
-    return s;
-  }
+/** Points a side at its peer and tunnel, and gives it the tunnel's error and close handlers. */
+export function join(side: Socket, peer: Socket, t: Tunnel): void {
+  joinSide(side as TunnelSocket, peer, t);
 }
 
-function join(side: TunnelSocket, peer: Socket, t: Tunnel): void {
+function joinSide(side: TunnelSocket, peer: Socket, t: Tunnel): void {
   side[PEER] = peer;
   side[TUNNEL] = t;
   side.on('error', sideOnError);
@@ -433,7 +211,8 @@ function join(side: TunnelSocket, peer: Socket, t: Tunnel): void {
   if (!side.closed) side.on('close', sideOnClose);
 }
 
-function countBytes(t: Tunnel): void {
+/** Adds the bytes relayed since the last count to the byte metrics. */
+export function countBytes(t: Tunnel): void {
   const up = t.client.bytesRead;
   const down = t.client.bytesWritten;
   if (up > t.countedUp) {
@@ -446,7 +225,8 @@ function countBytes(t: Tunnel): void {
   }
 }
 
-function reset(s: Socket): void {
+/** Closes a socket with an RST where it can (so that a peer sees an abort as an abort). */
+export function reset(s: Socket): void {
   if (s.destroyed) return;
   // libuv refuses to reset a socket whose write side is shutting down (uv_tcp_close_reset answers EINVAL), and
   // a failed reset leaves Node's close to an error path: after end(), a plain close is all there is.
@@ -463,6 +243,6 @@ function reset(s: Socket): void {
 }
 
 /** A peer-chosen text for a log line: control characters replaced. */
-function printable(text: string): string {
+export function printable(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f]/g, '\ufffd');
 }

@@ -17,7 +17,7 @@ import type { RateLimitedLog } from '../log/rate-limit.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { HttpRoute } from '../model/table.ts';
 import { BackendResponse, type ResponseEvent } from './backend-response.ts';
-import type { Balancer } from './balancer.ts';
+import { hashKey, type Balancer } from './balancer.ts';
 import { clientIP, forwardHeaders, requestHead, type ForwardInfo } from './forward.ts';
 import { negotiateProtocols, originAllowed, REJECTIONS, rejectionResponse, validateHandshake, type Rejection } from './handshake.ts';
 import { hashInput } from './http-forward.ts';
@@ -25,7 +25,7 @@ import type { ConnectionLimits } from './limits.ts';
 import { CLIENT_CLOSED_REQUEST, type Outcome } from './outcomes.ts';
 import type { TargetRejection } from './normalize.ts';
 import type { Router } from './router.ts';
-import type { PendingConnection, TunnelRegistry } from './tunnel.ts';
+import type { PendingConnection, TunnelRegistry } from './registry.ts';
 import { connectUpstream, type Upstream } from './upstream.ts';
 import { allowedRsvOf } from './ws-session.ts';
 
@@ -83,6 +83,7 @@ export class Upgrade implements PendingConnection {
   #done = false;
   /** What exactly was wrong with a request refused as bad_request (normalize.ts reasons), for the log line. */
   #detail: string | undefined;
+  #hashKey: string | undefined;
 
   constructor(deps: UpgradeDeps, client: Socket, head: Buffer, r: UpgradeRequest) {
     this.#d = deps;
@@ -130,6 +131,8 @@ export class Upgrade implements PendingConnection {
     const headers = forwardHeaders(r.req.rawHeaders, info, true, policy.subprotocols.length > 0 ? protocols : undefined);
     const requestBytes = requestHead('GET', r.target, headers);
     const hash = hashInput(this.#ip, r.req);
+    // A ConsistentHash route keeps what the endpoint was chosen by, so that a rebalance moves only what moved.
+    if (policy.loadBalancing.policy === 'ConsistentHash') this.#hashKey = hashKey(policy.loadBalancing.hashOn, hash) ?? this.#ip;
     // 4. Limits: a local answer, or (several workers, a limited rule) the pod-wide budget's.
     const admitted = this.#d.limits.tryAcquire(route.id, this.#ip, policy.maxConnections, policy.maxConnectionsPerClient);
     const connect = (ok: boolean): void => {
@@ -271,6 +274,8 @@ export class Upgrade implements PendingConnection {
       ...(route.policy.inspectFrames ? { ws: { policy: route.policy, allowedRsv: allowedRsvOf(ev.head.rawHeaders) } } : {}),
       host: this.#host,
       path: this.#path,
+      drain: route.policy,
+      ...(this.#hashKey !== undefined ? { hashKey: this.#hashKey } : {}),
     });
     this.#settle();
   }

@@ -131,7 +131,6 @@ export class WsSession {
   #handshaking = false;
   /** wsgate is closing: nothing more is relayed from a failed side. */
   #closing = false;
-  closingAt = 0;
   events: SessionEvents | undefined;
   /** Messages relayed each way over the tunnel's life (for its `tunnel closed` line). */
   messagesUp = 0;
@@ -302,7 +301,6 @@ export class WsSession {
   closeBoth(clientCode: number, reason: string, backendCode: number, outcome: Outcome): void {
     if (this.#closing) return;
     this.#closing = true;
-    this.closingAt = performance.now();
     if (this.initiator === 'none') {
       this.initiator = 'wsgate';
       this.closeCode = clientCode;
@@ -319,7 +317,6 @@ export class WsSession {
   goingAway(outcome: Outcome, code = 1001): void {
     if (this.#closing || this.#handshaking) return;
     this.#handshaking = true;
-    this.closingAt = performance.now();
     if (this.initiator === 'none') {
       this.initiator = 'wsgate';
       this.closeCode = code;
@@ -396,7 +393,6 @@ export class WsSession {
     this.#ev().keepaliveTimeouts[side]++;
     // The live side gets a 1001; the dead one gets nothing it could read.
     this.#closing = true;
-    this.closingAt = performance.now();
     if (this.initiator === 'none') {
       this.initiator = 'wsgate';
       this.closeCode = 1001;

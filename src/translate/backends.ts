@@ -5,7 +5,9 @@
 //      port that has the Service port's name (or is unnamed when the Service port is), as kube-proxy does;
 //      no targetPort means the same number as the Service port;
 //   4. the addresses of every endpoint of the Service's EndpointSlices (label kubernetes.io/service-name) whose
-//      conditions.ready is not false.
+//      conditions.ready is not false and conditions.terminating is not true (EndpointSlice v1: a terminating pod
+//      may still be `serving`, and with publishNotReadyAddresses even `ready`, but it is on its way out: it takes
+//      no new connection, and the tunnels it holds are drained over the route's endpointDrainSeconds).
 // A reference that cannot be resolved is left out of the route and said on the object (ResolvedRefs=False,
 // BackendNotFound); a Service with no ready endpoint is kept with none, and the proxy answers 503.
 import type { BackendRef, Service } from '../api/types.ts';
@@ -114,7 +116,7 @@ function readyEndpoints(
     }
     if (!isPortNumber(endpointPort)) continue;
     for (const endpoint of Array.isArray(slice.endpoints) ? slice.endpoints : []) {
-      if (endpoint.conditions?.ready === false) continue;
+      if (endpoint.conditions?.ready === false || endpoint.conditions?.terminating === true) continue;
       for (const address of Array.isArray(endpoint.addresses) ? endpoint.addresses : []) {
         if (typeof address !== 'string' || address === '') continue;
         // The same address may sit in two slices while the endpoint controller moves it: count it once.

@@ -11,7 +11,6 @@ import {
   type VirtualHost,
 } from '../../src/model/table.ts';
 
-let seq = 0;
 
 export function backend(name: string, ...ports: number[]): Backend {
   return { name, weight: 1, endpoints: ports.map((port) => ({ address: '127.0.0.1', port })) };
@@ -27,7 +26,8 @@ export function httpRoute(o: {
 }): HttpRoute {
   const route = o.route ?? 'default/test';
   return {
-    id: o.id ?? `WebSocketRoute/${route}#${seq++}`,
+    // Stable across tables, like translate's ids: re-applying a table must not look like removing its routes.
+    id: o.id ?? `WebSocketRoute/${route}#${o.pathType ?? 'Prefix'}:${o.path ?? '/'}`,
     route,
     pathType: o.pathType ?? 'Prefix',
     path: o.path ?? '/',

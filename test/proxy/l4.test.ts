@@ -10,7 +10,7 @@ import { DEFAULT_POLICY, freezeTable, type Endpoint, type RoutingTable, type Tun
 import { Balancer } from '../../src/proxy/balancer.ts';
 import { L4Proxy } from '../../src/proxy/l4.ts';
 import { ConnectionLimits } from '../../src/proxy/limits.ts';
-import { TunnelRegistry } from '../../src/proxy/tunnel.ts';
+import { TunnelRegistry } from '../../src/proxy/registry.ts';
 import { createTestCA, type TestCA } from '../helpers/certs.ts';
 
 const LOCALHOST = '127.0.0.1';

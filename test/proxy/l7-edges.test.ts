@@ -418,7 +418,7 @@ describe('a stop in the middle of a handshake', () => {
     }
   });
 
-  test('lets a handshake in flight during the grace period finish as a tunnel, then drains it', async () => {
+  test('lets a handshake in flight during the drain finish as a tunnel, then closes it with 1001 and its close handshake', async () => {
     const raw = await startRawBackend();
     const gw = await startGateway(catchAll([raw.port]));
     try {
@@ -429,14 +429,21 @@ describe('a stop in the middle of a handshake', () => {
       const stopped = gw.gateway.stop(60_000);
       const answer = switchingProtocols(peer.head);
       peer.socket.write(answer);
-      await converge(() => got.bytes().length >= answer.length, '101 relayed during the drain');
-      assert.equal(gw.gateway.registry.size, 1);
-      // The tunnel ends on its own: the drain sees it and stop() resolves.
+      // The tunnel exists, in the registry: the drain closes it with Going Away (it came late, it goes first).
+      await converge(() => got.bytes().length >= answer.length + 4, '101 and a close frame relayed during the drain');
+      const frame = got.bytes().subarray(answer.length);
+      assert.equal(frame[0], 0x88, 'a close frame, unmasked (from the server side)');
+      assert.equal(frame.readUInt16BE(2), 1001);
+      // The client answers the close; the backend gets that answer, and closes its TCP connection.
+      client.write(encodeFrame(0x8, Buffer.from([0x03, 0xe9]), true));
+      const backendGot: Buffer[] = [];
+      peer.socket.on('data', (c: Buffer) => backendGot.push(c));
+      await converge(() => Buffer.concat(backendGot).length >= 8, 'the client close reached the backend');
       peer.socket.end();
-      client.end();
       await stopped;
+      await got.closed;
       assert.equal(gw.gateway.registry.size, 0);
-      assert.equal(await gw.metric('wsgate_connections_total', { outcome: 'completed' }), 1);
+      assert.equal(await gw.metric('wsgate_connections_total', { outcome: 'shutdown' }), 1);
     } finally {
       await raw.close();
     }

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { after, describe, test } from 'node:test';
 import { silentLogger } from '../../src/log/logger.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
-import { TunnelRegistry } from '../../src/proxy/tunnel.ts';
+import { TunnelRegistry } from '../../src/proxy/registry.ts';
 
 const servers: net.Server[] = [];
 after(() => {

@@ -1,6 +1,7 @@
 // The sidecar's drain on SIGTERM, with 100 open tunnels: readiness false at once; the listener keeps accepting for
-// --drain-delay and then refuses; tunnels that end within --drain-timeout end cleanly; the rest are closed when it
-// runs out; the process exits 0. The test asserts the order of these events, never their durations.
+// --drain-delay and then refuses; then every WebSocket gets a 1001 Going Away, the closes spread over
+// --drain-timeout rather than all at once; the process exits 0. The test asserts the order of these events and how
+// the closes spread, never a duration.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, test } from 'node:test';
@@ -37,8 +38,10 @@ test('drains 100 tunnels on SIGTERM: not ready at once, refuses after the delay,
     for (let i = 0; i < TUNNELS; i++) clients.push(await openClient(sidecar.url));
     await Promise.all(clients.map(async (c, i) => assert.equal((await roundTrip(c, `m${i}`)).data.toString(), `m${i}`)));
     await converge(async () => (await sidecar.metric('wsgate_connections_active', { route: 'drain' })) === TUNNELS, '100 live tunnels', 1);
+    const closedAt: number[] = [];
     const closes = clients.map((c, i) => c.closed.then((r) => {
       events.push(`closed ${i}`);
+      closedAt[i] = performance.now();
       return r;
     }));
 
@@ -63,44 +66,40 @@ test('drains 100 tunnels on SIGTERM: not ready at once, refuses after the delay,
     await converge(async () => (await connectResult(sidecar.listenPort)) === 'ECONNREFUSED', 'new connections refused', 1, 15_000);
     events.push('refusing');
 
-    // 5. Within the grace period, half the clients end their tunnels: clean closes, relayed by the sidecar.
-    const leaving = clients.slice(0, TUNNELS / 2);
-    for (const c of leaving) c.ws.close(1000, 'client leaving');
-    const clean = await Promise.all(closes.slice(0, TUNNELS / 2));
-    for (const r of clean) assert.deepEqual(r, { code: 1000, reason: 'client leaving' });
-    events.push('clean closes done');
-    // The tunnels that stay still carry messages while the grace period runs.
+    // 5. Then every tunnel gets a 1001, spread over the drain timeout: no client sees 1006, and the tunnels that
+    // have not had theirs yet still carry messages.
     const stayer = clients[TUNNELS - 1]!;
     assert.equal((await roundTrip(stayer, 'still here')).data.toString(), 'still here');
-
-    // 6. At the grace period's end the rest are closed by the sidecar, and it exits 0.
-    const forced = await Promise.all([...closes.slice(TUNNELS / 2), lateClosed]);
-    for (const r of forced) assert.notEqual(r.code, 1000, 'closed by the sidecar, not by the client');
+    const results = await Promise.all([...closes, lateClosed]);
+    for (const r of results) assert.deepEqual(r, { code: 1001, reason: 'going away' });
+    events.push('all closed');
     const exit = await sidecar.exited;
     events.push('exited');
     assert.equal(exit.signal, null);
     assert.equal(exit.code, 0, exit.stderr);
 
-    // Order: not ready → accepted during the delay → refusing → clean closes → forced closes → exit.
+    // Order: not ready → accepted during the delay → refusing → closes → exit.
     const at = (e: string): number => events.indexOf(e);
     assert.ok(at('not ready') < at('accepted during delay'));
     assert.ok(at('accepted during delay') < at('refusing'));
-    assert.ok(at('refusing') < at('clean closes done'));
-    for (let i = 0; i < TUNNELS / 2; i++) assert.ok(at(`closed ${i}`) < at('clean closes done'));
-    for (let i = TUNNELS / 2; i < TUNNELS; i++) assert.ok(at(`closed ${i}`) > at('clean closes done'), `tunnel ${i} closed at the end`);
-    assert.ok(at('closed late') > at('clean closes done'));
+    // The closes begin as the listener closes (the first one goes at once), never during the delay.
+    for (let i = 0; i < TUNNELS; i++) assert.ok(at(`closed ${i}`) > at('accepted during delay'), `tunnel ${i} closed after the delay`);
+    // And they are spread: the last arrives well after the first (a 4 s window), not in one burst.
+    const times = clients.map((_, i) => closedAt[i]!).sort((a, b) => a - b);
+    assert.ok(times.at(-1)! - times[0]! > 2000, `closes spread over ${Math.round(times.at(-1)! - times[0]!)} ms`);
+    assert.ok(at('all closed') < at('exited'));
 
-    // The log tells the same story: draining with 100 tunnels, the listener closing, 50 tunnels completed by their
-    // clients and 51 (the late one too) closed by the shutdown, then stopped.
+    // The log tells the same story: draining with 100 tunnels, the listener closing, the drain's progress each
+    // second, 101 tunnels (the late one too) closed by the shutdown with a 1001 from wsgate, then stopped.
     const logs = sidecar.logs();
     const msgs = logs.map((l) => l.msg);
     const draining = logs.find((l) => l.msg === 'draining');
     assert.equal(draining?.tunnels, TUNNELS);
     assert.ok(msgs.indexOf('draining') < msgs.indexOf('listener closing: new connections refused'));
     assert.ok(msgs.indexOf('listener closing: new connections refused') < msgs.lastIndexOf('stopped'));
+    assert.ok(logs.some((l) => l.msg === 'draining' && typeof l.remaining === 'number'), 'progress lines while draining');
     const closed = logs.filter((l) => l.msg === 'tunnel closed');
-    assert.equal(closed.filter((l) => l.outcome === 'shutdown').length, TUNNELS / 2 + 1);
-    assert.equal(closed.filter((l) => l.outcome === 'completed').length, TUNNELS / 2);
+    assert.equal(closed.filter((l) => l.outcome === 'shutdown' && l.initiator === 'wsgate' && l.closeCode === 1001).length, TUNNELS + 1);
   } finally {
     sidecar.child.kill('SIGKILL');
     await app.close();
