@@ -19,7 +19,15 @@ export interface DataPlane {
   addresses(): { http?: AddressInfo; https?: AddressInfo; admin?: AddressInfo };
   /** Open tunnels (for logs). */
   tunnels(): number | Promise<number>;
-  /** Readiness false, listeners closed, tunnels given graceMs to end, then closed. */
+  /**
+   * Readiness false, the listeners still accepting: the first step of a drain, while load balancers notice
+   * (--drain-delay). stop() follows.
+   */
+  beginDrain(): void;
+  /**
+   * Readiness false, listeners closed, every tunnel closed gracefully with the closes spread over graceMs (a 1001
+   * and its close handshake for a WebSocket, a FIN otherwise), what is left cut a close handshake's time later.
+   */
   stop(graceMs?: number): Promise<void>;
   /** Closes every open tunnel now (a second SIGTERM). */
   closeTunnels(): Promise<void>;

@@ -37,6 +37,8 @@ export interface GatewayOptions {
   readonly defaultCertificate: CertificatePem;
   /** How often tunnels are swept for idle timeouts and byte counts (ms, default 1000). */
   readonly sweepIntervalMs?: number;
+  /** How long the metric series of a deleted route are kept after its last tunnel (ms, default 120000). */
+  readonly pruneAfterMs?: number;
   /** Bind every data-plane listener with SO_REUSEPORT: set in worker processes that share ports. */
   readonly reusePort?: boolean;
   /** The connection limits (a worker's asks the primary); default: counted in this process. */
@@ -81,7 +83,7 @@ export class Gateway implements DataPlane {
     const balancer = new Balancer();
     this.balancer = balancer;
     const limits = o.limits ?? new ConnectionLimits();
-    this.registry = new TunnelRegistry(o.metrics, log.child({ component: 'tunnel' }), o.sweepIntervalMs, { balancer, limits });
+    this.registry = new TunnelRegistry(o.metrics, log.child({ component: 'tunnel' }), o.sweepIntervalMs, { balancer, limits }, o.pruneAfterMs);
     this.certificates = new CertificateStore(o.defaultCertificate);
     this.l7 = new L7Proxy({
       metrics: o.metrics,
@@ -217,6 +219,10 @@ export class Gateway implements DataPlane {
    * Graceful stop: readiness false, listeners closed, open tunnels given `graceMs` to finish on their own, then
    * closed. The admin server stays up until the end so that the drain can be watched.
    */
+  beginDrain(): void {
+    this.#draining = true;
+  }
+
   async stop(graceMs = 0): Promise<void> {
     this.#draining = true;
     clearTimeout(this.#retryTimer);

@@ -15,6 +15,7 @@ export const LISTENER_OPTIONS = {
   'admin-addr': { type: 'string', default: '0.0.0.0:9090' },
   'tunnel-host': { type: 'string', default: '0.0.0.0' },
   'handshake-timeout': { type: 'string', default: '10s' },
+  'drain-delay': { type: 'string', default: '0s' },
   'drain-timeout': { type: 'string', default: '30s' },
   'default-cert': { type: 'string' },
   'default-key': { type: 'string' },
@@ -29,7 +30,11 @@ export const LISTENER_USAGE = `  --http-addr HOST:PORT      plain HTTP/WebSocket
   --admin-addr HOST:PORT     /metrics, /healthz, /readyz, /debug/routes, or "off" (default 0.0.0.0:9090)
   --tunnel-host HOST         bind address of TCPTunnel listeners (default 0.0.0.0)
   --handshake-timeout DUR    time for a client's request head and a backend's handshake answer (default 10s)
-  --drain-timeout DUR        on SIGTERM, time open tunnels get to finish before they are closed (default 30s)
+  --drain-delay DUR          on SIGTERM, time readiness is false while new connections are still accepted, so
+                             that load balancers notice (default 0s; the Helm chart sets 5s)
+  --drain-timeout DUR        then the listeners close and every tunnel gets a 1001 (a FIN for L4), the closes
+                             spread evenly over this window so clients do not reconnect all at once (default 30s;
+                             0 = close everything at once)
   --default-cert FILE        PEM certificate for TLS clients no route matches (default: generated at start)
   --default-key FILE         its PEM private key
   --ingress-class NAME       IngressClass whose Ingresses are served (default wsgate)
@@ -51,6 +56,7 @@ export interface ListenerFlags {
   readonly tunnelHost: string;
   readonly handshakeTimeoutMs: number;
   readonly drainMs: number;
+  readonly drainDelayMs: number;
   readonly defaultCertificate: { certPem: string; keyPem: string };
   readonly workers: number;
 }
@@ -63,6 +69,7 @@ export function parseListenerFlags(v: ListenerValues): ListenerFlags {
   const logLevel = parseLogLevel(v['log-level'] ?? 'info');
   const handshakeTimeoutMs = parseDuration('handshake-timeout', v['handshake-timeout'] ?? '10s');
   const drainMs = parseDuration('drain-timeout', v['drain-timeout'] ?? '30s');
+  const drainDelayMs = parseDuration('drain-delay', v['drain-delay'] ?? '0s');
   if (handshakeTimeoutMs <= 0) throw new BadFlagError('--handshake-timeout must be more than 0');
   const ingressClass = parseName('ingress-class', v['ingress-class'] ?? 'wsgate');
   const httpAddr = parseAddress('http-addr', v['http-addr'] ?? '0.0.0.0:8080');
@@ -81,6 +88,7 @@ export function parseListenerFlags(v: ListenerValues): ListenerFlags {
     tunnelHost: v['tunnel-host'] ?? '0.0.0.0',
     handshakeTimeoutMs,
     drainMs,
+    drainDelayMs,
     defaultCertificate,
     workers: v.workers === undefined ? defaultWorkers() : parseCount('workers', v.workers, 1, 256),
   };

@@ -70,7 +70,10 @@ export async function runServe(args: string[], o: { version: string }): Promise<
     }
     stopping = true;
     void (async () => {
-      log.info({ signal, tunnels: await server.plane.tunnels(), drainMs: f.drainMs }, 'draining');
+      // Readiness false at once; the listeners keep accepting for the delay, while load balancers notice.
+      server.plane.beginDrain();
+      log.info({ signal, tunnels: await server.plane.tunnels(), drainDelayMs: f.drainDelayMs, drainMs: f.drainMs }, 'draining');
+      if (f.drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, f.drainDelayMs));
       await server.stop(f.drainMs);
       log.info('stopped');
       log.flush();

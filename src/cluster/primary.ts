@@ -96,6 +96,8 @@ export class WorkerPool implements DataPlane {
   /** Why the first workers could not start (a later apply tries again). */
   #startError: Error | undefined;
   #stopping = false;
+  /** beginDrain(): readiness false while the workers still accept. */
+  #drainBegun = false;
   #adminAddress: AddressInfo | undefined;
   #refreshTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -214,7 +216,7 @@ export class WorkerPool implements DataPlane {
   }
 
   notReady(): string | undefined {
-    if (this.#stopping) return 'draining';
+    if (this.#stopping || this.#drainBegun) return 'draining';
     const source = this.#o.sourceNotReady?.();
     if (source !== undefined) return source;
     if (this.#tableSeq === 0) return 'no routing table yet';
@@ -243,6 +245,10 @@ export class WorkerPool implements DataPlane {
     let n = 0;
     for (const s of await this.#workerStatus()) n += s.tunnels;
     return n;
+  }
+
+  beginDrain(): void {
+    this.#drainBegun = true;
   }
 
   /** Step 5. */

@@ -48,7 +48,7 @@ Example: wsgate controller --kubeconfig ~/.kube/config --namespace apps --publis
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 /** The flags, checked and converted; everything the controller needs but the logger and metrics. */
-export function parseControllerFlags(args: string[]): { help: true } | ({ help: false; drainMs: number; logLevel: string } & Omit<ControllerOptions, 'log' | 'metrics'>) {
+export function parseControllerFlags(args: string[]): { help: true } | ({ help: false; drainMs: number; drainDelayMs: number; logLevel: string } & Omit<ControllerOptions, 'log' | 'metrics'>) {
   const v = parseFlags(args, CONTROLLER_OPTIONS, 'controller');
   if (v.help) return { help: true };
   const namespace = v.namespace === undefined ? undefined : parseName('namespace', v.namespace);
@@ -84,6 +84,7 @@ export function parseControllerFlags(args: string[]): { help: true } | ({ help: 
     handshakeTimeoutMs: f.handshakeTimeoutMs,
     defaultCertificate: f.defaultCertificate,
     drainMs: f.drainMs,
+    drainDelayMs: f.drainDelayMs,
     logLevel: f.logLevel,
     workers: f.workers,
   };
@@ -142,7 +143,7 @@ export async function runController(args: string[], o: { version: string }): Pro
     process.stdout.write(CONTROLLER_USAGE);
     return;
   }
-  const { drainMs, logLevel, ...rest } = flags;
+  const { drainMs, drainDelayMs, logLevel, ...rest } = flags;
   const options: Omit<ControllerOptions, 'log' | 'metrics'> = rest;
   const log = createLogger(logLevel);
   const metrics = createMetrics(o.version);
@@ -161,7 +162,10 @@ export async function runController(args: string[], o: { version: string }): Pro
     }
     stopping = true;
     void (async () => {
-      log.info({ signal, tunnels: await controller.gateway.tunnels(), drainMs }, 'draining');
+      // Readiness false at once; the listeners keep accepting for the delay, while load balancers notice.
+      controller.gateway.beginDrain();
+      log.info({ signal, tunnels: await controller.gateway.tunnels(), drainDelayMs, drainMs }, 'draining');
+      if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
       await controller.stop(drainMs);
       log.info('stopped');
       log.flush();

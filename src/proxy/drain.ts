@@ -21,6 +21,8 @@ export class DrainBatch {
   readonly #items: Drainable[];
   /** Index of the next item to close. */
   #next = 0;
+  /** Items after #next that were cancelled (they are skipped when their turn comes). */
+  #cancelled = 0;
 
   constructor(items: Drainable[], windowMs: number, reason: string, now: number) {
     this.#items = items;
@@ -30,9 +32,16 @@ export class DrainBatch {
     for (const it of items) it.drainBatch = this;
   }
 
-  /** Items not closed yet (cancelled ones included until they are skipped). */
+  /** Items still to close. */
   get remaining(): number {
-    return this.#items.length - this.#next;
+    return this.#items.length - this.#next - this.#cancelled;
+  }
+
+  /** `item` (one of this batch's, not closed yet) no longer needs closing. */
+  cancel(item: Drainable): void {
+    if (item.drainBatch !== this) return;
+    item.drainBatch = undefined;
+    this.#cancelled++;
   }
 
   /**
@@ -45,7 +54,11 @@ export class DrainBatch {
     const upTo = this.windowMs <= 0 ? n : Math.min(n, Math.floor((elapsed * n) / this.windowMs) + 1);
     while (this.#next < upTo) {
       const it = this.#items[this.#next++]!;
-      if (it.drainBatch !== this) continue;
+      if (it.drainBatch !== this) {
+        // Cancelled, or closed by other means meanwhile (closing() clears it without cancel()).
+        if (this.#cancelled > 0) this.#cancelled--;
+        continue;
+      }
       it.drainBatch = undefined;
       close(it);
     }
@@ -79,7 +92,7 @@ export class DrainScheduler {
 
   /** An item that no longer needs closing (its endpoint came back) stays open. */
   cancel(item: Drainable): void {
-    item.drainBatch = undefined;
+    item.drainBatch?.cancel(item);
   }
 
   /** Makes every close that is due. */

@@ -62,6 +62,9 @@ export class TunnelRegistry {
   #closed = false;
   /** Set by drainAll(): the end of the shutdown window; tunnels opened meanwhile are closed before it. */
   #shutdownEndsAt = 0;
+  /** Route labels that left the table, and since when: their series go once the scrapes have seen their last counts. */
+  readonly #goneSince = new Map<string, number>();
+  readonly #pruneAfterMs: number;
   /** Rebalance closes accrued per route id (fractions of a close, maxClosesPerSecond × time). */
   readonly #rebalanceBudget = new Map<string, number>();
   #lastSweep = performance.now();
@@ -79,8 +82,11 @@ export class TunnelRegistry {
    * @param owners Where an ended tunnel gives back its endpoint count and connection slot. A tunnel keeps keys,
    *   not a callback: a closure made during the handshake would keep the handshake's whole scope (request
    *   headers, buffers, timers) alive for as long as the tunnel lives.
+   * @param pruneAfterMs How long the metric series of a route that left the table (and has no tunnel left) are
+   *   kept, so that scrapes see their last counts (default 120000 ms: a few scrape intervals).
    */
-  constructor(metrics: Metrics, log: Logger, sweepIntervalMs = 1000, owners?: TunnelOwners) {
+  constructor(metrics: Metrics, log: Logger, sweepIntervalMs = 1000, owners?: TunnelOwners, pruneAfterMs = 120_000) {
+    this.#pruneAfterMs = pruneAfterMs;
     this.#metrics = metrics;
     this.#log = log;
     this.#owners = owners;
@@ -98,6 +104,18 @@ export class TunnelRegistry {
   /** Accepted connections that are not tunnels yet. */
   get pendingSize(): number {
     return this.#pending.size;
+  }
+
+  /** Spread closes scheduled and not made yet (drains, route removals). */
+  get scheduledCloses(): number {
+    return this.#scheduler.pending;
+  }
+
+  /** Live tunnels per endpoint key of one route rule (for /debug and tests of drains and rebalancing). */
+  tunnelsByEndpoint(routeId: string): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const t of this.#tunnels) if (t.routeId === routeId && t.closingAt === 0) out.set(t.backend, (out.get(t.backend) ?? 0) + 1);
+    return out;
   }
 
   /** Takes an accepted connection into the registry; it stays until settle() or abort(). */
@@ -279,6 +297,18 @@ export class TunnelRegistry {
     }
     this.#rebalance(elapsed);
     if (this.#shutdownEndsAt > 0) this.#logDrain(now);
+    if (this.#goneSince.size > 0) this.#pruneGone(now);
+  }
+
+  /** Forgets the series of routes gone for pruneAfterMs that have no tunnel left. */
+  #pruneGone(now: number): void {
+    const due = new Set<string>();
+    for (const [route, since] of this.#goneSince) {
+      if (now - since >= this.#pruneAfterMs && !this.#hasLive(route)) due.add(route);
+    }
+    if (due.size === 0) return;
+    for (const r of due) this.#goneSince.delete(r);
+    this.#forget((r) => due.has(r));
   }
 
   #logDrain(now: number): void {
@@ -393,22 +423,24 @@ export class TunnelRegistry {
     );
     this.#owners?.balancer.release(t.backend);
     this.#owners?.limits.release(t.routeId, t.clientAddress);
-    if (this.#liveRoutes !== undefined && !this.#liveRoutes.has(s.route) && !this.#hasLive(s.route)) {
-      this.#forget((r) => r === s.route);
-    }
     if (this.#shutdownEndsAt > 0) this.#drainRemaining.set(this.#tunnels.size);
     this.#notifyIfDrained();
   }
 
   /**
-   * The route labels of the table now live. The metric series of a route that left the table are removed once its
-   * last tunnel has ended, so that deleted routes do not accumulate series forever (Prometheus then stops reporting
-   * them, as it does for a deleted pod's).
+   * The route labels of the table now live. The metric series of a route that left the table are removed
+   * pruneAfterMs after it left and its last tunnel ended, so that deleted routes do not accumulate series forever
+   * (Prometheus then stops reporting them, as it does for a deleted pod's).
    */
   setLiveRoutes(routes: ReadonlySet<string>): void {
+    const now = performance.now();
+    const previous = this.#liveRoutes;
     this.#liveRoutes = routes;
+    for (const r of routes) this.#goneSince.delete(r);
+    const known = new Set<string>(previous ?? []);
+    for (const s of this.#series.values()) known.add(s.route);
     // '' labels what was refused before any route was chosen: never a route that can go.
-    this.#forget((r) => r !== '' && !routes.has(r) && !this.#hasLive(r));
+    for (const r of known) if (r !== '' && !routes.has(r) && !this.#goneSince.has(r)) this.#goneSince.set(r, now);
   }
 
   #hasLive(route: string): boolean {

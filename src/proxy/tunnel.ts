@@ -142,7 +142,7 @@ export class Tunnel implements SessionOwner, Drainable {
   closing(outcome: Outcome): void {
     this.outcome ??= outcome;
     if (this.closingAt === 0) this.closingAt = performance.now();
-    this.drainBatch = undefined;
+    this.drainBatch?.cancel(this);
   }
 
   throttle(): void {

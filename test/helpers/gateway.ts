@@ -24,7 +24,7 @@ const defaultCertificate = generateSelfSigned({ commonName: 'wsgate test default
 
 export async function startGateway(
   t: RoutingTable,
-  o: { handshakeTimeoutMs?: number; sweepIntervalMs?: number; log?: Logger } = {},
+  o: { handshakeTimeoutMs?: number; sweepIntervalMs?: number; log?: Logger; pruneAfterMs?: number } = {},
 ): Promise<TestGateway> {
   const metrics = createMetrics('test', { defaultMetrics: false });
   const gateway = new Gateway({
@@ -37,6 +37,8 @@ export async function startGateway(
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? 10_000,
     defaultCertificate,
     ...(o.sweepIntervalMs ? { sweepIntervalMs: o.sweepIntervalMs } : {}),
+    // Deleted routes' series go at the next sweep by default (tests of pruning need not wait for scrapes).
+    pruneAfterMs: o.pruneAfterMs ?? 0,
   });
   await gateway.start();
   await gateway.apply(t);
