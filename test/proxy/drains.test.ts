@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Backend, Policy, RoutingTable } from '../../src/model/table.ts';
 import { hashOwner } from '../../src/proxy/balancer.ts';
 import { backend, httpRoute, table, vhost } from '../helpers/fixtures.ts';
-import { startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { startGateway } from '../helpers/gateway.ts';
 import { converge, openClient, roundTrip, startWsBackend, stopGateway, type Client, type WsBackend } from '../helpers/l7-peers.ts';
 
 const ROUTE_ID = 'WebSocketRoute/default/chat#Prefix:/';

@@ -47,7 +47,7 @@ interface Tracked {
   readonly label: string;
 }
 const carried: Tracked[] = [];
-/** Clients opened on churn routes, kept open past their route's removal: index = churn number. */
+/** Clients opened on churn routes (onRemoval: Keep), kept open past their route's removal: index = churn number. */
 const held = new Map<number, Client>();
 /** Closes the test did not ask for: must stay empty. */
 const unexpectedCloses: string[] = [];
@@ -106,7 +106,13 @@ function carriedRoutesFor(version: number): Obj[] {
 
 function churnRoutesFor(version: number): Obj[] {
   return churnRange(version).map((k) =>
-    webSocketRoute(`churn-${k}`, { hostnames: [`churn-${k}.test`], rules: [{ path: '/', backends: [{ service: 'svc-c' }] }] }),
+    // onRemoval Keep: the tunnels of a churn route outlive its removal (the default, Close, would close them, spread
+    // over graceSeconds; test/proxy/drains.test.ts covers that).
+    webSocketRoute(`churn-${k}`, {
+      hostnames: [`churn-${k}.test`],
+      rules: [{ path: '/', backends: [{ service: 'svc-c' }] }],
+      policy: { onRemoval: { action: 'Keep' } },
+    }),
   );
 }
 
