@@ -15,6 +15,11 @@ export const ErrorCodes = {
   BAD_FLAG: 'WSGATE_ERR_BAD_FLAG',
   /** A listener could not bind its address. */
   LISTEN: 'WSGATE_ERR_LISTEN',
+  /**
+   * The TLS handshake with a backend (backendTLS) failed: its certificate is not trusted or not for the server name,
+   * the CA Secret did not resolve, or it does not speak TLS. HTTP 502.
+   */
+  UPSTREAM_TLS: 'WSGATE_ERR_UPSTREAM_TLS',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

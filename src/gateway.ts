@@ -14,7 +14,9 @@ import { EMPTY_TABLE, type RoutingTable } from './model/table.ts';
 import { Balancer } from './proxy/balancer.ts';
 import { L4Proxy } from './proxy/l4.ts';
 import { L7Proxy, type ListenAddress } from './proxy/l7.ts';
+import { TrustedProxies } from './proxy/client-address.ts';
 import { ConnectionLimits } from './proxy/limits.ts';
+import type { RateLimiter } from './proxy/rate.ts';
 import { probePort } from './cluster/port-probe.ts';
 import { TunnelRegistry } from './proxy/registry.ts';
 import { CLOSE_HANDSHAKE_TIMEOUT_MS } from './proxy/ws-session.ts';
@@ -53,6 +55,24 @@ export interface GatewayOptions {
    * checked by notReady() before the table. Default: always ready.
    */
   readonly sourceNotReady?: () => string | undefined;
+  /** [issue 12] The client address, edge policy and ssl-passthrough flags (listener-flags.ts). */
+  readonly edge?: EdgeOptions;
+  /** [issue 12] Request rates (a worker's asks the primary); default: counted in this process. */
+  readonly rate?: RateLimiter;
+}
+
+/** [issue 12] What the listeners do before routing, and the keys and ports the edge policy needs. */
+export interface EdgeOptions {
+  /** --proxy-protocol: every connection on the HTTP, HTTPS and tunnel listeners starts with a PROXY header. */
+  readonly proxyProtocol?: boolean;
+  /** --trusted-proxies: CIDRs whose PROXY headers (when given) and X-Forwarded-For/X-Real-IP are believed. */
+  readonly trustedProxies?: readonly string[];
+  /** --affinity-key-file's content (or the key the primary made); default: one made by this process. */
+  readonly affinityKey?: Buffer;
+  /** --redirect-https-port: the port HTTPS redirects name (default 443). */
+  readonly redirectHttpsPort?: number;
+  /** --enable-ssl-passthrough. */
+  readonly sslPassthrough?: boolean;
 }
 
 export class Gateway implements DataPlane {
@@ -85,6 +105,21 @@ export class Gateway implements DataPlane {
     const limits = o.limits ?? new ConnectionLimits();
     this.registry = new TunnelRegistry(o.metrics, log.child({ component: 'tunnel' }), o.sweepIntervalMs, { balancer, limits }, o.pruneAfterMs);
     this.certificates = new CertificateStore(o.defaultCertificate);
+    // [issue 12] The client address and the edge policy.
+    const e = o.edge ?? {};
+    const trusted = new TrustedProxies(e.trustedProxies ?? []);
+    const proxyProtocol = e.proxyProtocol === true ? { proxyProtocol: { trusted, timeoutMs: o.handshakeTimeoutMs } } : {};
+    this.l4 = new L4Proxy({
+      metrics: o.metrics,
+      log,
+      registry: this.registry,
+      balancer,
+      limits,
+      host: o.tunnelHost,
+      reusePort: o.reusePort === true,
+      ...proxyProtocol,
+    });
+    const l4 = this.l4;
     this.l7 = new L7Proxy({
       metrics: o.metrics,
       log: log.child({ component: 'l7' }),
@@ -94,15 +129,12 @@ export class Gateway implements DataPlane {
       certificates: this.certificates,
       handshakeTimeoutMs: o.handshakeTimeoutMs,
       reusePort: o.reusePort === true,
-    });
-    this.l4 = new L4Proxy({
-      metrics: o.metrics,
-      log,
-      registry: this.registry,
-      balancer,
-      limits,
-      host: o.tunnelHost,
-      reusePort: o.reusePort === true,
+      ...proxyProtocol,
+      ...(trusted.empty ? {} : { trustedProxies: trusted }),
+      ...(e.affinityKey !== undefined ? { affinityKey: e.affinityKey } : {}),
+      ...(o.rate !== undefined ? { rate: o.rate } : {}),
+      ...(e.redirectHttpsPort !== undefined ? { redirectHttpsPort: e.redirectHttpsPort } : {}),
+      ...(e.sslPassthrough === true ? { passthrough: (socket, head, route) => l4.passthrough(socket, head, route) } : {}),
     });
     if (o.adminAddr) {
       this.#admin = new AdminServer({ metrics: registryMetrics(o.metrics), notReady: () => this.notReady(), table: () => this.#table });
@@ -157,6 +189,10 @@ export class Gateway implements DataPlane {
     for (const t of table.tunnels) {
       ids.add(t.id);
       labels.add(t.route);
+    }
+    for (const p of table.passthrough ?? []) {
+      ids.add(p.id);
+      labels.add(p.route);
     }
     // What deleted routes leave behind (metric series, round-robin cursors) goes with them; tunnels whose endpoint
     // or route went are closed, spread over their route's window (registry.ts).

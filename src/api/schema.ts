@@ -11,6 +11,16 @@
 // Patterns are written in the common subset of RE2 (the API server) and ECMAScript (the validator): no lookaround.
 import {
   LOAD_BALANCING_POLICIES,
+  REDIRECT_MODES,
+  SAME_SITE_VALUES,
+  WEBSOCKET_REDIRECTS,
+  type AffinityCookieSpec,
+  type BackendTLSSpec,
+  type CorsSpec,
+  type ExternalAuthSpec,
+  type HstsSpec,
+  type HttpsRedirectSpec,
+  type RateLimitSpec,
   ON_EXCEED_ACTIONS,
   PATH_TYPES,
   PROXY_PROTOCOL_VERSIONS,
@@ -91,6 +101,14 @@ export const PORT_NAME_PATTERN = '^([a-z0-9]+-)*[a-z0-9]*[a-z][a-z0-9]*(-[a-z0-9
 /** A rule name: a DNS-1123 label (lower-case alphanumerics and '-'). */
 export const RULE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 export const TOKEN_PATTERN = "^[-!#$%&'*+.^_`|~0-9A-Za-z]+$";
+/** A CIDR or a single address, IPv4 or IPv6 (the translator checks the numbers). */
+export const CIDR_PATTERN = '^[0-9a-fA-F:.]+(/[0-9]{1,3})?$';
+/** An http:// or https:// URL, or "" (none). */
+export const AUTH_URL_PATTERN = '^(https?://[^\\s/?#]+[^\\s]*)?$';
+/** An HTTP method token in upper case. */
+export const METHOD_PATTERN = '^[A-Z]+$';
+/** A DNS name (the server name sent to a TLS backend): the subdomain pattern, grouped so that it reads apart. */
+export const SERVER_NAME_PATTERN = `^(${DNS1123_SUBDOMAIN})$`;
 
 function hostnames(description: string): SchemaNode {
   return {
@@ -176,6 +194,89 @@ const hashOnProps: PropsOf<HashOnSpec> = {
   clientIP: { type: 'boolean', description: 'Hash on the client IP address.' },
   header: { type: 'string', description: 'Hash on the value of this request header.', pattern: TOKEN_PATTERN, maxLength: 256 },
   cookie: { type: 'string', description: 'Hash on the value of this cookie.', pattern: TOKEN_PATTERN, maxLength: 256 },
+  query: { type: 'string', description: 'Hash on the value of this query parameter.', pattern: TOKEN_PATTERN, maxLength: 256 },
+};
+
+const cookieProps: PropsOf<AffinityCookieSpec> = {
+  name: { type: 'string', description: 'The cookie name. Default wsgate-affinity.', pattern: TOKEN_PATTERN, maxLength: 256 },
+  maxAgeSeconds: nonNegativeInteger('Max-Age in seconds; 0 = a session cookie. Default 0.'),
+  path: { type: 'string', description: "Path attribute. Default: the rule's path.", pattern: PATH_PATTERN, maxLength: 1024 },
+  sameSite: { type: 'string', description: 'SameSite attribute. Default: none sent.', enum: [...SAME_SITE_VALUES] },
+  secure: { type: 'boolean', description: 'Always send Secure. Default false: only on requests that came over TLS.' },
+};
+
+function stringList(description: string, pattern?: string): SchemaNode {
+  return {
+    type: 'array',
+    description,
+    maxItems: 64,
+    items: pattern === undefined ? { type: 'string', minLength: 1, maxLength: 2048 } : { type: 'string', pattern, maxLength: 256 },
+  };
+}
+
+function cidrList(description: string): SchemaNode {
+  return { type: 'array', description, maxItems: 256, items: { type: 'string', pattern: CIDR_PATTERN, maxLength: 43 } };
+}
+
+const httpsRedirectProps: PropsOf<HttpsRedirectSpec> = {
+  mode: {
+    type: 'string',
+    description: 'Never; IfTLS = when the host has a certificate on the TLS listener; Always. Default Never (an Ingress: IfTLS).',
+    enum: [...REDIRECT_MODES],
+  },
+  statusCode: { type: 'integer', description: '301, 302, 307 or 308. Default 308.', minimum: 301, maximum: 308 },
+  webSocket: {
+    type: 'string',
+    description: 'WebSocket handshakes on plain HTTP: Reject answers 426 naming the wss:// URL, Redirect answers statusCode. Default Reject.',
+    enum: [...WEBSOCKET_REDIRECTS],
+  },
+};
+
+const hstsProps: PropsOf<HstsSpec> = {
+  maxAgeSeconds: nonNegativeInteger('Strict-Transport-Security max-age on responses over TLS; 0 = not sent. Default 0.'),
+  includeSubDomains: { type: 'boolean', description: 'Default false.' },
+  preload: { type: 'boolean', description: 'Default false.' },
+};
+
+const rateLimitProps: PropsOf<RateLimitSpec> = {
+  requestsPerSecond: nonNegativeInteger('Handshakes and plain HTTP requests per second per client IP (per pod); 0 = no limit. Default 0.'),
+  burst: nonNegativeInteger('The most at once (the bucket size). Default requestsPerSecond.'),
+};
+
+const backendTLSProps: PropsOf<BackendTLSSpec> = {
+  enabled: { type: 'boolean', description: 'TLS to the backend (wss://, https://). Default true when backendTLS is given.' },
+  sni: { type: 'string', description: "Server name sent and verified. Default the Service's DNS name, service.namespace.svc.", pattern: SERVER_NAME_PATTERN, maxLength: 253 },
+  caSecret: {
+    type: 'string',
+    description: "A Secret in the route's namespace whose ca.crt verifies the backend. Default: the system's CAs.",
+    pattern: `^${DNS1123_SUBDOMAIN}$`,
+    maxLength: 253,
+  },
+  insecureSkipVerify: { type: 'boolean', description: "Do not verify the backend's certificate. Default false." },
+};
+
+const externalAuthProps: PropsOf<ExternalAuthSpec> = {
+  url: { type: 'string', description: 'http:// or https:// URL of the auth service; "" = none.', pattern: AUTH_URL_PATTERN, maxLength: 2048 },
+  method: { type: 'string', description: 'The sub-request method. Default GET.', pattern: METHOD_PATTERN, maxLength: 32 },
+  requestHeaders: stringList('Request headers sent to the auth service besides Authorization and Cookie (never Upgrade or Connection).', TOKEN_PATTERN),
+  responseHeaders: stringList('Headers of a 2xx answer copied to the upstream request.', TOKEN_PATTERN),
+  timeoutSeconds: { type: 'integer', description: 'Seconds for the auth answer. Default 5.', minimum: 1, maximum: 300 },
+  failureStatus: {
+    type: 'integer',
+    description: 'The status when the auth service fails, times out, or answers other than 2xx, 401 or 403: 500 or 503. Default 503.',
+    minimum: 500,
+    maximum: 503,
+  },
+  cacheSeconds: nonNegativeInteger('Seconds an answer is reused for the same credentials; 0 = not cached. Default 0.'),
+};
+
+const corsProps: PropsOf<CorsSpec> = {
+  allowOrigins: stringList('Origins allowed (scheme://host[:port]), or "*"; empty = CORS off. Default empty.'),
+  allowMethods: stringList('Default GET, PUT, POST, DELETE, PATCH, OPTIONS.', TOKEN_PATTERN),
+  allowHeaders: stringList('Request headers a preflight may ask for. Default: those it asks for.', TOKEN_PATTERN),
+  exposeHeaders: stringList('Response headers scripts may read.', TOKEN_PATTERN),
+  allowCredentials: { type: 'boolean', description: 'Default false.' },
+  maxAgeSeconds: nonNegativeInteger('How long a preflight answer may be cached. Default 1728000.'),
 };
 
 const loadBalancingProps: PropsOf<LoadBalancingSpec> = {
@@ -190,6 +291,11 @@ const loadBalancingProps: PropsOf<LoadBalancingSpec> = {
     properties: hashOnProps,
     minProperties: 1,
     maxProperties: 1,
+  },
+  cookie: {
+    type: 'object',
+    description: 'Policy Cookie: the cookie wsgate issues to keep a client on one endpoint (an HMAC of the endpoint).',
+    properties: cookieProps,
   },
 };
 
@@ -245,6 +351,15 @@ const policyProps: PropsOf<PolicySpec> = {
     description: 'Moves tunnels off endpoints holding more than their share, e.g. after a scale-out. Default off.',
     properties: rebalanceProps,
   },
+  allowedSourceRanges: cidrList('CIDRs (IPv4, IPv6) the client address must be in; empty = any. Refused: 403.'),
+  deniedSourceRanges: cidrList('CIDRs the client address must not be in; checked first. Refused: 403.'),
+  httpsRedirect: { type: 'object', description: 'Requests on the plain HTTP listener sent to HTTPS.', properties: httpsRedirectProps },
+  hsts: { type: 'object', description: 'Strict-Transport-Security on responses over TLS.', properties: hstsProps },
+  rateLimit: { type: 'object', description: 'Handshakes and requests per client IP (a token bucket); over it: 429.', properties: rateLimitProps },
+  externalAuth: { type: 'object', description: 'A sub-request to an auth service before a request goes upstream.', properties: externalAuthProps },
+  backendTLS: { type: 'object', description: 'TLS to the backend endpoints (wss://, https://).', properties: backendTLSProps },
+  maxRequestBodyBytes: nonNegativeInteger('Plain HTTP request bodies over this many bytes get 413; 0 = no limit. Default 0.'),
+  cors: { type: 'object', description: 'CORS answered by wsgate: preflights, and Access-Control-* on responses.', properties: corsProps },
 };
 
 function policy(description: string): SchemaNode {
@@ -331,6 +446,8 @@ const tcpTunnelSpecProps: PropsOf<TCPTunnelSpec> = {
   maxConnections: maxConnections(),
   endpointDrainSeconds: endpointDrain('FIN'),
   onRemoval: onRemoval('FIN'),
+  allowedSourceRanges: cidrList('CIDRs (IPv4, IPv6) the client address must be in; empty = any. Refused: closed at once.'),
+  deniedSourceRanges: cidrList('CIDRs the client address must not be in; checked first. Refused: closed at once.'),
 };
 
 const conditionProps: PropsOf<Condition> = {

@@ -29,8 +29,23 @@ export const ANNOTATION_PREFIX = 'wsgate.io/';
 export type PathType = 'Exact' | 'Prefix';
 export const PATH_TYPES: readonly PathType[] = ['Exact', 'Prefix'];
 
-export type LoadBalancingPolicy = 'LeastConnections' | 'RoundRobin' | 'ConsistentHash';
-export const LOAD_BALANCING_POLICIES: readonly LoadBalancingPolicy[] = ['LeastConnections', 'RoundRobin', 'ConsistentHash'];
+export type LoadBalancingPolicy = 'LeastConnections' | 'RoundRobin' | 'ConsistentHash' | 'Cookie';
+export const LOAD_BALANCING_POLICIES: readonly LoadBalancingPolicy[] = ['LeastConnections', 'RoundRobin', 'ConsistentHash', 'Cookie'];
+
+export type SameSite = 'Strict' | 'Lax' | 'None';
+export const SAME_SITE_VALUES: readonly SameSite[] = ['Strict', 'Lax', 'None'];
+
+/** Never; IfTLS: when the host has a certificate on the TLS listener (the ingress-nginx default); Always. */
+export type RedirectMode = 'Never' | 'IfTLS' | 'Always';
+export const REDIRECT_MODES: readonly RedirectMode[] = ['Never', 'IfTLS', 'Always'];
+export type RedirectStatus = 301 | 302 | 307 | 308;
+export const REDIRECT_STATUSES: readonly RedirectStatus[] = [301, 302, 307, 308];
+/** A WebSocket handshake on a redirecting route: Reject answers 426, Redirect answers the redirect status. */
+export type WebSocketRedirect = 'Reject' | 'Redirect';
+export const WEBSOCKET_REDIRECTS: readonly WebSocketRedirect[] = ['Reject', 'Redirect'];
+/** What a client gets when the external auth service fails. */
+export type AuthFailureStatus = 500 | 503;
+export const AUTH_FAILURE_STATUSES: readonly AuthFailureStatus[] = [500, 503];
 
 export type ProxyProtocolVersion = 'None' | 'V1' | 'V2';
 export const PROXY_PROTOCOL_VERSIONS: readonly ProxyProtocolVersion[] = ['None', 'V1', 'V2'];
@@ -48,12 +63,91 @@ export interface HashOnSpec {
   clientIP?: boolean;
   header?: string;
   cookie?: string;
+  /** A query parameter of the request-target. */
+  query?: string;
+}
+
+/** The affinity cookie wsgate issues with policy Cookie. */
+export interface AffinityCookieSpec {
+  /** Default wsgate-affinity. */
+  name?: string;
+  /** Max-Age in seconds; 0 = a session cookie. Default 0. */
+  maxAgeSeconds?: number;
+  /** Default: the rule's path. */
+  path?: string;
+  /** Default: none sent. */
+  sameSite?: SameSite;
+  /** Always send Secure; default false = only on requests that came over TLS. */
+  secure?: boolean;
 }
 
 export interface LoadBalancingSpec {
   /** Default LeastConnections: WebSocket connections live long, so connect-time round robin leaves backends uneven. */
   policy?: LoadBalancingPolicy;
   hashOn?: HashOnSpec;
+  /** Policy Cookie: the cookie's attributes. */
+  cookie?: AffinityCookieSpec;
+}
+
+export interface HttpsRedirectSpec {
+  /** Default Never (an Ingress: IfTLS). */
+  mode?: RedirectMode;
+  /** Default 308. */
+  statusCode?: RedirectStatus;
+  /** Default Reject (426). */
+  webSocket?: WebSocketRedirect;
+}
+
+export interface HstsSpec {
+  /** 0 = no Strict-Transport-Security header. Default 0. */
+  maxAgeSeconds?: number;
+  includeSubDomains?: boolean;
+  preload?: boolean;
+}
+
+export interface RateLimitSpec {
+  /** Handshakes and plain HTTP requests per second per client IP; 0 = no limit. Default 0. */
+  requestsPerSecond?: number;
+  /** The most at once (bucket size). Default requestsPerSecond (rounded up). */
+  burst?: number;
+}
+
+export interface BackendTLSSpec {
+  /** Default true when backendTLS is given. */
+  enabled?: boolean;
+  /** Server name sent and verified. Default the Service's DNS name, service.namespace.svc. */
+  sni?: string;
+  /** A Secret in the route's namespace whose ca.crt verifies the backend. Default: the system's CAs. */
+  caSecret?: string;
+  /** Do not verify the backend's certificate. Default false. */
+  insecureSkipVerify?: boolean;
+}
+
+export interface ExternalAuthSpec {
+  /** http:// or https:// URL of the auth service; "" = none. */
+  url?: string;
+  /** Default GET. */
+  method?: string;
+  /** Request headers sent to the auth service besides Authorization and Cookie. */
+  requestHeaders?: string[];
+  /** Headers of a 2xx answer copied to the upstream request. */
+  responseHeaders?: string[];
+  /** Default 5. */
+  timeoutSeconds?: number;
+  /** 500 or 503 (default) when the auth service fails, times out, or answers other than 2xx/401/403. */
+  failureStatus?: AuthFailureStatus;
+  /** Seconds an answer is reused for the same credentials; 0 (default) = not cached. */
+  cacheSeconds?: number;
+}
+
+export interface CorsSpec {
+  /** Origins allowed, or "*"; empty (default) = CORS off. */
+  allowOrigins?: string[];
+  allowMethods?: string[];
+  allowHeaders?: string[];
+  exposeHeaders?: string[];
+  allowCredentials?: boolean;
+  maxAgeSeconds?: number;
 }
 
 /** Pings to find dead peers. Each member overrides the one below it on its own (rule over route over default). */
@@ -123,6 +217,18 @@ export interface PolicySpec {
   endpointDrainSeconds?: number;
   onRemoval?: OnRemovalSpec;
   rebalance?: RebalanceSpec;
+  /** CIDRs (IPv4, IPv6) the client address must be in; empty = any. Default empty. */
+  allowedSourceRanges?: string[];
+  /** CIDRs the client address must not be in; checked before allowedSourceRanges. Default empty. */
+  deniedSourceRanges?: string[];
+  httpsRedirect?: HttpsRedirectSpec;
+  hsts?: HstsSpec;
+  rateLimit?: RateLimitSpec;
+  externalAuth?: ExternalAuthSpec;
+  backendTLS?: BackendTLSSpec;
+  /** Plain HTTP request bodies larger than this get 413; 0 = no limit. Default 0. */
+  maxRequestBodyBytes?: number;
+  cors?: CorsSpec;
 }
 
 export interface BackendRef {
@@ -187,6 +293,10 @@ export interface TCPTunnelSpec {
   /** Seconds over which tunnels on an endpoint that goes away are closed (FIN); 0 = leave them. Default 10. */
   endpointDrainSeconds?: number;
   onRemoval?: OnRemovalSpec;
+  /** CIDRs the client address must be in; empty = any. A refused connection is closed at once. */
+  allowedSourceRanges?: string[];
+  /** CIDRs the client address must not be in (checked first). */
+  deniedSourceRanges?: string[];
 }
 
 export interface TCPTunnel {

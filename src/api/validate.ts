@@ -6,7 +6,11 @@
 // their content is the translator's concern, which reports bad parts as conditions.
 import { KIND_API_VERSIONS } from './types.ts';
 import {
+  AUTH_URL_PATTERN,
+  CIDR_PATTERN,
   DNS1123_SUBDOMAIN,
+  METHOD_PATTERN,
+  SERVER_NAME_PATTERN,
   HOSTNAME_PATTERN,
   PATH_PATTERN,
   PORT_NAME_PATTERN,
@@ -54,6 +58,10 @@ export const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
   [TOKEN_PATTERN]:
     "must be an HTTP token: letters, digits and !#$%&'*+-.^_`|~, with no spaces, commas, quotes or slashes, " +
     'e.g. X-User-Id or chat.v1',
+  [CIDR_PATTERN]: 'must be a CIDR or an address, IPv4 or IPv6, e.g. 10.0.0.0/8 or 192.0.2.7 or 2001:db8::/32',
+  [AUTH_URL_PATTERN]: 'must be an http:// or https:// URL (or "" for none), e.g. http://auth.auth.svc:4180/oauth2/auth',
+  [METHOD_PATTERN]: 'must be an HTTP method in upper case, e.g. GET',
+  [SERVER_NAME_PATTERN]: 'must be a DNS name in lower case, e.g. chat.apps.svc',
   [`^${DNS1123_SUBDOMAIN}$`]:
     'must be the name of a Secret in the same namespace: lower-case letters, digits, "-" and ".", starting and ' +
     'ending with a letter or digit, e.g. chat-tls',

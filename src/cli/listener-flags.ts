@@ -8,6 +8,9 @@ import { generateSelfSigned } from '../tls/selfsigned.ts';
 import { defaultWorkers } from '../cluster/plane.ts';
 import { BadFlagError, parseAddress, parseCount, parseDuration, parseLogLevel, parseName } from './flags.ts';
 import type { LOG_LEVELS } from '../log/logger.ts';
+import type { EdgeOptions } from '../gateway.ts';
+import { generatedAffinityKey } from '../proxy/affinity.ts';
+import { normalizeCidr } from '../translate/edge-policy.ts';
 
 export const LISTENER_OPTIONS = {
   'http-addr': { type: 'string', default: '0.0.0.0:8080' },
@@ -20,6 +23,12 @@ export const LISTENER_OPTIONS = {
   'default-cert': { type: 'string' },
   'default-key': { type: 'string' },
   'ingress-class': { type: 'string', default: 'wsgate' },
+  'watch-ingress-without-class': { type: 'boolean' },
+  'proxy-protocol': { type: 'boolean' },
+  'trusted-proxies': { type: 'string' },
+  'affinity-key-file': { type: 'string' },
+  'redirect-https-port': { type: 'string', default: '443' },
+  'enable-ssl-passthrough': { type: 'boolean' },
   'log-level': { type: 'string', default: 'info' },
   workers: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -37,7 +46,21 @@ export const LISTENER_USAGE = `  --http-addr HOST:PORT      plain HTTP/WebSocket
                              0 = close everything at once)
   --default-cert FILE        PEM certificate for TLS clients no route matches (default: generated at start)
   --default-key FILE         its PEM private key
-  --ingress-class NAME       IngressClass whose Ingresses are served (default wsgate)
+  --ingress-class NAME       IngressClass whose Ingresses are served (default wsgate; "nginx" takes over
+                             ingress-nginx's Ingresses during a migration: docs/migrating-from-ingress-nginx.md)
+  --watch-ingress-without-class  also serve Ingresses that name no class (default: only when the IngressClass
+                             of --ingress-class is wsgate's and the default class)
+  --proxy-protocol           every connection on the HTTP, HTTPS and tunnel listeners starts with a PROXY
+                             protocol v1 or v2 header (from a load balancer); others are closed (default off)
+  --trusted-proxies CIDR,... hops whose PROXY headers and X-Forwarded-For/X-Real-IP are believed: with
+                             --proxy-protocol, connections from elsewhere are closed (default: none; with
+                             --proxy-protocol alone, every peer may send a PROXY header)
+  --affinity-key-file FILE   the key of affinity cookies (loadBalancing Cookie), e.g. a mounted Secret: give
+                             every replica the same (default: a key made at start, shared by this pod's workers
+                             only, so a cookie from one replica is unknown to another)
+  --redirect-https-port PORT the port HTTPS redirects send clients to (default 443)
+  --enable-ssl-passthrough   serve ingress-nginx's ssl-passthrough on the TLS listener: a ClientHello naming
+                             such a host is passed to its backend undecrypted (default off)
   --log-level LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
   --workers N                data-plane processes sharing the ports (default: the cores this process may use,
                              a container's CPU limit included; 1 = everything in one process)
@@ -59,6 +82,12 @@ export interface ListenerFlags {
   readonly drainDelayMs: number;
   readonly defaultCertificate: { certPem: string; keyPem: string };
   readonly workers: number;
+  /** [issue 12] --watch-ingress-without-class. */
+  readonly watchIngressWithoutClass: boolean;
+  /** [issue 12] The client address, edge policy and ssl-passthrough flags. */
+  readonly edge: EdgeOptions;
+  /** No --affinity-key-file: the key was made now (a warning at start). */
+  readonly affinityKeyGenerated: boolean;
 }
 
 /** Checks and converts the shared flags; a bad value is a BadFlagError (exit 2). */
@@ -72,6 +101,7 @@ export function parseListenerFlags(v: ListenerValues): ListenerFlags {
   const drainDelayMs = parseDuration('drain-delay', v['drain-delay'] ?? '0s');
   if (handshakeTimeoutMs <= 0) throw new BadFlagError('--handshake-timeout must be more than 0');
   const ingressClass = parseName('ingress-class', v['ingress-class'] ?? 'wsgate');
+  const affinityKey = readAffinityKey(v['affinity-key-file']);
   const httpAddr = parseAddress('http-addr', v['http-addr'] ?? '0.0.0.0:8080');
   const httpsAddr = parseAddress('https-addr', v['https-addr'] ?? '0.0.0.0:8443');
   const adminAddr = parseAddress('admin-addr', v['admin-addr'] ?? '0.0.0.0:9090');
@@ -91,7 +121,42 @@ export function parseListenerFlags(v: ListenerValues): ListenerFlags {
     drainDelayMs,
     defaultCertificate,
     workers: v.workers === undefined ? defaultWorkers() : parseCount('workers', v.workers, 1, 256),
+    watchIngressWithoutClass: v['watch-ingress-without-class'] === true,
+    edge: {
+      proxyProtocol: v['proxy-protocol'] === true,
+      trustedProxies: parseCidrList('trusted-proxies', v['trusted-proxies']),
+      affinityKey: affinityKey ?? generatedAffinityKey(),
+      redirectHttpsPort: parseCount('redirect-https-port', v['redirect-https-port'] ?? '443', 1, 65535),
+      sslPassthrough: v['enable-ssl-passthrough'] === true,
+    },
+    affinityKeyGenerated: affinityKey === undefined,
   };
+}
+
+/** --trusted-proxies: comma-separated CIDRs or addresses, IPv4 or IPv6. */
+function parseCidrList(flag: string, value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const out: string[] = [];
+  for (const item of value.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const cidr = normalizeCidr(item);
+    if (cidr === undefined) throw new BadFlagError(`--${flag}=${value}: "${item}" is not a CIDR or an address (e.g. 10.0.0.0/8, 2001:db8::/32)`);
+    out.push(cidr);
+  }
+  return out;
+}
+
+/** --affinity-key-file: at least 16 bytes (surrounding whitespace, as a Secret file may end in a newline, is not). */
+function readAffinityKey(file: string | undefined): Buffer | undefined {
+  if (file === undefined) return undefined;
+  let text: Buffer;
+  try {
+    text = readFileSync(file);
+  } catch (err) {
+    throw new BadFlagError(`--affinity-key-file=${file}: cannot read it (${(err as Error).message})`);
+  }
+  const key = Buffer.from(text.toString('latin1').trim(), 'latin1');
+  if (key.length < 16) throw new BadFlagError(`--affinity-key-file=${file}: the key has ${key.length} bytes; give at least 16 (e.g. openssl rand -base64 32)`);
+  return key;
 }
 
 /** Reads and checks --default-cert/--default-key: a file that cannot be used is a bad flag, not a crash. */

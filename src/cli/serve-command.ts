@@ -58,7 +58,10 @@ export async function runServe(args: string[], o: { version: string }): Promise<
     workers,
     logLevel: f.logLevel,
     version: o.version,
+    watchIngressWithoutClass: f.watchIngressWithoutClass,
+    edge: f.edge,
   });
+  if (f.affinityKeyGenerated) log.info('no --affinity-key-file: affinity cookies use a key made at start, known to this process group only');
   const a = server.plane.addresses();
   log.info({ http: a.http, https: a.https, admin: a.admin, workers, version: o.version }, 'wsgate serving');
   let stopping = false;

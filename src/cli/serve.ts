@@ -21,11 +21,14 @@ import type { DataPlane } from '../dataplane.ts';
 import { loadConfig, watchConfig, type ConfigProblem, type LoadResult } from '../sources/files.ts';
 import { snapshotFromObjects } from '../translate/objects.ts';
 import type { TranslateResult } from '../translate/snapshot.ts';
+import { needsAttention } from '../translate/conditions.ts';
 import { translate } from '../translate/translate.ts';
 
 export interface ServeOptions extends PlaneOptions {
   readonly configPath: string;
   readonly ingressClass: string;
+  /** [watchIngressWithoutClass=false] Serve Ingresses that name no class too. */
+  readonly watchIngressWithoutClass?: boolean;
   /** Debounce of file changes (ms). */
   readonly debounceMs?: number;
   /**
@@ -85,7 +88,7 @@ export async function serve(o: ServeOptions): Promise<Server> {
   const first = await loadConfig(o.configPath);
   reportLoad(first, o.configPath, log);
   if (first.problems.length > 0 && o.allowInvalidConfig !== true) throw new ConfigInvalidError(o.configPath, first.problems);
-  const result = translate(snapshotFromObjects(first.objects, o.ingressClass));
+  const result = translate(snapshotFromObjects(first.objects, o.ingressClass, o.watchIngressWithoutClass === true));
   logStatuses(result, log);
   // Start step 2.
   const plane = createDataPlane(o);
@@ -148,7 +151,7 @@ async function reloadOnce(o: ServeOptions, plane: DataPlane, state: ReloadState,
       state.last = now;
       return false;
     }
-    const result = translate(snapshotFromObjects(loaded.objects, o.ingressClass));
+    const result = translate(snapshotFromObjects(loaded.objects, o.ingressClass, o.watchIngressWithoutClass === true));
     logStatuses(result, log);
     await applyResult(plane, result, [], log, metrics);
     state.last = now;
@@ -162,14 +165,17 @@ async function reloadOnce(o: ServeOptions, plane: DataPlane, state: ReloadState,
   }
 }
 
-/** One line per object whose conditions are not all True, naming it and each failing condition. */
+/**
+ * One line per object whose conditions are not all True, naming it and each failing condition; and one per
+ * condition that is True with a warning (an unsupported annotation: nothing is ignored silently).
+ */
 export function logStatuses(result: TranslateResult, log: Logger): void {
   for (const s of result.statuses) {
     for (const c of s.conditions) {
-      if (c.status === 'True') continue;
+      if (!needsAttention(c)) continue;
       log.warn(
         { kind: s.kind, namespace: s.namespace, name: s.name, condition: c.type, reason: c.reason, message: c.message },
-        'object not fully accepted',
+        c.status === 'True' ? 'object accepted with warnings' : 'object not fully accepted',
       );
     }
   }

@@ -5,6 +5,7 @@ import type { LevelWithSilent } from 'pino';
 import type { CertificateError } from '../dataplane.ts';
 import type { ListenAddress } from '../proxy/l7.ts';
 import type { RoutingTable } from '../model/table.ts';
+import type { RateAnswer, RateRequest } from './rate-budget.ts';
 import type { SlotAnswer, SlotRelease, SlotRequest } from './slot-budget.ts';
 
 export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
@@ -19,6 +20,14 @@ export interface WorkerInit {
   readonly logLevel: LevelWithSilent;
   readonly version: string;
   readonly sweepIntervalMs?: number;
+  /** [issue 12] The edge flags; the affinity key as base64, the same in every worker of the pod. */
+  readonly edge?: {
+    readonly proxyProtocol?: boolean;
+    readonly trustedProxies?: readonly string[];
+    readonly affinityKey?: string;
+    readonly redirectHttpsPort?: number;
+    readonly sslPassthrough?: boolean;
+  };
 }
 
 export type ToWorker =
@@ -29,7 +38,8 @@ export type ToWorker =
   | { readonly type: 'status'; readonly seq: number }
   | { readonly type: 'stop'; readonly graceMs: number }
   | { readonly type: 'close-tunnels' }
-  | SlotAnswer;
+  | SlotAnswer
+  | RateAnswer;
 
 export type ToPrimary =
   /** Bound, with the table of sequence `seq` live. */
@@ -59,4 +69,5 @@ export type ToPrimary =
   | { readonly type: 'metrics'; readonly seq: number; readonly metrics: WorkerMetrics }
   | { readonly type: 'status'; readonly seq: number; readonly tunnels: number; readonly notReady: string | null }
   | SlotRequest
-  | SlotRelease;
+  | SlotRelease
+  | RateRequest;

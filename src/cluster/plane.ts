@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { LevelWithSilent } from 'pino';
 import type { DataPlane } from '../dataplane.ts';
-import { Gateway, type GatewayOptions } from '../gateway.ts';
+import { Gateway, type EdgeOptions, type GatewayOptions } from '../gateway.ts';
+import type { WorkerInit } from './messages.ts';
 import { WorkerPool } from './primary.ts';
 
 export interface PlaneOptions extends GatewayOptions {
@@ -35,8 +36,15 @@ export function createDataPlane(o: PlaneOptions): DataPlane {
       logLevel: o.logLevel ?? 'info',
       version: o.version ?? '0.0.0',
       ...(o.sweepIntervalMs ? { sweepIntervalMs: o.sweepIntervalMs } : {}),
+      ...(o.edge ? { edge: edgeInit(o.edge) } : {}),
     },
   });
+}
+
+/** [issue 12] The edge options as a worker's init carries them: the key as base64 (IPC is JSON). */
+function edgeInit(e: EdgeOptions): NonNullable<WorkerInit['edge']> {
+  const { affinityKey, ...rest } = e;
+  return { ...rest, ...(affinityKey !== undefined ? { affinityKey: affinityKey.toString('base64') } : {}) };
 }
 
 /**

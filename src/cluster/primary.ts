@@ -31,6 +31,7 @@ import { probePort } from './port-probe.ts';
 import { RetiredMetrics } from './retired-metrics.ts';
 import { Requests, type Answer } from './requests.ts';
 import { PrimaryBudget } from './slot-budget.ts';
+import { RateLimiter } from '../proxy/rate.ts';
 
 export interface PoolOptions {
   /** Worker processes (≥ 1). */
@@ -79,6 +80,8 @@ export class WorkerPool implements DataPlane {
   readonly #requests = new Requests();
   readonly #admin: AdminServer | undefined;
   readonly #budget = new PrimaryBudget();
+  /** [issue 12] The pod's request-rate buckets (rate-budget.ts). */
+  readonly #rate = new RateLimiter();
   readonly #retired = new RetiredMetrics();
   readonly #applyTimeoutMs: number;
   #init: WorkerInit;
@@ -349,6 +352,9 @@ export class WorkerPool implements DataPlane {
             return;
           case 'release':
             this.#budget.release(worker.id, m.routeId, m.clientIP);
+            return;
+          case 'rate':
+            this.#send(worker, { type: 'rate-answer', id: m.id, retryAfter: this.#rate.takeNow(m.routeId, m.clientIP, m.requestsPerSecond, m.burst) });
         }
       });
       worker.once('exit', (code, signal) => {

@@ -5,15 +5,17 @@
 //  1. `init` brings the options AND the current table: the worker applies the table, then binds (nothing listens
 //     before it can route), then says `listening`. A failure says `start-failed` with its stable code and exits;
 //  2. tables, metrics and status requests are handled in the order they came, a stop after them;
-//  3. slot answers (connection limits held by the primary) and `close-tunnels` skip that queue: a connection waiting
-//     for a slot, or a second SIGTERM, must not wait behind a drain.
+//  3. slot and rate answers (connection limits and request rates held by the primary) and `close-tunnels` skip that
+//     queue: a connection waiting for a slot or a token, or a second SIGTERM, must not wait behind a drain.
 import cluster from 'node:cluster';
 import { WsgateError } from '../errors.ts';
-import { Gateway } from '../gateway.ts';
+import { Gateway, type EdgeOptions } from '../gateway.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { createMetrics, type Metrics } from '../metrics/metrics.ts';
 import { freezeTable, type RoutingTable } from '../model/table.ts';
 import { ConnectionLimits } from '../proxy/limits.ts';
+import { RateLimiter } from '../proxy/rate.ts';
+import { WorkerRate } from './rate-budget.ts';
 import type { ToPrimary, ToWorker, WorkerInit } from './messages.ts';
 import { WorkerBudget } from './slot-budget.ts';
 
@@ -32,7 +34,7 @@ interface Running {
 }
 
 /** Steps 1: apply, bind, report. Exits the process when it cannot start. */
-async function start(init: WorkerInit, seq: number, table: RoutingTable, budget: WorkerBudget): Promise<Running> {
+async function start(init: WorkerInit, seq: number, table: RoutingTable, budget: WorkerBudget, rate: WorkerRate): Promise<Running> {
   const log = createLogger(init.logLevel).child({ worker: cluster.worker?.id });
   // The primary owns configuration, leadership and build metrics: a worker exporting them too would be aggregated
   // with the primary's values (a never-set gauge reads 0).
@@ -50,6 +52,9 @@ async function start(init: WorkerInit, seq: number, table: RoutingTable, budget:
     retryPortsMs: 0,
     limits: new ConnectionLimits(budget),
     ...(init.sweepIntervalMs ? { sweepIntervalMs: init.sweepIntervalMs } : {}),
+    // [issue 12] Rates are the pod's (the primary's buckets); the affinity key is the primary's, in every worker.
+    rate: new RateLimiter(rate),
+    ...(init.edge ? { edge: edgeOptions(init.edge) } : {}),
   });
   try {
     const { certificateErrors } = await gateway.apply(freezeTable(table));
@@ -81,6 +86,12 @@ async function start(init: WorkerInit, seq: number, table: RoutingTable, budget:
   return { gateway, metrics, log };
 }
 
+/** [issue 12] The init's edge options, the affinity key back to bytes. */
+function edgeOptions(e: NonNullable<WorkerInit['edge']>): EdgeOptions {
+  const { affinityKey, ...rest } = e;
+  return { ...rest, ...(affinityKey !== undefined ? { affinityKey: Buffer.from(affinityKey, 'base64') } : {}) };
+}
+
 async function handle(r: Running, m: ToWorker): Promise<void> {
   const { gateway } = r;
   switch (m.type) {
@@ -103,6 +114,7 @@ async function handle(r: Running, m: ToWorker): Promise<void> {
     case 'init':
     case 'close-tunnels':
     case 'slot':
+    case 'rate-answer':
       return;
   }
 }
@@ -113,16 +125,21 @@ export function runWorker(): void {
   process.on('SIGTERM', () => {});
   process.on('SIGINT', () => {});
   const budget = new WorkerBudget((m) => send(m));
-  process.on('disconnect', () => budget.disconnected());
+  const rate = new WorkerRate((m) => send(m));
+  process.on('disconnect', () => {
+    budget.disconnected();
+    rate.disconnected();
+  });
   let running: Running | undefined;
   // Messages are handled in order: the start first, a table applied before a later one, a stop after all of them.
   let queue: Promise<Running | undefined> = Promise.resolve(undefined);
   process.on('message', (m: ToWorker) => {
     if (m.type === 'slot') return budget.answer(m);
+    if (m.type === 'rate-answer') return rate.answer(m);
     if (m.type === 'close-tunnels') return void running?.gateway.closeTunnels();
     queue = queue
       .then(async (r) => {
-        if (m.type === 'init') return r ?? (running = await start(m.init, m.seq, m.table, budget));
+        if (m.type === 'init') return r ?? (running = await start(m.init, m.seq, m.table, budget, rate));
         if (r) await handle(r, m);
         return r;
       })

@@ -87,6 +87,8 @@ export function parseControllerFlags(args: string[]): { help: true } | ({ help: 
     drainDelayMs: f.drainDelayMs,
     logLevel: f.logLevel,
     workers: f.workers,
+    watchIngressWithoutClass: f.watchIngressWithoutClass,
+    edge: f.edge,
   };
 }
 

@@ -17,6 +17,7 @@ import type { Ingress, TCPTunnel, WebSocketRoute } from '../api/types.ts';
 import { createDataPlane, type PlaneOptions } from '../cluster/plane.ts';
 import type { DataPlane } from '../dataplane.ts';
 import { selectIngresses } from '../translate/ingress.ts';
+import { needsAttention } from '../translate/conditions.ts';
 import type { TranslateResult } from '../translate/snapshot.ts';
 import { translate } from '../translate/translate.ts';
 import { Debouncer } from './debounce.ts';
@@ -33,6 +34,8 @@ export interface ControllerOptions extends Omit<PlaneOptions, 'sourceNotReady'> 
   readonly namespace?: string;
   /** The IngressClass served (`--ingress-class`). */
   readonly ingressClass: string;
+  /** [watchIngressWithoutClass=false] `--watch-ingress-without-class`: Ingresses naming no class are served too. */
+  readonly watchIngressWithoutClass?: boolean;
   readonly publishService?: { readonly namespace: string; readonly name: string };
   readonly publishAddresses?: readonly string[];
   readonly leaderElection: {
@@ -93,7 +96,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let lastConditions = new Map<string, string>();
 
   const store = new ObjectStore({ secretWanted: (key) => references().secrets.has(key) });
-  const ourIngresses = (): Ingress[] => selectIngresses(store.snapshot(o.ingressClass));
+  const ourIngresses = (): Ingress[] => selectIngresses(store.snapshot(o.ingressClass, o.watchIngressWithoutClass === true));
   const references = (): References => {
     refs ??= referencesOf({
       ingresses: ourIngresses(),
@@ -126,7 +129,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   const sync = async (): Promise<void> => {
     if (!initialSyncDone) return;
     const end = o.metrics.controllerSyncSeconds.startTimer();
-    const snapshot = store.snapshot(o.ingressClass);
+    const snapshot = store.snapshot(o.ingressClass, o.watchIngressWithoutClass === true);
     const result = translate(snapshot);
     const { certificateErrors } = await gateway.apply(result.table);
     end();
@@ -155,7 +158,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     if (leader.isLeader) statusWriter.write(result, store, selectIngresses(snapshot));
   };
 
-  /** One log line per object whose conditions changed and are not all True. */
+  /** One log line per object whose conditions changed and are not all True (or carry a warning). */
   const logChangedStatuses = (result: TranslateResult): void => {
     const now = new Map<string, string>();
     for (const s of result.statuses) {
@@ -164,10 +167,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       now.set(key, text);
       if (lastConditions.get(key) === text) continue;
       for (const c of s.conditions) {
-        if (c.status === 'True') continue;
+        if (!needsAttention(c)) continue;
         log.warn(
           { kind: s.kind, namespace: s.namespace, name: s.name, condition: c.type, reason: c.reason, message: c.message },
-          'object not fully accepted',
+          c.status === 'True' ? 'object accepted with warnings' : 'object not fully accepted',
         );
       }
     }
@@ -205,6 +208,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     const relevant = isRelevant(e, {
       ...references(),
       ingressClassName: o.ingressClass,
+      ...(o.watchIngressWithoutClass === true ? { watchIngressWithoutClass: true } : {}),
       ingressClasses: store.list('IngressClass'),
       ...(o.publishService ? { publishService: `${o.publishService.namespace}/${o.publishService.name}` } : {}),
     });

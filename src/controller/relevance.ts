@@ -12,6 +12,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { CONTROLLER_NAME, type Ingress, type IngressClass, type TCPTunnel, type WebSocketRoute } from '../api/types.ts';
 import { selectIngresses } from '../translate/ingress.ts';
+import { NGINX_PREFIX } from '../translate/ingress-nginx.ts';
 import { SERVICE_NAME_LABEL } from '../translate/lookup.ts';
 import { emptySnapshot } from '../translate/snapshot.ts';
 import type { StoreEvent } from './store.ts';
@@ -24,6 +25,8 @@ export interface References {
 
 export interface RelevanceView extends References {
   readonly ingressClassName: string;
+  /** --watch-ingress-without-class. */
+  readonly watchIngressWithoutClass?: boolean;
   readonly ingressClasses: readonly IngressClass[];
   /** `namespace/name` of --publish-service, if any. */
   readonly publishService?: string;
@@ -56,11 +59,18 @@ export function referencesOf(routes: {
       for (const p of rule?.http?.paths ?? []) addService(ns, p?.backend?.service?.name);
     }
     for (const tls of ing.spec?.tls ?? []) addSecret(ns, tls?.secretName);
+    // [issue 12] The backend CA of nginx.ingress.kubernetes.io/proxy-ssl-secret (NAME or NAMESPACE/NAME).
+    const caSecret = ing.metadata?.annotations?.[`${NGINX_PREFIX}proxy-ssl-secret`];
+    if (typeof caSecret === 'string') addSecret(ns, caSecret.includes('/') ? caSecret.split('/')[1] : caSecret);
   }
   for (const r of routes.webSocketRoutes) {
     const ns = nsOf(r);
-    for (const rule of r.spec?.rules ?? []) for (const b of rule?.backends ?? []) addService(ns, b?.service);
+    for (const rule of r.spec?.rules ?? []) {
+      for (const b of rule?.backends ?? []) addService(ns, b?.service);
+      addSecret(ns, rule?.policy?.backendTLS?.caSecret);
+    }
     addSecret(ns, r.spec?.tls?.secretName);
+    addSecret(ns, r.spec?.policy?.backendTLS?.caSecret);
   }
   for (const t of routes.tcpTunnels) {
     const ns = nsOf(t);
@@ -70,8 +80,9 @@ export function referencesOf(routes: {
 }
 
 /** Whether this Ingress is served by wsgate, given the IngressClasses known. */
-export function isOurIngress(ing: Ingress, v: Pick<RelevanceView, 'ingressClassName' | 'ingressClasses'>): boolean {
-  return selectIngresses({ ...emptySnapshot(v.ingressClassName), ingressClasses: v.ingressClasses, ingresses: [ing] }).length > 0;
+export function isOurIngress(ing: Ingress, v: Pick<RelevanceView, 'ingressClassName' | 'ingressClasses' | 'watchIngressWithoutClass'>): boolean {
+  const snapshot = { ...emptySnapshot(v.ingressClassName), ingressClasses: v.ingressClasses, ingresses: [ing] };
+  return selectIngresses(v.watchIngressWithoutClass === true ? { ...snapshot, watchIngressWithoutClass: true } : snapshot).length > 0;
 }
 
 function isOurClass(c: KubernetesObject | undefined, name: string): boolean {

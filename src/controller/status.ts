@@ -6,6 +6,7 @@
 // so it is kept when the status is the same (even if the reason, message or observedGeneration moved on).
 import type { V1IngressLoadBalancerIngress, V1IngressStatus } from '@kubernetes/client-node';
 import type { Condition, RouteStatus, Service } from '../api/types.ts';
+import { needsAttention } from '../translate/conditions.ts';
 import type { ObjectStatus } from '../translate/snapshot.ts';
 
 /** The status a WebSocketRoute or TCPTunnel should have, or undefined when `current` already has it. */
@@ -99,12 +100,12 @@ export interface WarningEvent {
 }
 
 /**
- * One Warning Event per False condition. `key` deduplicates: the same problem on the same generation of the same
- * object is reported once.
+ * One Warning Event per False condition, and per True one with a warning (an unsupported annotation). `key`
+ * deduplicates: the same problem on the same generation of the same object is reported once.
  */
 export function warningEvents(s: ObjectStatus, uid: string): WarningEvent[] {
   return s.conditions
-    .filter((c) => c.status === 'False')
+    .filter((c) => needsAttention(c))
     .map((c) => ({
       key: `${s.kind}/${s.namespace}/${s.name}/${uid}/${s.observedGeneration}/${c.type}/${c.reason}/${c.message}`,
       reason: c.reason,

@@ -97,9 +97,10 @@ export class ObjectStore {
   }
 
   /** The immutable input of translate(): every object held, Secrets only with their data. */
-  snapshot(ingressClassName: string): Snapshot {
+  snapshot(ingressClassName: string, watchIngressWithoutClass = false): Snapshot {
     return {
       ingressClassName,
+      ...(watchIngressWithoutClass ? { watchIngressWithoutClass } : {}),
       ingressClasses: this.list('IngressClass'),
       ingresses: this.list('Ingress'),
       webSocketRoutes: this.list('WebSocketRoute') as unknown as WebSocketRoute[],

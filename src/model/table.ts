@@ -1,6 +1,15 @@
 // The routing table: the one thing the data plane reads. translate() builds it from a snapshot of objects; the
 // proxy swaps it atomically. Everything here is plain data, frozen, and sorted so that lookups need no tie-breaks.
-import type { OnExceedAction, ProxyProtocolVersion, RemovalAction } from '../api/types.ts';
+import type {
+  AuthFailureStatus,
+  OnExceedAction,
+  ProxyProtocolVersion,
+  RedirectMode,
+  RedirectStatus,
+  RemovalAction,
+  SameSite,
+  WebSocketRedirect,
+} from '../api/types.ts';
 
 export type Layer = 'l7' | 'l4';
 
@@ -20,12 +29,29 @@ export interface Backend {
 export type HashOn =
   | { readonly kind: 'clientIP' }
   | { readonly kind: 'header'; readonly name: string }
-  | { readonly kind: 'cookie'; readonly name: string };
+  | { readonly kind: 'cookie'; readonly name: string }
+  /** A query parameter of the request-target (ingress-nginx `upstream-hash-by: $arg_NAME`). */
+  | { readonly kind: 'query'; readonly name: string };
+
+/** The cookie wsgate issues to pin a client to an endpoint (LoadBalancing policy Cookie; src/proxy/affinity.ts). */
+export interface AffinityCookie {
+  readonly name: string;
+  /** Max-Age in seconds; 0 = a session cookie (no Max-Age). */
+  readonly maxAgeSeconds: number;
+  /** Path attribute; '' = the rule's path. */
+  readonly path: string;
+  /** SameSite attribute; '' = none sent. */
+  readonly sameSite: SameSite | '';
+  /** Secure attribute always; false = only on requests that came over TLS. */
+  readonly secure: boolean;
+}
 
 export type LoadBalancing =
   | { readonly policy: 'LeastConnections' }
   | { readonly policy: 'RoundRobin' }
-  | { readonly policy: 'ConsistentHash'; readonly hashOn: HashOn };
+  | { readonly policy: 'ConsistentHash'; readonly hashOn: HashOn }
+  /** A cookie naming the endpoint (HMAC), issued on the first response; without a valid one, least connections. */
+  | { readonly policy: 'Cookie'; readonly cookie: AffinityCookie };
 
 /** Pings toward idle peers, to find dead ones. Meaningful only with Policy.inspectFrames. */
 export interface Keepalive {
@@ -52,6 +78,71 @@ export interface Rebalance {
   readonly tolerancePercent: number;
   /** >= 1: the most rebalancing closes per second, per route and process. */
   readonly maxClosesPerSecond: number;
+}
+
+/** Plain-HTTP-listener requests of a route sent to HTTPS (src/proxy/redirect.ts). */
+export interface HttpsRedirect {
+  /** Never; IfTLS = when the request's host has a certificate on the TLS listener; Always. */
+  readonly mode: RedirectMode;
+  /** 301, 302, 307 or 308. */
+  readonly statusCode: RedirectStatus;
+  /** WebSocket handshakes: Reject = 426 naming the wss:// URL; Redirect = statusCode with Location, as plain HTTP. */
+  readonly webSocket: WebSocketRedirect;
+}
+
+/** Strict-Transport-Security on responses over TLS; maxAgeSeconds 0 = not sent. */
+export interface Hsts {
+  readonly maxAgeSeconds: number;
+  readonly includeSubDomains: boolean;
+  readonly preload: boolean;
+}
+
+/** Handshakes and plain HTTP requests per client IP on the rule (a token bucket; src/proxy/rate.ts). */
+export interface RateLimit {
+  /** Tokens added per second (a fraction from ingress-nginx's limit-rpm); 0 = no limit. */
+  readonly requestsPerSecond: number;
+  /** Bucket size (the most requests at once); >= 1 when requestsPerSecond > 0. */
+  readonly burst: number;
+}
+
+/** TLS to the backend endpoints (wss://, https://; src/proxy/backend-tls.ts). */
+export interface BackendTLS {
+  readonly enabled: boolean;
+  /** Server name sent and verified; '' = the Service's DNS name (`service.namespace.svc`). */
+  readonly sni: string;
+  /** `namespace/name` of the Secret the CA came from ('' = the system's CAs), for log lines. */
+  readonly caSecret: string;
+  /** The CA bundle (PEM) read from caSecret's `ca.crt`; '' with caSecret set = it did not resolve (502s). */
+  readonly caPem: string;
+  readonly insecureSkipVerify: boolean;
+}
+
+/** A sub-request to an auth service before a request goes upstream (src/proxy/auth.ts). */
+export interface ExternalAuth {
+  /** http:// or https:// URL; '' = no external auth. */
+  readonly url: string;
+  /** The sub-request's method. */
+  readonly method: string;
+  /** Request headers copied to the sub-request besides Authorization and Cookie (lower case). */
+  readonly requestHeaders: readonly string[];
+  /** Headers of a 2xx answer copied to the upstream request (lower case). */
+  readonly responseHeaders: readonly string[];
+  readonly timeoutSeconds: number;
+  /** What the client gets when the auth service fails, times out, or answers other than 2xx/401/403. */
+  readonly failureStatus: AuthFailureStatus;
+  /** Seconds a 2xx/401/403 answer is reused for the same credentials; 0 = never (each request asks). */
+  readonly cacheSeconds: number;
+}
+
+/** CORS answered by wsgate (src/proxy/cors.ts); empty allowOrigins = off. */
+export interface Cors {
+  /** Origins allowed (`*` = any), compared case-insensitively. */
+  readonly allowOrigins: readonly string[];
+  readonly allowMethods: readonly string[];
+  readonly allowHeaders: readonly string[];
+  readonly exposeHeaders: readonly string[];
+  readonly allowCredentials: boolean;
+  readonly maxAgeSeconds: number;
 }
 
 /**
@@ -99,6 +190,19 @@ export interface Policy {
   readonly endpointDrainSeconds: number;
   readonly onRemoval: OnRemoval;
   readonly rebalance: Rebalance;
+  // Edge policy (issue 12), checked in the fixed order of src/proxy/upgrade.ts and l7.ts.
+  /** CIDRs (normalised, IPv4 and IPv6) the client address must be in; empty = any. */
+  readonly allowedSourceRanges: readonly string[];
+  /** CIDRs the client address must not be in (checked first). */
+  readonly deniedSourceRanges: readonly string[];
+  readonly httpsRedirect: HttpsRedirect;
+  readonly hsts: Hsts;
+  readonly rateLimit: RateLimit;
+  readonly externalAuth: ExternalAuth;
+  readonly backendTLS: BackendTLS;
+  /** Plain HTTP request bodies over this many bytes get 413; 0 = no limit. */
+  readonly maxRequestBodyBytes: number;
+  readonly cors: Cors;
 }
 
 export const DEFAULT_POLICY: Policy = Object.freeze({
@@ -122,6 +226,31 @@ export const DEFAULT_POLICY: Policy = Object.freeze({
   // Close: removing a route to cut access must cut it (traefik #9455, #9077); README explains.
   onRemoval: Object.freeze({ action: 'Close', graceSeconds: 60 }),
   rebalance: Object.freeze({ enabled: false, tolerancePercent: 20, maxClosesPerSecond: 5 }),
+  allowedSourceRanges: Object.freeze([]),
+  deniedSourceRanges: Object.freeze([]),
+  // Never for a WebSocketRoute; an Ingress starts from IfTLS, the ingress-nginx default (src/translate/ingress.ts).
+  httpsRedirect: Object.freeze({ mode: 'Never', statusCode: 308, webSocket: 'Reject' }),
+  hsts: Object.freeze({ maxAgeSeconds: 0, includeSubDomains: false, preload: false }),
+  rateLimit: Object.freeze({ requestsPerSecond: 0, burst: 0 }),
+  externalAuth: Object.freeze({
+    url: '',
+    method: 'GET',
+    requestHeaders: Object.freeze([]),
+    responseHeaders: Object.freeze([]),
+    timeoutSeconds: 5,
+    failureStatus: 503,
+    cacheSeconds: 0,
+  }),
+  backendTLS: Object.freeze({ enabled: false, sni: '', caSecret: '', caPem: '', insecureSkipVerify: false }),
+  maxRequestBodyBytes: 0,
+  cors: Object.freeze({
+    allowOrigins: Object.freeze([]),
+    allowMethods: Object.freeze(['GET', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS']),
+    allowHeaders: Object.freeze([]),
+    exposeHeaders: Object.freeze([]),
+    allowCredentials: false,
+    maxAgeSeconds: 1728000,
+  }),
 });
 
 /**
@@ -175,6 +304,25 @@ export interface TunnelRoute {
   readonly endpointDrainSeconds: number;
   /** As Policy.onRemoval; closes are FINs. Default DEFAULT_POLICY's. */
   readonly onRemoval: OnRemoval;
+  /** As Policy's: a refused connection is closed at once. Default empty (optional for tables built elsewhere). */
+  readonly allowedSourceRanges?: readonly string[];
+  readonly deniedSourceRanges?: readonly string[];
+}
+
+/**
+ * A host whose TLS connections on the HTTPS listener are not terminated but passed to backends by SNI
+ * (ingress-nginx `ssl-passthrough`; needs --enable-ssl-passthrough).
+ */
+export interface PassthroughRoute {
+  readonly id: string;
+  readonly route: string;
+  /** Lower-case exact name or `*.` wildcard. */
+  readonly hostname: string;
+  readonly backends: readonly Backend[];
+  readonly connectTimeoutSeconds: number;
+  readonly idleTimeoutSeconds: number;
+  readonly allowedSourceRanges: readonly string[];
+  readonly deniedSourceRanges: readonly string[];
 }
 
 export interface RoutingTable {
@@ -183,6 +331,8 @@ export interface RoutingTable {
   readonly certificates: readonly Certificate[];
   /** Sorted by port, then SNI-less last within a port. */
   readonly tunnels: readonly TunnelRoute[];
+  /** Sorted by hostname, as virtual hosts; absent = none. */
+  readonly passthrough?: readonly PassthroughRoute[];
 }
 
 export const EMPTY_TABLE: RoutingTable = Object.freeze({

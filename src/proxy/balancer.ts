@@ -17,6 +17,10 @@ export interface HashInput {
   readonly clientIP: string;
   readonly header?: (name: string) => string | undefined;
   readonly cookie?: (name: string) => string | undefined;
+  /** A query parameter of the request-target. */
+  readonly query?: (name: string) => string | undefined;
+  /** Cookie policy: the endpoint key the request's affinity cookie names (affinity.ts), if it is one of the route's. */
+  readonly preferred?: string | undefined;
 }
 
 export function endpointKey(e: Endpoint): string {
@@ -82,6 +86,11 @@ export class Balancer {
         // No header/cookie on this request: fall back to the client's address, still sticky.
         return rendezvous(hashKey(lb.hashOn, input) ?? input.clientIP, candidates);
       }
+      case 'Cookie': {
+        // The endpoint the affinity cookie names while it is a candidate (ready, not refused); else a new one.
+        const preferred = input.preferred === undefined ? undefined : candidates.find((c) => c.key === input.preferred);
+        return preferred ?? this.#leastConnections(routeId, candidates);
+      }
       default:
         return this.#leastConnections(routeId, candidates);
     }
@@ -145,6 +154,8 @@ export function hashKey(hashOn: Extract<LoadBalancing, { policy: 'ConsistentHash
       return input.header?.(hashOn.name);
     case 'cookie':
       return input.cookie?.(hashOn.name);
+    case 'query':
+      return input.query?.(hashOn.name);
   }
 }
 

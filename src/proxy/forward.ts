@@ -1,7 +1,13 @@
 // The headers a request carries to its backend: the client's own, casing kept, minus hop-by-hop headers, plus
 // X-Forwarded-For/-Proto/-Host/-Port and X-Real-IP. For a WebSocket handshake the upgrade pair is kept.
 export interface ForwardInfo {
+  /** The real client (client-address.ts): X-Real-IP. */
   readonly clientIP: string;
+  /**
+   * The hop wsgate heard the request from, appended to X-Forwarded-For [default clientIP]. It differs from clientIP
+   * only when a trusted proxy's X-Forwarded-For named the client (issue 12).
+   */
+  readonly peerIP?: string;
   readonly proto: 'http' | 'https';
   /** The port the client connected to (wsgate's listener). */
   readonly port: number;
@@ -38,6 +44,8 @@ export function forwardHeaders(
   info: ForwardInfo,
   upgrade: boolean,
   protocols?: readonly string[],
+  /** Set on the request, replacing what the client sent under these names (the auth service's answer; issue 12). */
+  extra?: readonly (readonly [string, string])[],
 ): string[] {
   // Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
   let named: Set<string> | undefined;
@@ -61,6 +69,7 @@ export function forwardHeaders(
       continue;
     }
     if (HOP_BY_HOP.has(lower) || OURS.has(lower) || named?.has(lower)) continue;
+    if (extra !== undefined && extra.length > 0 && extra.some(([n]) => n === lower)) continue;
     if (lower === 'x-forwarded-for') {
       xff = xff === undefined ? value : `${xff}, ${value}`;
       continue;
@@ -81,7 +90,9 @@ export function forwardHeaders(
     out.push('Connection', 'Upgrade');
     if (protocols && protocols.length > 0) out.push('Sec-WebSocket-Protocol', protocols.join(', '));
   }
-  out.push('X-Forwarded-For', xff === undefined ? info.clientIP : `${xff}, ${info.clientIP}`);
+  if (extra !== undefined) for (const [n, v] of extra) out.push(n, v);
+  const hop = info.peerIP ?? info.clientIP;
+  out.push('X-Forwarded-For', xff === undefined ? hop : `${xff}, ${hop}`);
   out.push('X-Forwarded-Proto', info.proto);
   if (host !== undefined) out.push('X-Forwarded-Host', host);
   out.push('X-Forwarded-Port', String(info.port));

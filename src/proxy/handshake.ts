@@ -5,7 +5,10 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { RejectReason } from './outcomes.ts';
 
 /** The L7 reasons of the one vocabulary (outcomes.ts) that wsgate answers itself, with a status of its own. */
-export type L7RejectReason = Exclude<RejectReason, 'backend_refused_upgrade' | 'hello_timeout' | 'bad_client_hello'>;
+export type L7RejectReason = Exclude<
+  RejectReason,
+  'backend_refused_upgrade' | 'hello_timeout' | 'bad_client_hello' | 'bad_proxy_header' | 'proxy_not_trusted'
+>;
 
 export interface Rejection {
   readonly status: number;
@@ -36,6 +39,16 @@ export const REJECTIONS = {
   upstream_bad_response: { status: 502, reason: 'upstream_bad_response', message: 'Backend sent an invalid response' },
   bad_request: { status: 400, reason: 'bad_request', message: 'Bad request' },
   handshake_timeout: { status: 408, reason: 'handshake_timeout', message: 'Request head not received in time' },
+  upstream_tls_error: { status: 502, reason: 'upstream_tls_error', message: 'Backend TLS handshake failed' },
+  // Edge policy (issue 12). The redirect, auth and rate answers get their status and headers per request
+  // (redirect.ts, auth.ts, rate.ts) from these.
+  source_denied: { status: 403, reason: 'source_denied', message: 'Forbidden' },
+  https_redirect: { status: 308, reason: 'https_redirect', message: 'Moved to HTTPS' },
+  https_required: { status: 426, reason: 'https_required', message: 'Use wss:// (TLS) for this route' },
+  rate_limited: { status: 429, reason: 'rate_limited', message: 'Too many requests', headers: { 'Retry-After': '1' } },
+  auth_denied: { status: 401, reason: 'auth_denied', message: 'Unauthorized' },
+  auth_unavailable: { status: 503, reason: 'auth_unavailable', message: 'Authentication service unavailable' },
+  body_too_large: { status: 413, reason: 'body_too_large', message: 'Request body too large' },
 } as const satisfies Record<L7RejectReason, Rejection>;
 
 export interface ValidHandshake {
@@ -107,14 +120,21 @@ export function rejectionResponse(r: Rejection): string {
 }
 
 const STATUS_TEXT: Record<number, string> = {
+  301: 'Moved Permanently',
+  302: 'Found',
+  307: 'Temporary Redirect',
+  308: 'Permanent Redirect',
   400: 'Bad Request',
+  401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
   408: 'Request Timeout',
+  413: 'Content Too Large',
   426: 'Upgrade Required',
   429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',

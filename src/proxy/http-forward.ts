@@ -9,13 +9,22 @@
 //     has idleTimeoutSeconds, abort an exchange with no byte either way for that long;
 //  4. relay the response; the client going away aborts the backend request, and is logged as 499 and counted as
 //     a client abort, never as an upstream error.
+// [issue 12] A rule with backendTLS sends it over TLS (backend-tls.ts; a certificate error is a 502 with reason
+// upstream_tls_error); a Cookie rule prefers the affinity cookie's endpoint and sets the cookie on the response
+// (affinity.ts); over TLS the response gets the rule's HSTS; CORS headers go on responses to allowed origins
+// (cors.ts); a body over maxRequestBodyBytes is cut and answered 413 when nothing was answered yet.
 import http from 'node:http';
+import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { RateLimitedLog } from '../log/rate-limit.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { HttpRoute } from '../model/table.ts';
+import type { Affinity } from './affinity.ts';
+import { isTlsError, requestOptions } from './backend-tls.ts';
 import type { Balancer, HashInput, Pick } from './balancer.ts';
+import { responseCorsHeaders } from './cors.ts';
+import { hstsHeader } from './redirect.ts';
 import { clientIP, responseHeaders } from './forward.ts';
 import { REJECTIONS } from './handshake.ts';
 import { CLIENT_CLOSED_REQUEST, type Outcome } from './outcomes.ts';
@@ -27,6 +36,8 @@ export interface HttpForwarderDeps {
   /** Lines clients can cause (one per request), rate-limited. */
   readonly rlog: RateLimitedLog;
   readonly balancer: Balancer;
+  /** [issue 12] The affinity cookie's key. */
+  readonly affinity: Affinity;
 }
 
 /** Distinct endpoints tried for a request without a body before it fails with 502. */
@@ -42,6 +53,8 @@ export interface RequestInfo {
   /** The request-target sent to the backend (normalised path, query as received). */
   readonly target: string;
   readonly clientIP: string;
+  /** [issue 12] The listener's protocol: HSTS and the cookie's Secure over TLS. */
+  readonly proto?: 'http' | 'https';
 }
 
 /** One client request on its way through a route. */
@@ -55,7 +68,13 @@ interface Exchange {
   readonly retryable: boolean;
   readonly tried: Set<string>;
   readonly startedAt: number;
+  /** What the endpoint is picked by; with a Cookie rule, the cookie's endpoint as `preferred`. */
+  readonly hash: HashInput;
   attempts: number;
+  /** The body went over maxRequestBodyBytes (413). */
+  bodyTooLarge: boolean;
+  /** A TLS failure's OpenSSL reason, for the log line. */
+  detail: string | undefined;
   proxyReq: http.ClientRequest | undefined;
   pick: Pick | undefined;
   /** The response head has been relayed (its status is the one logged). */
@@ -72,11 +91,14 @@ function timeoutError(message: string, code: string): NodeJS.ErrnoException {
 
 const RESPONSE_HEADER_TIMEOUT = 'WSGATE_RESPONSE_HEADER_TIMEOUT';
 const IDLE_TIMEOUT = 'WSGATE_IDLE_TIMEOUT';
+const BODY_TOO_LARGE = 'WSGATE_BODY_TOO_LARGE';
 
 export class HttpForwarder {
   readonly #d: HttpForwarderDeps;
   /** Keep-alive connections to backends for plain HTTP; WebSocket tunnels never use it. */
   readonly #agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 30_000, maxFreeSockets: 64, scheduling: 'lifo' });
+  /** [issue 12] The same for https:// backends; it pools per server name, CA and verification setting. */
+  readonly #tlsAgent = new https.Agent({ keepAlive: true, keepAliveMsecs: 30_000, maxFreeSockets: 64, scheduling: 'lifo' });
 
   constructor(deps: HttpForwarderDeps) {
     this.#d = deps;
@@ -94,6 +116,12 @@ export class HttpForwarder {
     info: RequestInfo,
     retryable: boolean,
   ): void {
+    let hash = hashInput(info.clientIP, req, info.target);
+    const lb = route.policy.loadBalancing;
+    if (lb.policy === 'Cookie') {
+      const preferred = this.#d.affinity.endpointOf(hash.cookie?.(lb.cookie.name), route.backends);
+      if (preferred !== undefined) hash = { ...hash, preferred };
+    }
     const x: Exchange = {
       req,
       res,
@@ -103,6 +131,9 @@ export class HttpForwarder {
       retryable,
       tried: new Set(),
       startedAt: performance.now(),
+      hash,
+      bodyTooLarge: false,
+      detail: undefined,
       attempts: 0,
       proxyReq: undefined,
       pick: undefined,
@@ -121,7 +152,7 @@ export class HttpForwarder {
   #attempt(x: Exchange): void {
     const { balancer, metrics } = this.#d;
     const { route, req, res } = x;
-    const pick = balancer.pick(route.id, route.backends, route.policy.loadBalancing, hashInput(x.info.clientIP, req), x.tried);
+    const pick = balancer.pick(route.id, route.backends, route.policy.loadBalancing, x.hash, x.tried);
     if (!pick) {
       const status = x.tried.size === 0 ? 503 : 502;
       return this.#answer(x, status, status === 503 ? REJECTIONS.no_endpoint.message : REJECTIONS.upstream_refused.message);
@@ -137,15 +168,25 @@ export class HttpForwarder {
         balancer.release(pick.key);
       }
     };
-    const proxyReq = http.request({
+    const common = {
       host: pick.endpoint.address,
       port: pick.endpoint.port,
       method: req.method,
       path: x.info.target,
       headers: x.headers as string[],
       setHost: false,
-      agent: this.#agent,
-    });
+    };
+    // [issue 12] https:// backends.
+    const tls = route.policy.backendTLS;
+    const tlsOptions = tls.enabled ? requestOptions(tls, pick.backend) : undefined;
+    if (tlsOptions instanceof Error) {
+      release();
+      x.detail = `backend TLS: ${tlsOptions.code}`;
+      this.#d.metrics.upstreamConnectErrors.inc({ route: route.route, reason: 'tls' });
+      return this.#answer(x, 502, REJECTIONS.upstream_tls_error.message);
+    }
+    const proxyReq =
+      tlsOptions === undefined ? http.request({ ...common, agent: this.#agent }) : https.request({ ...common, ...tlsOptions, agent: this.#tlsAgent });
     x.proxyReq = proxyReq;
     let connected = false;
     let connectTimer: NodeJS.Timeout | undefined;
@@ -191,6 +232,13 @@ export class HttpForwarder {
         return this.#answer(x, 504, REJECTIONS.upstream_timeout.message);
       }
       if (res.headersSent) return this.#abortResponse(x, 'upstream_error');
+      if (err.code === BODY_TOO_LARGE) return this.#answer(x, 413, REJECTIONS.body_too_large.message);
+      // [issue 12] A backend whose TLS fails: 502, with the reason in the log line.
+      if (isTlsError(err)) {
+        x.detail = `backend TLS: ${err.code ?? err.message}`;
+        metrics.upstreamConnectErrors.inc({ route: route.route, reason: 'tls' });
+        return this.#answer(x, 502, REJECTIONS.upstream_tls_error.message);
+      }
       // A keep-alive socket the backend had closed: the request never reached it, send it again.
       if (proxyReq.reusedSocket && err.code === 'ECONNRESET' && x.retryable && x.attempts < MAX_ATTEMPTS * 2) {
         x.tried.delete(pick.key);
@@ -208,7 +256,7 @@ export class HttpForwarder {
       clearTimeout(connectTimer);
       clearTimeout(headerTimer);
       x.status = pres.statusCode ?? 502;
-      res.writeHead(x.status, pres.statusMessage, responseHeaders(pres.rawHeaders));
+      res.writeHead(x.status, pres.statusMessage, this.#withEdgeHeaders(x, pick, responseHeaders(pres.rawHeaders)));
       pres.pipe(res);
       pres.on('error', () => this.#abortResponse(x, 'upstream_error'));
       res.once('finish', () => {
@@ -217,7 +265,40 @@ export class HttpForwarder {
       });
       res.once('close', release);
     });
+    // [issue 12] A body over the rule's limit is cut: 413 when nothing was answered yet.
+    const maxBody = route.policy.maxRequestBodyBytes;
+    if (maxBody > 0 && x.attempts === 1) {
+      let seen = 0;
+      const count = (chunk: Buffer): void => {
+        seen += chunk.length;
+        if (seen <= maxBody) return;
+        x.req.removeListener('data', count);
+        x.bodyTooLarge = true;
+        x.req.unpipe();
+        x.proxyReq?.destroy(timeoutError('request body too large', BODY_TOO_LARGE));
+      };
+      x.req.on('data', count);
+    }
     x.req.pipe(proxyReq);
+  }
+
+  /** [issue 12] The affinity cookie, HSTS and CORS headers a proxied response gets. */
+  #withEdgeHeaders(x: Exchange, pick: Pick, headers: string[]): string[] {
+    const p = x.route.policy;
+    const lb = p.loadBalancing;
+    if (lb.policy === 'Cookie') {
+      const cookie = this.#d.affinity.setCookie(lb.cookie, pick.key, x.hash.preferred, x.route.path, x.info.proto === 'https');
+      if (cookie !== undefined) headers.push('Set-Cookie', cookie);
+    }
+    if (x.info.proto === 'https') {
+      const hsts = hstsHeader(p.hsts);
+      if (hsts !== undefined) headers.push('Strict-Transport-Security', hsts);
+    }
+    if (p.cors.allowOrigins.length > 0) {
+      const origin = x.req.headers.origin;
+      headers.push(...responseCorsHeaders(p.cors, typeof origin === 'string' ? origin : undefined));
+    }
+    return headers;
   }
 
   /** The backend failed after the response head was relayed: the client connection goes, it cannot be told. */
@@ -253,6 +334,8 @@ export class HttpForwarder {
         backend: x.pick?.key,
         durationMs: Math.round(performance.now() - x.startedAt),
         outcome,
+        ...(x.bodyTooLarge ? { reason: 'body_too_large' } : {}),
+        ...(x.detail !== undefined ? { reason: 'upstream_tls_error', detail: x.detail } : {}),
       },
       'request',
     );
@@ -267,8 +350,12 @@ export class HttpForwarder {
     route: string,
     extra?: Readonly<Record<string, string>>,
     path?: string,
-    /** What exactly was wrong with a refused request (a stable reason of normalize.ts), for the log line. */
+    /** What exactly was wrong with a refused request (a stable reason of normalize.ts or outcomes.ts), for the log line. */
     detail?: string,
+    /** [issue 12] The real client (client-address.ts); default the socket's peer. */
+    client?: string,
+    /** [issue 12] Why wsgate refused it (outcomes.ts REJECT_REASONS), for the log line. */
+    reason?: string,
   ): void {
     this.#d.metrics.httpRequests.inc({ route, code: String(status) });
     this.#d.rlog.info(
@@ -278,8 +365,9 @@ export class HttpForwarder {
         path: path ?? req.url,
         method: req.method,
         status,
+        ...(reason !== undefined ? { reason } : {}),
         ...(detail !== undefined ? { detail } : {}),
-        client: clientIP(req.socket.remoteAddress),
+        client: client ?? clientIP(req.socket.remoteAddress),
       },
       'request',
     );
@@ -292,18 +380,30 @@ export class HttpForwarder {
 
   close(): void {
     this.#agent.destroy();
+    this.#tlsAgent.destroy();
   }
 }
 
 function writePlain(res: http.ServerResponse, status: number, message: string, extra?: Readonly<Record<string, string>>): void {
+  if (status === 204) {
+    res.writeHead(status, { ...extra });
+    res.end();
+    return;
+  }
   const body = `${message}\n`;
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...extra });
   res.end(body);
 }
 
-export function hashInput(ip: string, req: http.IncomingMessage): HashInput {
+export function hashInput(ip: string, req: http.IncomingMessage, target?: string): HashInput {
   return {
     clientIP: ip,
+    // [issue 12] ingress-nginx's upstream-hash-by: $arg_NAME.
+    query: (name) => {
+      const t = target ?? req.url ?? '';
+      const q = t.indexOf('?');
+      return q < 0 ? undefined : (new URLSearchParams(t.slice(q + 1)).get(name) ?? undefined);
+    },
     header: (name) => {
       const v = req.headers[name.toLowerCase()];
       return Array.isArray(v) ? v.join(',') : v;

@@ -4,12 +4,19 @@
 //
 // Tables are swapped atomically: a connection is routed with the table that was current when it was accepted, and
 // established tunnels belong to the TunnelRegistry, so neither a table swap nor a closed listener touches them.
+//
+// [issue 12] With --proxy-protocol a connection's PROXY header is read first (client-address.ts) and its source is
+// the client every step sees (limits, source ranges, logs, the PROXY header sent on). A tunnel's
+// allowedSourceRanges/deniedSourceRanges refuse a connection by closing it at once (source_denied). The HTTPS
+// listener hands ssl-passthrough connections here too (passthrough()).
 import net from 'node:net';
 import { ErrorCodes, WsgateError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { Outcome, RejectReason } from './outcomes.ts';
-import type { LoadBalancing, RoutingTable, TunnelRoute } from '../model/table.ts';
+import { DEFAULT_POLICY, type LoadBalancing, type PassthroughRoute, type RoutingTable, type TunnelRoute } from '../model/table.ts';
+import { sourceAllowed } from './access.ts';
+import { peerAddress, readProxyHeader, type ProxyProtocolIn } from './client-address.ts';
 import type { Balancer } from './balancer.ts';
 import type { ConnectionLimits } from './limits.ts';
 import { proxyV1Header, proxyV2Header } from './proxy-protocol.ts';
@@ -29,12 +36,23 @@ export interface L4ProxyDeps {
   readonly helloTimeoutMs?: number;
   /** Bind with SO_REUSEPORT, so that several worker processes share each port (default false). */
   readonly reusePort?: boolean;
+  /** [issue 12] --proxy-protocol: every connection starts with a PROXY header from a trusted hop. */
+  readonly proxyProtocol?: ProxyProtocolIn;
 }
 
 /** Why an L4 connection never became a tunnel: the `reason` of wsgate_handshake_rejections_total. */
 export type L4RejectReason = Extract<
   RejectReason,
-  'over_limit' | 'hello_timeout' | 'bad_client_hello' | 'no_route' | 'no_endpoint' | 'upstream_refused' | 'upstream_timeout'
+  | 'over_limit'
+  | 'hello_timeout'
+  | 'bad_client_hello'
+  | 'no_route'
+  | 'no_endpoint'
+  | 'upstream_refused'
+  | 'upstream_timeout'
+  | 'source_denied'
+  | 'bad_proxy_header'
+  | 'proxy_not_trusted'
 >;
 
 /** The tunnels of one port, indexed for lookup by server name. Built once per table, then only read. */
@@ -180,11 +198,50 @@ export class L4Proxy {
     const pending = new PendingL4(client, this.#deps.metrics);
     this.#deps.registry.track(pending);
     client.once('close', () => this.#deps.registry.settle(pending));
-    if (routes.exact.size === 0 && routes.wildcard.size === 0) {
-      void this.#forward(routes.plain!, client, undefined, startedAt);
-    } else {
-      this.#readHello(routes, client, startedAt);
-    }
+    const route = (): void => {
+      if (routes.exact.size === 0 && routes.wildcard.size === 0) {
+        void this.#forward(routes.plain!, client, undefined, startedAt);
+      } else {
+        this.#readHello(routes, client, startedAt);
+      }
+    };
+    // [issue 12] The PROXY header first, when the listeners take one.
+    const pp = this.#deps.proxyProtocol;
+    if (pp === undefined) return route();
+    readProxyHeader(client, pp, (r) => {
+      if (r.ok) return route();
+      this.#log.debug({ port, reason: r.reason, why: r.why }, 'connection refused before routing');
+      this.#reject(client, NO_ROUTE_LABEL, r.reason);
+    });
+  }
+
+  /**
+   * [issue 12] A connection on the HTTPS listener whose ClientHello names an ssl-passthrough host (front.ts): a
+   * tunnel to that host's backend, the ClientHello first.
+   */
+  passthrough(client: net.Socket, head: Buffer, route: PassthroughRoute): void {
+    const startedAt = performance.now();
+    client.pause();
+    client.on('error', () => client.destroy());
+    const pending = new PendingL4(client, this.#deps.metrics);
+    this.#deps.registry.track(pending);
+    client.once('close', () => this.#deps.registry.settle(pending));
+    const tunnel: TunnelRoute = {
+      id: route.id,
+      route: route.route,
+      port: client.localPort ?? 0,
+      sniHostnames: [route.hostname],
+      backends: route.backends,
+      proxyProtocol: 'None',
+      idleTimeoutSeconds: route.idleTimeoutSeconds,
+      connectTimeoutSeconds: route.connectTimeoutSeconds,
+      maxConnections: 0,
+      endpointDrainSeconds: DEFAULT_POLICY.endpointDrainSeconds,
+      onRemoval: DEFAULT_POLICY.onRemoval,
+      allowedSourceRanges: route.allowedSourceRanges,
+      deniedSourceRanges: route.deniedSourceRanges,
+    };
+    void this.#forward(tunnel, client, head, startedAt);
   }
 
   /**
@@ -251,7 +308,13 @@ export class L4Proxy {
    */
   async #forward(route: TunnelRoute, client: net.Socket, head: Buffer | undefined, startedAt: number): Promise<void> {
     const { limits, balancer, metrics, registry } = this.#deps;
-    const clientIP = client.remoteAddress ?? '';
+    // [issue 12] The real client: the PROXY header's source when there was one.
+    const clientIP = peerAddress(client).address;
+    if (!sourceAllowed(clientIP, route.allowedSourceRanges, route.deniedSourceRanges)) {
+      this.#log.debug({ route: route.route, client: clientIP }, 'connection refused by source ranges');
+      this.#reject(client, route.route, 'source_denied');
+      return;
+    }
     // A Promise when several workers share the pod's limits (limits.ts); unlimited tunnels are answered at once.
     const admitted = limits.tryAcquire(route.id, clientIP, route.maxConnections, 0);
     if (admitted === false || (admitted !== true && !(await admitted))) {
@@ -309,7 +372,8 @@ export class L4Proxy {
 
   /** The PROXY header (if the tunnel asks for one) followed by the client bytes read while routing, as one write. */
   #preface(route: TunnelRoute, client: net.Socket, head: Buffer | undefined): Buffer | undefined {
-    const src = { address: client.remoteAddress, port: client.remotePort };
+    const peer = peerAddress(client);
+    const src = { address: peer.address, port: peer.port };
     const dst = { address: client.localAddress, port: client.localPort };
     let header: Buffer | undefined;
     if (route.proxyProtocol === 'V1') header = proxyV1Header(src, dst);

@@ -5,6 +5,12 @@
 //
 // Requests from clients are parsed only by Node's own strict parser (llhttp): ambiguous requests (conflicting
 // Content-Length/Transfer-Encoding, obs-fold) never reach this code.
+//
+// [issue 12] Before HTTP sees a connection, front.ts takes off its PROXY header (--proxy-protocol) and, on the TLS
+// listener with --enable-ssl-passthrough, passes ssl-passthrough hosts to l4.ts. At the edge, each request's real
+// client is resolved (client-address.ts: the PROXY source, or a trusted hop's X-Forwarded-For/X-Real-IP); plain
+// HTTP requests then go through the same edge policy as handshakes (edge-checks.ts: redirect, source ranges, rate,
+// CORS preflight, external auth), in the order upgrade.ts numbers, and a body over maxRequestBodyBytes is refused.
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -12,9 +18,15 @@ import { ErrorCodes, WsgateError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { RateLimitedLog } from '../log/rate-limit.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { EMPTY_TABLE, type RoutingTable } from '../model/table.ts';
+import { EMPTY_TABLE, type HttpRoute, type PassthroughRoute, type RoutingTable } from '../model/table.ts';
 import type { CertificateStore } from '../tls/cert-store.ts';
+import { Affinity, generatedAffinityKey } from './affinity.ts';
+import { ExternalAuthClient } from './auth.ts';
 import type { Balancer } from './balancer.ts';
+import { peerAddress, resolveClient, type ClientAddress, type ProxyProtocolIn, type TrustedProxies } from './client-address.ts';
+import { EdgeChecks, PASS, type EdgeVerdict } from './edge-checks.ts';
+import { installFront } from './front.ts';
+import { RateLimiter } from './rate.ts';
 import { clientIP, forwardHeaders, type ForwardInfo } from './forward.ts';
 import { HttpForwarder } from './http-forward.ts';
 import { REJECTIONS, rejectionResponse, type Rejection, validateHandshake } from './handshake.ts';
@@ -43,6 +55,19 @@ export interface L7Deps {
   readonly reusePort?: boolean;
   /** How request-targets are normalised before routing (normalize.ts; default: reject encoded slashes and `\`). */
   readonly normalize?: NormalizeOptions;
+  // [issue 12]
+  /** --proxy-protocol: connections start with a PROXY header (client-address.ts). */
+  readonly proxyProtocol?: ProxyProtocolIn;
+  /** --trusted-proxies: hops whose X-Forwarded-For/X-Real-IP are believed. */
+  readonly trustedProxies?: TrustedProxies;
+  /** The affinity cookie's key (--affinity-key-file); default: one made now, good for this process only. */
+  readonly affinityKey?: Buffer;
+  /** Request rates (a worker's asks the primary); default: counted in this process. */
+  readonly rate?: RateLimiter;
+  /** The port clients reach HTTPS on, for redirects (--redirect-https-port; default 443). */
+  readonly redirectHttpsPort?: number;
+  /** --enable-ssl-passthrough: ssl-passthrough hosts' TLS goes here instead of being terminated. */
+  readonly passthrough?: (socket: Socket, head: Buffer, route: PassthroughRoute) => void;
 }
 
 /** A request as wsgate routes and forwards it, normalised once at the edge (normalize.ts). */
@@ -74,12 +99,27 @@ export class L7Proxy {
   /** Lines clients can cause, rate-limited. */
   readonly #rlog: RateLimitedLog;
   #router = new Router(EMPTY_TABLE);
+  /** [issue 12] ssl-passthrough hosts of the live table, by hostname (exact or `*.`). */
+  #passthrough: ReadonlyMap<string, PassthroughRoute> = new Map();
+  readonly #edge: EdgeChecks;
+  readonly #auth = new ExternalAuthClient();
+  readonly #rate: RateLimiter;
 
   constructor(deps: L7Deps) {
     this.#d = deps;
     this.#handshakeTimeoutMs = deps.handshakeTimeoutMs ?? 10_000;
     this.#rlog = new RateLimitedLog(deps.log, deps.metrics.logLinesSuppressed);
-    this.#http = new HttpForwarder({ ...deps, rlog: this.#rlog });
+    const affinity = new Affinity(deps.affinityKey ?? generatedAffinityKey());
+    this.#rate = deps.rate ?? new RateLimiter();
+    const certs = deps.certificates;
+    this.#edge = new EdgeChecks({
+      rate: this.#rate,
+      auth: this.#auth,
+      // A host has TLS when the listener has a certificate for it other than the default one.
+      hasCertificate: (host) => certs !== undefined && certs.contextFor(host) !== certs.defaultContext(),
+      httpsPort: deps.redirectHttpsPort ?? 443,
+    });
+    this.#http = new HttpForwarder({ ...deps, rlog: this.#rlog, affinity });
     this.#upgradeDeps = {
       metrics: deps.metrics,
       rlog: this.#rlog,
@@ -87,12 +127,15 @@ export class L7Proxy {
       balancer: deps.balancer,
       limits: deps.limits,
       handshakeTimeoutMs: this.#handshakeTimeoutMs,
+      edge: this.#edge,
+      affinity,
     };
   }
 
   /** Swaps the routing table. Handshakes already past route lookup keep the route they found. */
   update(table: RoutingTable): void {
     this.#router = new Router(table);
+    this.#passthrough = new Map((table.passthrough ?? []).map((p) => [p.hostname, p]));
   }
 
   get router(): Router {
@@ -145,6 +188,8 @@ export class L7Proxy {
     }
     this.#listeners.length = 0;
     this.#http.close();
+    this.#auth.close();
+    if (this.#d.rate === undefined) this.#rate.stop();
     return Promise.resolve();
   }
 
@@ -156,6 +201,19 @@ export class L7Proxy {
     server.on('request', (req, res) => this.#onRequest(req, res, l));
     server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => this.#onUpgrade(req, socket, head, l));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(err, socket));
+    // [issue 12] PROXY header in, and ssl-passthrough on the TLS listener (front.ts).
+    const passthrough = this.#d.passthrough;
+    installFront(server, {
+      ...(this.#d.proxyProtocol !== undefined ? { proxyProtocol: this.#d.proxyProtocol } : {}),
+      ...(proto === 'https' && passthrough !== undefined
+        ? { passthrough: { find: (name: string) => this.#passthroughFor(name), take: passthrough, helloTimeoutMs: this.#handshakeTimeoutMs } }
+        : {}),
+      onRefused: (socket, reason, why) => {
+        this.#d.metrics.handshakeRejections.inc({ route: '', reason });
+        this.#d.metrics.connectionsTotal.inc({ route: '', layer: 'l7', outcome: 'rejected' });
+        this.#rlog.info({ reason, detail: why, client: clientIP(socket.remoteAddress), proto }, 'connection refused');
+      },
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) =>
         reject(new WsgateError(ErrorCodes.LISTEN, `cannot listen on ${addr.host}:${addr.port} (${proto})`, { cause: err })),
@@ -170,11 +228,25 @@ export class L7Proxy {
   // --- WebSocket handshakes -------------------------------------------------------------------------------------
 
   #onUpgrade(req: http.IncomingMessage, socket: Socket, head: Buffer, l: Listener): void {
-    const e = this.#edge(req);
+    const e = this.#normalized(req);
+    const c = this.#client(req);
     const r: UpgradeRequest = e.ok
-      ? { req, target: e.target, path: e.path, host: e.host, hostHeader: e.hostHeader }
-      : { req, target: req.url ?? '/', path: req.url ?? '/', host: req.headers.host, invalid: e.rejection };
+      ? { req, target: e.target, path: e.path, host: e.host, hostHeader: e.hostHeader, clientIP: c.client, peerIP: c.peer }
+      : { req, target: req.url ?? '/', path: req.url ?? '/', host: req.headers.host, invalid: e.rejection, clientIP: c.client, peerIP: c.peer };
     new Upgrade(this.#upgradeDeps, socket, head, r).start(r, this.#router, l);
+  }
+
+  /** [issue 12] The request's real client (client-address.ts). */
+  #client(req: http.IncomingMessage): ClientAddress {
+    return resolveClient(peerAddress(req.socket).address, req.headers, this.#d.trustedProxies);
+  }
+
+  /** [issue 12] The ssl-passthrough route of a server name: exact, then a `*.` wildcard of one label. */
+  #passthroughFor(name: string): PassthroughRoute | undefined {
+    const exact = this.#passthrough.get(name);
+    if (exact !== undefined) return exact;
+    const dot = name.indexOf('.');
+    return dot > 0 ? this.#passthrough.get(`*${name.slice(dot)}`) : undefined;
   }
 
   /**
@@ -183,7 +255,7 @@ export class L7Proxy {
    * authority as Host (RFC 9112 §3.2.2): one rule, so a Host header can never send a request where its target
    * does not point.
    */
-  #edge(req: http.IncomingMessage): EdgeRequest {
+  #normalized(req: http.IncomingMessage): EdgeRequest {
     const t = normalizeTarget(req.url ?? '/', this.#d.normalize);
     if (!t.ok) return { ok: false, rejection: t };
     const rawHost = t.authority ?? req.headers.host;
@@ -236,20 +308,67 @@ export class L7Proxy {
         return this.#http.respond(req, res, v.status, v.message, '', { ...v.headers, Connection: 'close' });
       }
     }
-    const e = this.#edge(req);
+    const e = this.#normalized(req);
     if (!e.ok) {
       const r = e.rejection;
       return this.#http.respond(req, res, r.status, r.message, '', { Connection: 'close' }, undefined, r.reason);
     }
     const route = this.#router.find(e.host, e.path);
     if (!route) return this.#http.respond(req, res, 404, REJECTIONS.no_route.message, '', undefined, e.path);
-    const ip = clientIP(req.socket.remoteAddress);
-    const info: ForwardInfo = { clientIP: ip, proto: l.proto, port: l.port, ...(e.hostHeader ? { host: e.hostHeader } : {}) };
-    const headers = forwardHeaders(req.rawHeaders, info, false);
+    const c = this.#client(req);
+    // [issue 12] The edge policy (edge-checks.ts), steps 4–7 of upgrade.ts's order.
+    const verdict = this.#edge.check({
+      route,
+      proto: l.proto,
+      host: e.host,
+      hostHeader: e.hostHeader ?? req.headers.host,
+      target: e.target,
+      method: req.method ?? '',
+      clientIP: c.client,
+      headers: req.headers,
+      webSocket: false,
+    });
+    if (verdict === PASS || !(verdict instanceof Promise)) return this.#proxy(req, res, route, e, c, l, verdict);
+    void verdict.then(
+      (v) => this.#proxy(req, res, route, e, c, l, v),
+      () => this.#proxy(req, res, route, e, c, l, { ok: false, rejection: REJECTIONS.auth_unavailable }),
+    );
+  }
+
+  /** A routed request after the edge policy: refused, answered (a CORS preflight), or forwarded. */
+  #proxy(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    route: HttpRoute,
+    e: Extract<EdgeRequest, { ok: true }>,
+    c: ClientAddress,
+    l: Listener,
+    verdict: EdgeVerdict,
+  ): void {
+    if (res.destroyed) return;
+    if (!verdict.ok) {
+      const r = verdict.rejection;
+      return this.#http.respond(req, res, r.status, r.message, route.route, r.headers, e.path, verdict.detail, c.client, r.reason);
+    }
+    // A CORS preflight wsgate answers itself (cors.ts).
+    if (verdict.preflight !== undefined) return this.#http.respond(req, res, 204, '', route.route, verdict.preflight, e.path, 'CORS preflight', c.client);
+    const max = route.policy.maxRequestBodyBytes;
+    if (max > 0 && Number(req.headers['content-length'] ?? 0) > max) {
+      const r = REJECTIONS.body_too_large;
+      return this.#http.respond(req, res, r.status, r.message, route.route, { Connection: 'close' }, e.path, undefined, c.client, r.reason);
+    }
+    const info: ForwardInfo = {
+      clientIP: c.client,
+      peerIP: c.peer,
+      proto: l.proto,
+      port: l.port,
+      ...(e.hostHeader ? { host: e.hostHeader } : {}),
+    };
+    const headers = forwardHeaders(req.rawHeaders, info, false, undefined, verdict.headers);
     if (req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
     // Only a request without a body can be retried on another endpoint: a body already sent cannot be replayed.
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-    const request = { method: req.method ?? '', host: e.host, path: e.path, target: e.target, clientIP: ip };
+    const request = { method: req.method ?? '', host: e.host, path: e.path, target: e.target, clientIP: c.client, proto: l.proto };
     this.#http.forward(req, res, route, headers, request, !hasBody);
   }
 }

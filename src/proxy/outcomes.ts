@@ -61,8 +61,30 @@ export const REJECT_REASONS = [
   'upstream_refused',
   'upstream_timeout',
   'upstream_bad_response',
+  /** The backend's TLS (backendTLS: wss://, https://) failed: a certificate not trusted or not for the name, or no TLS (502). */
+  'upstream_tls_error',
   /** The backend answered a handshake with something other than 101; its answer is relayed to the client. */
   'backend_refused_upgrade',
+  // Edge policy (issue 12: src/proxy/edge-policy.ts), L7 and (source_denied) L4.
+  /** The client address is in deniedSourceRanges, or not in allowedSourceRanges (403; L4: closed at once). */
+  'source_denied',
+  /** A request on the plain HTTP listener for a route that redirects to HTTPS: answered 301/302/307/308 with Location. */
+  'https_redirect',
+  /** A WebSocket handshake on the plain HTTP listener for a route that redirects, with webSocket: Reject (426). */
+  'https_required',
+  /** The client IP's request rate on the route is over rateLimit (429 with Retry-After). */
+  'rate_limited',
+  /** The external auth service answered 401 or 403; that status goes to the client. */
+  'auth_denied',
+  /** The external auth service failed, timed out or answered something other than 2xx/401/403 (500 or 503, by policy). */
+  'auth_unavailable',
+  /** A plain HTTP request body over maxRequestBodyBytes (413). */
+  'body_too_large',
+  // Connection level, every listener with --proxy-protocol (closed, never answered).
+  /** The connection did not start with a valid PROXY protocol v1/v2 header in time. */
+  'bad_proxy_header',
+  /** The connection came from an address outside --trusted-proxies, on a listener that expects a PROXY header. */
+  'proxy_not_trusted',
   // L4 only.
   'hello_timeout',
   'bad_client_hello',
@@ -70,8 +92,8 @@ export const REJECT_REASONS = [
 
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
-/** Why a backend connection failed: wsgate_upstream_connect_errors_total{reason}. */
-export const CONNECT_FAILURES = ['refused', 'reset', 'timeout', 'unreachable', 'other'] as const;
+/** Why a backend connection failed: wsgate_upstream_connect_errors_total{reason} (`tls`: the backend's TLS handshake failed). */
+export const CONNECT_FAILURES = ['refused', 'reset', 'timeout', 'unreachable', 'tls', 'other'] as const;
 
 export type ConnectFailure = (typeof CONNECT_FAILURES)[number];
 

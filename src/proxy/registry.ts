@@ -220,6 +220,8 @@ export class TunnelRegistry {
     };
     for (const vh of table.virtualHosts) for (const r of vh.routes) add(r.id, r.backends, r.policy.rebalance, r.policy.loadBalancing);
     for (const t of table.tunnels) add(t.id, t.backends, undefined, { policy: 'LeastConnections' });
+    // [issue 12] ssl-passthrough hosts are tunnels too (l4.ts passthrough()).
+    for (const p of table.passthrough ?? []) add(p.id, p.backends, undefined, { policy: 'LeastConnections' });
     this.#routes = routes;
     if (this.#shutdownEndsAt > 0 || this.#closed) return;
     // Batches by reason and window, so that each is spread over its own window.

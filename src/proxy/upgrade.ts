@@ -3,13 +3,18 @@
 // method (#toTunnel, #reject, #relayRefusal's end, #abandon, abort), so that slots and endpoints are released and
 // the outcome counted exactly once.
 //
-// The fixed order of checks:
+// The fixed order of checks (plain HTTP requests go through 1, 2 and 4–7 in the same order: l7.ts):
 //  1. the request itself (handshake.ts: method, Upgrade, Connection, key, version);
 //  2. the route, from the table current now (a later swap does not change it);
 //  3. Origin, then subprotocols;
-//  4. limits (a slot of the rule, and of the client on the rule);
-//  5. an endpoint that accepts the TCP connection (upstream.ts: up to 3 tried);
-//  6. the backend's answer, read by llhttp: a 101 makes a tunnel, anything else is relayed to the client as it is.
+//  4–7. the route's edge policy (edge-checks.ts, issue 12): 4. the HTTPS redirect (426, or a redirect),
+//     5. source ranges (403), 6. the request rate per client IP (429), 7. external auth (401/403, or 500/503);
+//  8. limits (a slot of the rule, and of the client on the rule);
+//  9. an endpoint that accepts the TCP connection (upstream.ts: up to 3 tried; the affinity cookie's endpoint
+//     first, affinity.ts), and its TLS handshake when the rule has backendTLS (backend-tls.ts);
+//  10. the backend's answer, read by llhttp: a 101 makes a tunnel (with the affinity cookie set in it when one is
+//     issued), anything else is relayed to the client as it is.
+// The client address every step uses is the real client's (client-address.ts), resolved at the edge (l7.ts).
 import type http from 'node:http';
 import type { Socket } from 'node:net';
 import { ErrorCodes, WsgateError } from '../errors.ts';
@@ -17,7 +22,9 @@ import type { RateLimitedLog } from '../log/rate-limit.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { HttpRoute } from '../model/table.ts';
 import { BackendResponse, type ResponseEvent } from './backend-response.ts';
-import { hashKey, type Balancer } from './balancer.ts';
+import { withSetCookie, type Affinity } from './affinity.ts';
+import { hashKey, type Balancer, type HashInput } from './balancer.ts';
+import { PASS, type EdgeChecks, type EdgeVerdict } from './edge-checks.ts';
 import { clientIP, forwardHeaders, requestHead, type ForwardInfo } from './forward.ts';
 import { negotiateProtocols, originAllowed, REJECTIONS, rejectionResponse, validateHandshake, type Rejection } from './handshake.ts';
 import { hashInput } from './http-forward.ts';
@@ -38,6 +45,10 @@ export interface UpgradeDeps {
   readonly limits: ConnectionLimits;
   /** A backend must answer the handshake in this time (else 504); a refusal relay may stall this long (ms). */
   readonly handshakeTimeoutMs: number;
+  /** [issue 12] Steps 4–7. */
+  readonly edge: EdgeChecks;
+  /** [issue 12] The affinity cookie's key (loadBalancing policy Cookie). */
+  readonly affinity: Affinity;
 }
 
 /** Where the request arrived: the listener's protocol and port (for X-Forwarded-Proto/-Port). */
@@ -59,6 +70,9 @@ export interface UpgradeRequest {
   readonly hostHeader?: string | undefined;
   /** Set when the request-target or Host could not be normalised: the handshake is refused with 400. */
   readonly invalid?: TargetRejection;
+  /** [issue 12] The real client and the hop it came through (client-address.ts); default: the socket's peer. */
+  readonly clientIP?: string;
+  readonly peerIP?: string;
 }
 
 function noop(): void {}
@@ -84,6 +98,8 @@ export class Upgrade implements PendingConnection {
   /** What exactly was wrong with a request refused as bad_request (normalize.ts reasons), for the log line. */
   #detail: string | undefined;
   #hashKey: string | undefined;
+  /** [issue 12] The Set-Cookie to add to the 101 (affinity.ts), once the endpoint is known. */
+  #setCookie: string | undefined;
 
   constructor(deps: UpgradeDeps, client: Socket, head: Buffer, r: UpgradeRequest) {
     this.#d = deps;
@@ -91,7 +107,7 @@ export class Upgrade implements PendingConnection {
     this.#head = head;
     this.#startedAt = performance.now();
     this.#readBase = client.bytesRead - head.length;
-    this.#ip = clientIP(client.remoteAddress);
+    this.#ip = r.clientIP ?? clientIP(client.remoteAddress);
     this.#host = r.host;
     this.#path = r.path;
   }
@@ -121,19 +137,53 @@ export class Upgrade implements PendingConnection {
     if (!originAllowed(v.origin, policy.allowedOrigins)) return this.#reject(REJECTIONS.origin_not_allowed);
     const protocols = negotiateProtocols(v.protocols, policy.subprotocols);
     if (!protocols) return this.#reject(REJECTIONS.subprotocol_not_allowed);
+    // 4–7. [issue 12] The edge policy: redirect, source ranges, rate, external auth (edge-checks.ts).
+    const verdict = this.#d.edge.check({
+      route,
+      proto: listener.proto,
+      host: r.host,
+      hostHeader: r.hostHeader ?? r.req.headers.host,
+      target: r.target,
+      method: 'GET',
+      clientIP: this.#ip,
+      headers: r.req.headers,
+      webSocket: true,
+    });
+    if (verdict === PASS) return this.#admit(r, route, protocols, listener, verdict);
+    if (!(verdict instanceof Promise)) return this.#admit(r, route, protocols, listener, verdict);
+    void verdict.then(
+      (v2) => this.#admit(r, route, protocols, listener, v2),
+      () => this.#admit(r, route, protocols, listener, { ok: false, rejection: REJECTIONS.auth_unavailable }),
+    );
+  }
+
+  /** Steps 8–10, once the edge policy has answered (at once, or after the rate or auth round trip). */
+  #admit(r: UpgradeRequest, route: HttpRoute, protocols: readonly string[], listener: ListenerInfo, verdict: EdgeVerdict): void {
+    if (this.#done) return;
+    if (!verdict.ok) {
+      if (verdict.detail !== undefined) this.#detail = verdict.detail;
+      return this.#reject(verdict.rejection);
+    }
+    const policy = route.policy;
     // Everything the backend will be sent is taken from the request now: the request object is not kept.
     const info: ForwardInfo = {
       clientIP: this.#ip,
+      ...(r.peerIP !== undefined ? { peerIP: r.peerIP } : {}),
       proto: listener.proto,
       port: listener.port,
       ...(r.hostHeader !== undefined ? { host: r.hostHeader } : {}),
     };
-    const headers = forwardHeaders(r.req.rawHeaders, info, true, policy.subprotocols.length > 0 ? protocols : undefined);
+    const headers = forwardHeaders(r.req.rawHeaders, info, true, policy.subprotocols.length > 0 ? protocols : undefined, verdict.headers);
     const requestBytes = requestHead('GET', r.target, headers);
-    const hash = hashInput(this.#ip, r.req);
+    let hash: HashInput = hashInput(this.#ip, r.req, r.target);
     // A ConsistentHash route keeps what the endpoint was chosen by, so that a rebalance moves only what moved.
     if (policy.loadBalancing.policy === 'ConsistentHash') this.#hashKey = hashKey(policy.loadBalancing.hashOn, hash) ?? this.#ip;
-    // 4. Limits: a local answer, or (several workers, a limited rule) the pod-wide budget's.
+    // [issue 12] A Cookie route prefers the endpoint the affinity cookie names.
+    const lb = policy.loadBalancing;
+    const preferred = lb.policy === 'Cookie' ? this.#d.affinity.endpointOf(hash.cookie?.(lb.cookie.name), route.backends) : undefined;
+    if (preferred !== undefined) hash = { ...hash, preferred };
+    const overTls = listener.proto === 'https';
+    // 8. Limits: a local answer, or (several workers, a limited rule) the pod-wide budget's.
     const admitted = this.#d.limits.tryAcquire(route.id, this.#ip, policy.maxConnections, policy.maxConnectionsPerClient);
     const connect = (ok: boolean): void => {
       if (this.#done) {
@@ -142,7 +192,7 @@ export class Upgrade implements PendingConnection {
       }
       if (!ok) return this.#reject(REJECTIONS.over_limit);
       this.#limitHeld = true;
-      // 5. An endpoint.
+      // 9. An endpoint.
       connectUpstream(
         {
           routeId: route.id,
@@ -151,20 +201,31 @@ export class Upgrade implements PendingConnection {
           loadBalancing: policy.loadBalancing,
           hashInput: hash,
           connectTimeoutSeconds: policy.connectTimeoutSeconds,
+          ...(policy.backendTLS.enabled ? { tls: policy.backendTLS } : {}),
         },
         this.#d.balancer,
         this.#d.metrics,
       ).then(
-        (up) => this.#upstreamOnConnect(up, requestBytes),
+        (up) => {
+          // [issue 12] The affinity cookie naming the endpoint, unless the request's already did.
+          if (lb.policy === 'Cookie') this.#setCookie = this.#d.affinity.setCookie(lb.cookie, up.pick.key, preferred, route.path, overTls);
+          this.#upstreamOnConnect(up, requestBytes);
+        },
         (err: unknown) => {
           if (this.#done) return;
           const code = err instanceof WsgateError ? err.code : undefined;
+          if (code === ErrorCodes.UPSTREAM_TLS) {
+            const cause = (err as Error).cause as NodeJS.ErrnoException | undefined;
+            this.#detail = `backend TLS: ${cause?.code ?? cause?.message ?? 'failed'}`;
+          }
           this.#reject(
             code === ErrorCodes.NO_ENDPOINT
               ? REJECTIONS.no_endpoint
               : code === ErrorCodes.UPSTREAM_TIMEOUT
                 ? REJECTIONS.upstream_timeout
-                : REJECTIONS.upstream_refused,
+                : code === ErrorCodes.UPSTREAM_TLS
+                  ? REJECTIONS.upstream_tls_error
+                  : REJECTIONS.upstream_refused,
           );
         },
       );
@@ -182,7 +243,7 @@ export class Upgrade implements PendingConnection {
     this.#count(outcome);
   }
 
-  // 6. The backend's answer.
+  // 10. The backend's answer.
   #upstreamOnConnect(up: Upstream, requestBytes: string): void {
     if (this.#done) {
       up.socket.destroy();
@@ -249,10 +310,12 @@ export class Upgrade implements PendingConnection {
     this.#end(false, false);
     // Nothing more is read from the backend until the tunnel resumes it.
     up.socket.pause();
-    const writtenBase = client.bytesWritten + ev.raw.length;
-    // The 101 as received, and in the same write the backend's first frames if they shared its read: they belong
-    // to the client (h2o#1272).
-    client.write(ev.rest.length > 0 ? Buffer.concat([ev.raw, ev.rest]) : ev.raw);
+    // The 101 as received (with the affinity cookie when one is issued: issue 12).
+    const head = this.#setCookie === undefined ? ev.raw : withSetCookie(ev.raw, this.#setCookie);
+    const writtenBase = client.bytesWritten + head.length;
+    // The 101, and in the same write the backend's first frames if they shared its read: they belong to the client
+    // (h2o#1272).
+    client.write(ev.rest.length > 0 ? Buffer.concat([head, ev.rest]) : head);
     client.setKeepAlive(true, 60_000);
     client.removeListener('error', noop);
     up.socket.removeListener('error', noop);

@@ -1,9 +1,16 @@
 // Ingress `wsgate.io/*` annotations: the policy knobs of an Ingress, which has no policy field. They set every path
 // of the Ingress, over DEFAULT_POLICY. A bad value is reported (the message names the annotation) and that knob keeps
 // its default, so the Ingress still serves. The sidecar injector reads the same annotations on a Pod (src/webhook).
-import { ANNOTATION_PREFIX, LOAD_BALANCING_POLICIES, ON_EXCEED_ACTIONS, REMOVAL_ACTIONS, type LoadBalancingPolicy } from '../api/types.ts';
+import {
+  ANNOTATION_PREFIX,
+  LOAD_BALANCING_POLICIES,
+  ON_EXCEED_ACTIONS,
+  REMOVAL_ACTIONS,
+  WEBSOCKET_REDIRECTS,
+  type LoadBalancingPolicy,
+} from '../api/types.ts';
 import { DEFAULT_POLICY, type HashOn, type LoadBalancing, type Policy } from '../model/table.ts';
-import { framesNeededBy, ORIGIN, TOKEN, type FrameKnob } from './policy.ts';
+import { DEFAULT_COOKIE, framesNeededBy, ORIGIN, TOKEN, type FrameKnob } from './policy.ts';
 
 /** The annotations of the connection and handshake knobs. */
 export const CONNECTION_ANNOTATIONS = {
@@ -44,8 +51,16 @@ export const DRAIN_ANNOTATIONS = {
   rebalanceMaxClosesPerSecond: `${ANNOTATION_PREFIX}rebalance-max-closes-per-second`,
 } as const;
 
+/**
+ * The annotations of the edge knobs (issue 12) that ingress-nginx has no annotation for; the others are set with
+ * ingress-nginx's names (ingress-nginx.ts).
+ */
+export const EDGE_ANNOTATIONS = {
+  webSocketRedirect: `${ANNOTATION_PREFIX}websocket-redirect`,
+} as const;
+
 /** The Ingress annotations wsgate reads, each a policy knob. Others under `wsgate.io/` are left alone. */
-export const ANNOTATIONS = { ...CONNECTION_ANNOTATIONS, ...FRAME_ANNOTATIONS, ...DRAIN_ANNOTATIONS } as const;
+export const ANNOTATIONS = { ...CONNECTION_ANNOTATIONS, ...FRAME_ANNOTATIONS, ...DRAIN_ANNOTATIONS, ...EDGE_ANNOTATIONS } as const;
 
 /** The annotations behind each knob that needs frame inspection, for the message of a conflict. */
 const FRAME_KNOB_ANNOTATIONS: Readonly<Record<FrameKnob, readonly string[]>> = {
@@ -65,13 +80,17 @@ const FRAME_KNOB_ANNOTATIONS: Readonly<Record<FrameKnob, readonly string[]>> = {
  *   - `wsgate.io/inspect-frames: "false"` with annotations that need frames (a message limit, a keepalive other than
  *     the default or off) is the bad value: inspection stays on (its default) so the limits asked for still hold.
  */
-export function policyFromAnnotations(annotations: Record<string, unknown> | undefined): {
+export function policyFromAnnotations(
+  annotations: Record<string, unknown> | undefined,
+  /** [base=DEFAULT_POLICY] What an absent or bad annotation leaves (an Ingress: what its ingress-nginx annotations set). */
+  base: Policy = DEFAULT_POLICY,
+): {
   policy: Policy;
   problems: string[];
 } {
   const a = annotations ?? {};
   const problems: string[] = [];
-  const d = DEFAULT_POLICY;
+  const d = base;
   const bad = (name: string, value: unknown, what: string, fallback: string): void => {
     problems.push(`annotation ${name}: ${JSON.stringify(value)} is not ${what} (using the default ${fallback})`);
   };
@@ -113,9 +132,9 @@ export function policyFromAnnotations(annotations: Record<string, unknown> | und
     bad(name, v, `one of ${values.join(', ')}`, fallback);
     return fallback;
   };
-  const list = (name: string, check: RegExp, lower: boolean, what: string): readonly string[] => {
+  const list = (name: string, fallback: readonly string[], check: RegExp, lower: boolean, what: string): readonly string[] => {
     const v = a[name];
-    if (v === undefined) return [];
+    if (v === undefined) return fallback;
     const items = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : undefined;
     const normalized = items?.map((s) => (lower ? s.toLowerCase() : s));
     if (normalized === undefined || !normalized.every((s) => check.test(s))) {
@@ -126,14 +145,16 @@ export function policyFromAnnotations(annotations: Record<string, unknown> | und
   };
   const A = ANNOTATIONS;
   const policy: Policy = {
+    // The edge-policy knobs (issue 12) have no wsgate.io annotation: an Ingress sets them with ingress-nginx's.
+    ...d,
     idleTimeoutSeconds: number(A.idleTimeoutSeconds, d.idleTimeoutSeconds, false),
     connectTimeoutSeconds: number(A.connectTimeoutSeconds, d.connectTimeoutSeconds, false),
     responseHeaderTimeoutSeconds: number(A.responseHeaderTimeoutSeconds, d.responseHeaderTimeoutSeconds, false),
     maxConnections: number(A.maxConnections, d.maxConnections, true),
     maxConnectionsPerClient: number(A.maxConnectionsPerClient, d.maxConnectionsPerClient, true),
-    allowedOrigins: list(A.allowedOrigins, ORIGIN, true, 'origins like scheme://host[:port]'),
-    subprotocols: list(A.subprotocols, TOKEN, false, 'subprotocol tokens'),
-    loadBalancing: annotationLoadBalancing(a, problems),
+    allowedOrigins: list(A.allowedOrigins, d.allowedOrigins, ORIGIN, true, 'origins like scheme://host[:port]'),
+    subprotocols: list(A.subprotocols, d.subprotocols, TOKEN, false, 'subprotocol tokens'),
+    loadBalancing: annotationLoadBalancing(a, problems, d.loadBalancing),
     inspectFrames: boolean(A.inspectFrames, d.inspectFrames),
     keepalive: {
       intervalSeconds: seconds(A.keepaliveIntervalSeconds, d.keepalive.intervalSeconds),
@@ -155,6 +176,7 @@ export function policyFromAnnotations(annotations: Record<string, unknown> | und
       tolerancePercent: integer(A.rebalanceTolerancePercent, d.rebalance.tolerancePercent, 1, 100),
       maxClosesPerSecond: integer(A.rebalanceMaxClosesPerSecond, d.rebalance.maxClosesPerSecond, 1),
     },
+    httpsRedirect: { ...d.httpsRedirect, webSocket: oneOf(A.webSocketRedirect, d.httpsRedirect.webSocket, WEBSOCKET_REDIRECTS) },
   };
   const needed = policy.inspectFrames ? [] : framesNeededBy(policy);
   if (needed.length === 0) return { policy, problems };
@@ -166,8 +188,7 @@ export function policyFromAnnotations(annotations: Record<string, unknown> | und
   return { policy: { ...policy, inspectFrames: true }, problems };
 }
 
-function annotationLoadBalancing(a: Record<string, unknown>, problems: string[]): LoadBalancing {
-  const fallback = DEFAULT_POLICY.loadBalancing;
+function annotationLoadBalancing(a: Record<string, unknown>, problems: string[], fallback: LoadBalancing): LoadBalancing {
   const value = a[ANNOTATIONS.loadBalancing];
   if (value === undefined) return fallback;
   if (!LOAD_BALANCING_POLICIES.includes(value as LoadBalancingPolicy)) {
@@ -178,6 +199,7 @@ function annotationLoadBalancing(a: Record<string, unknown>, problems: string[])
     return fallback;
   }
   const policy = value as LoadBalancingPolicy;
+  if (policy === 'Cookie') return { policy, cookie: fallback.policy === 'Cookie' ? fallback.cookie : DEFAULT_COOKIE };
   if (policy !== 'ConsistentHash') return { policy };
   const hashOn = parseHashOnAnnotation(a[ANNOTATIONS.hashOn]);
   if (hashOn === undefined) {

@@ -15,6 +15,18 @@ import { compareStrings } from './hostnames.ts';
 export type NotAcceptedReason = 'Invalid' | 'Conflicted' | 'InvalidAnnotation';
 /** Reasons of ResolvedRefs=False. */
 export type UnresolvedReason = 'BackendNotFound' | 'SecretNotFound' | 'InvalidCertificate';
+/**
+ * Reasons of an Accepted=True that still has something to say: the object serves as written, but part of what it
+ * says is ignored (an ingress-nginx annotation wsgate does not implement: ./ingress-nginx.ts). Such a condition gets
+ * an Event and a log line as a False one does: nothing is ever silently ignored.
+ */
+export type WarningReason = 'UnsupportedAnnotation';
+export const WARNING_REASONS: ReadonlySet<string> = new Set<WarningReason>(['UnsupportedAnnotation']);
+
+/** A condition a person should see: False, or True with a warning reason. */
+export function needsAttention(c: Pick<Condition, 'status' | 'reason'>): boolean {
+  return c.status === 'False' || WARNING_REASONS.has(c.reason);
+}
 
 interface Problem<R extends string> {
   readonly reason: R;
@@ -32,6 +44,7 @@ export class ObjectReport {
   readonly generation: number;
   readonly #notAccepted: Problem<NotAcceptedReason>[] = [];
   readonly #unresolved: Problem<UnresolvedReason>[] = [];
+  readonly #warnings: Problem<WarningReason>[] = [];
 
   constructor(kind: StatusKind, metadata: ObjectMeta | undefined) {
     this.kind = kind;
@@ -48,18 +61,31 @@ export class ObjectReport {
   }
 
   notAccepted(reason: NotAcceptedReason, message: string): void {
-    this.#notAccepted.push({ reason, message });
+    push(this.#notAccepted, { reason, message });
   }
 
   unresolved(reason: UnresolvedReason, message: string): void {
-    this.#unresolved.push({ reason, message });
+    push(this.#unresolved, { reason, message });
+  }
+
+  /** Something ignored that does not stop the object from being accepted; said in the Accepted condition's message. */
+  warn(reason: WarningReason, message: string): void {
+    push(this.#warnings, { reason, message });
   }
 
   toStatus(): ObjectStatus {
-    const conditions: Condition[] = [
-      condition('Accepted', this.#notAccepted, 'Accepted', `${this.kind} is accepted`),
-      condition('ResolvedRefs', this.#unresolved, 'ResolvedRefs', 'all references are resolved'),
-    ];
+    const accepted = condition('Accepted', this.#notAccepted, 'Accepted', `${this.kind} is accepted`);
+    const warning = this.#warnings[0];
+    if (warning !== undefined) {
+      const warnings = this.#warnings.map((w) => w.message).join('; ');
+      if (accepted.status === 'True') {
+        accepted.reason = warning.reason;
+        accepted.message = `${this.kind} is accepted, with warnings: ${warnings}`;
+      } else {
+        accepted.message = `${accepted.message}; ${warnings}`;
+      }
+    }
+    const conditions: Condition[] = [accepted, condition('ResolvedRefs', this.#unresolved, 'ResolvedRefs', 'all references are resolved')];
     for (const c of conditions) c.observedGeneration = this.generation;
     return {
       kind: this.kind,
@@ -69,6 +95,11 @@ export class ObjectReport {
       conditions,
     };
   }
+}
+
+/** Adds a problem once: a route-level problem found again by each of its rules is said once. */
+function push<R extends string>(list: Problem<R>[], p: Problem<R>): void {
+  if (!list.some((q) => q.reason === p.reason && q.message === p.message)) list.push(p);
 }
 
 function condition(

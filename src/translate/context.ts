@@ -2,7 +2,7 @@
 // settle once every object has been read.
 import type { CertificateClaim, LoadedCertificate } from './certificates.ts';
 import type { Lookup } from './lookup.ts';
-import type { RouteClaim, TunnelClaim } from './precedence.ts';
+import type { PassthroughClaim, RouteClaim, TunnelClaim } from './precedence.ts';
 
 export interface Context {
   readonly lookup: Lookup;
@@ -15,8 +15,9 @@ export interface Contribution {
   readonly routes: RouteClaim[];
   readonly certificates: CertificateClaim[];
   readonly tunnels: TunnelClaim[];
+  readonly passthrough: PassthroughClaim[];
 }
 
 export function emptyContribution(): Contribution {
-  return { routes: [], certificates: [], tunnels: [] };
+  return { routes: [], certificates: [], tunnels: [], passthrough: [] };
 }

@@ -3,9 +3,12 @@
 // Which Ingresses are ours (selectIngresses), in this order:
 //   1. spec.ingressClassName set: ours when it equals the snapshot's class name;
 //   2. else the legacy annotation kubernetes.io/ingress.class set: ours when it equals the class name;
-//   3. else (no class at all): ours when the snapshot holds an IngressClass of that name, owned by
-//      wsgate.io/ingress-controller, annotated ingressclass.kubernetes.io/is-default-class: "true".
-// Others get no status: they belong to another controller.
+//   3. else (no class at all): ours with --watch-ingress-without-class (as ingress-nginx's flag of that name), or when
+//      the snapshot holds an IngressClass of that name, owned by wsgate.io/ingress-controller, annotated
+//      ingressclass.kubernetes.io/is-default-class: "true".
+// Others get no status: they belong to another controller. With --ingress-class nginx, wsgate takes over
+// ingress-nginx's Ingresses during a migration (step 1 matches them by name; the IngressClass stays ingress-nginx's).
+// Ingresses of every class wsgate serves read ingress-nginx's annotations (ingress-nginx.ts).
 //
 // Each path is a rule. Its id is `Ingress/namespace/name#pathType:host/path` (host `*` when the rule names none),
 // unique because two paths of one Ingress on the same host, type and path conflict. pathType
@@ -14,7 +17,11 @@
 // An invalid rule host rejects that rule's paths; an invalid path rejects that path; the rest serves.
 // spec.tls[].hosts name the certificate's hostnames; an entry without hosts covers the hosts of the rules that no
 // other entry names.
-// wsgate.io/* annotations set the policy of every path (annotations.ts); a bad value falls back to its default.
+// Annotations set the policy of every path: ingress-nginx's (ingress-nginx.ts) over the Ingress defaults (hosts with
+// TLS redirect plain HTTP, as ingress-nginx does), then wsgate.io/* (annotations.ts) over those; a bad value keeps
+// what was below it. Unsupported ingress-nginx annotations are warnings on Accepted (UnsupportedAnnotation).
+// nginx.ingress.kubernetes.io/ssl-passthrough: "true" also claims each rule host for TLS passthrough on the HTTPS
+// listener, to the backend of the host's first path (the data plane serves it with --enable-ssl-passthrough).
 import { CONTROLLER_NAME, type Ingress } from '../api/types.ts';
 import type { HttpRoute, Policy } from '../model/table.ts';
 import { resolveBackends } from './backends.ts';
@@ -24,6 +31,8 @@ import { emptyContribution, type Context, type Contribution } from './context.ts
 import { ANY_HOST, normalizeHostname } from './hostnames.ts';
 import { checkPath, normalizePath } from './paths.ts';
 import { policyFromAnnotations } from './annotations.ts';
+import { resolveBackendTLS } from './edge-policy.ts';
+import { ingressNginxPolicy, NGINX_PREFIX } from './ingress-nginx.ts';
 import type { Snapshot } from './snapshot.ts';
 
 export const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
@@ -42,7 +51,7 @@ export function selectIngresses(s: Snapshot): Ingress[] {
     if (typeof byField === 'string' && byField !== '') return byField === name;
     const byAnnotation = ing.metadata?.annotations?.[LEGACY_CLASS_ANNOTATION];
     if (typeof byAnnotation === 'string' && byAnnotation !== '') return byAnnotation === name;
-    return weAreDefault;
+    return weAreDefault || s.watchIngressWithoutClass === true;
   });
 }
 
@@ -50,8 +59,12 @@ type IngressBackend = NonNullable<NonNullable<Ingress['spec']>['defaultBackend']
 
 export function translateIngress(ing: Ingress, report: ObjectReport, ctx: Context): Contribution {
   const out = emptyContribution();
-  const { policy, problems } = policyFromAnnotations(ing.metadata?.annotations);
-  for (const p of problems) report.notAccepted('InvalidAnnotation', p);
+  const nginx = ingressNginxPolicy(ing.metadata?.annotations, report.namespace);
+  for (const p of nginx.problems) report.notAccepted('InvalidAnnotation', p);
+  for (const u of nginx.unsupported) report.warn('UnsupportedAnnotation', u);
+  const annotated = policyFromAnnotations(ing.metadata?.annotations, nginx.policy);
+  for (const p of annotated.problems) report.notAccepted('InvalidAnnotation', p);
+  const policy = resolveBackendTLS(annotated.policy, report.namespace, ctx.lookup, report, `annotation ${NGINX_PREFIX}proxy-ssl-secret`);
   const spec = ing.spec ?? {};
   const rules = Array.isArray(spec.rules) ? spec.rules : [];
   let seq = 0;
@@ -118,11 +131,32 @@ export function translateIngress(ing: Ingress, report: ObjectReport, ctx: Contex
       host = name;
     }
     const paths = Array.isArray(rule.http?.paths) ? rule.http.paths : [];
+    let first: HttpRoute | undefined;
     paths.forEach((p, j) => {
       const pathField = `${field}.http.paths[${j}]`;
       const route = translatePath(p, pathField, host, policy, report, ctx);
       if (route !== undefined) out.routes.push({ owner: report, field: pathField, hostname: host, fallback: false, seq: seq++, route });
+      first ??= route;
     });
+    if (nginx.passthrough) {
+      if (host === ANY_HOST) report.notAccepted('InvalidAnnotation', `${field}: ssl-passthrough needs a host (this rule is not passed through)`);
+      else if (first !== undefined) {
+        out.passthrough.push({
+          owner: report,
+          field,
+          route: {
+            id: `Ingress/${report.key}#passthrough:${host}`,
+            route: report.key,
+            hostname: host,
+            backends: first.backends,
+            connectTimeoutSeconds: policy.connectTimeoutSeconds,
+            idleTimeoutSeconds: policy.idleTimeoutSeconds,
+            allowedSourceRanges: policy.allowedSourceRanges,
+            deniedSourceRanges: policy.deniedSourceRanges,
+          },
+        });
+      }
+    }
   });
 
   if (spec.defaultBackend !== undefined) {

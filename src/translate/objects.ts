@@ -17,10 +17,14 @@ import type { Snapshot } from './snapshot.ts';
 /** The apiVersion each kind must have (or omit) to be read. */
 const API_VERSIONS: Readonly<Record<string, string>> = KIND_API_VERSIONS;
 
-/** [ingressClassName='wsgate'] The IngressClass name wsgate serves. */
-export function snapshotFromObjects(objects: readonly unknown[], ingressClassName = 'wsgate'): Snapshot {
+/**
+ * [ingressClassName='wsgate'] The IngressClass name wsgate serves. [watchIngressWithoutClass=false] Serve Ingresses
+ * that name no class too.
+ */
+export function snapshotFromObjects(objects: readonly unknown[], ingressClassName = 'wsgate', watchIngressWithoutClass = false): Snapshot {
   const s = {
     ingressClassName,
+    ...(watchIngressWithoutClass ? { watchIngressWithoutClass } : {}),
     ingressClasses: [] as IngressClass[],
     ingresses: [] as Ingress[],
     webSocketRoutes: [] as WebSocketRoute[],

@@ -7,9 +7,21 @@
 //   - `inspectFrames: false` (a plain byte pipe) and a knob that needs frames — a message size or rate limit, or a
 //     keepalive other than the default or off — cannot both hold. That is checked on the effective policy, so a rule
 //     that turns inspection off under a route with limits must turn those limits off too; the error says which.
-// Ingress has no policy field; its `wsgate.io/*` annotations set the same knobs for every path (./annotations.ts).
-import { LOAD_BALANCING_POLICIES, ON_EXCEED_ACTIONS, REMOVAL_ACTIONS, type LoadBalancingPolicy } from '../api/types.ts';
-import { DEFAULT_POLICY, type HashOn, type Keepalive, type LoadBalancing, type OnRemoval, type Policy, type Rebalance } from '../model/table.ts';
+// Ingress has no policy field; its `wsgate.io/*` annotations set the same knobs for every path (./annotations.ts),
+// over what its ingress-nginx annotations set (./ingress-nginx.ts). The edge-policy knobs of issue 12 are read by
+// ./edge-policy.ts.
+import { LOAD_BALANCING_POLICIES, ON_EXCEED_ACTIONS, REMOVAL_ACTIONS, SAME_SITE_VALUES, type LoadBalancingPolicy } from '../api/types.ts';
+import {
+  DEFAULT_POLICY,
+  type AffinityCookie,
+  type HashOn,
+  type Keepalive,
+  type LoadBalancing,
+  type OnRemoval,
+  type Policy,
+  type Rebalance,
+} from '../model/table.ts';
+import { applyEdgePolicy } from './edge-policy.ts';
 
 // RFC 9110 token: what a header name, a cookie name and a WebSocket subprotocol are made of.
 export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -117,6 +129,46 @@ export class SpecReader {
     });
     return v.map((item) => (lower ? String(item).toLowerCase() : String(item)));
   }
+
+  /** A list whose items `parse` normalises (undefined = bad item: an error naming its index; the fallback is kept). */
+  items(key: string, fallback: readonly string[], parse: (item: unknown) => string | undefined, what: string): readonly string[] {
+    const v = this.get(key);
+    if (v === undefined) return fallback;
+    if (!Array.isArray(v)) {
+      this.fail(key, 'must be a list');
+      return fallback;
+    }
+    const out: string[] = [];
+    let bad = false;
+    v.forEach((item, i) => {
+      const parsed = parse(item);
+      if (parsed === undefined) {
+        bad = true;
+        this.errors.push(`${this.field}.${key}[${i}]: ${JSON.stringify(item)} is not ${what}`);
+      } else if (!out.includes(parsed)) {
+        out.push(parsed);
+      }
+    });
+    return bad ? fallback : out;
+  }
+
+  /** A number that must be one of `values` (status codes). */
+  numberOneOf<T extends number>(key: string, fallback: T, values: readonly T[]): T {
+    const v = this.get(key);
+    if (v === undefined) return fallback;
+    if (values.includes(v as T)) return v as T;
+    this.fail(key, `must be one of ${values.join(', ')}`);
+    return fallback;
+  }
+
+  /** A string that `pattern` accepts. */
+  matching(key: string, fallback: string, pattern: RegExp, what: string): string {
+    const v = this.get(key);
+    if (v === undefined) return fallback;
+    if (typeof v === 'string' && pattern.test(v)) return v;
+    this.fail(key, `${JSON.stringify(v)} is not ${what}`);
+    return fallback;
+  }
 }
 
 /** Checks a PolicySpec written at `field` and lays it over `base`; errors name the field path. */
@@ -143,6 +195,7 @@ export function applyPolicySpec(base: Policy, spec: unknown, field: string): Pol
     endpointDrainSeconds: r.wholeSeconds('endpointDrainSeconds', base.endpointDrainSeconds),
     onRemoval: applyOnRemoval(base.onRemoval, r.nested('onRemoval')),
     rebalance: applyRebalance(base.rebalance, r.nested('rebalance')),
+    ...applyEdgePolicy(base, r),
   };
   const loadBalancing = applyLoadBalancing(base.loadBalancing, r.get('loadBalancing'), `${field}.loadBalancing`, errors);
   if (errors.length > 0 || loadBalancing === undefined) return { errors };
@@ -262,6 +315,15 @@ function applyLoadBalancing(
     }
     hashOn = parsed;
   }
+  if (policy === 'Cookie') {
+    const before = errors.length;
+    const cookie = applyCookie(base.policy === 'Cookie' ? base.cookie : DEFAULT_COOKIE, SpecReader.of(lb['cookie'], `${field}.cookie`, errors));
+    return errors.length > before ? undefined : { policy, cookie };
+  }
+  if (lb['cookie'] !== undefined && lb['cookie'] !== null) {
+    errors.push(`${field}.cookie: is only read with policy Cookie (the policy is ${policy})`);
+    return undefined;
+  }
   if (policy !== 'ConsistentHash') return { policy };
   if (hashOn === undefined) {
     errors.push(`${field}.hashOn: ConsistentHash needs exactly one of clientIP, header, cookie`);
@@ -270,17 +332,38 @@ function applyLoadBalancing(
   return { policy, hashOn };
 }
 
+/** The affinity cookie of a WebSocketRoute that names none of its attributes. */
+export const DEFAULT_COOKIE: AffinityCookie = Object.freeze({ name: 'wsgate-affinity', maxAgeSeconds: 0, path: '', sameSite: '', secure: false });
+
+// PATH_PATTERN of the schema: an absolute path without whitespace, query or fragment (and no `;`, which ends a cookie attribute).
+const COOKIE_PATH = /^\/[^\s?#;]*$/;
+
+function applyCookie(base: AffinityCookie, r: SpecReader | undefined): AffinityCookie {
+  if (r === undefined) return base;
+  return {
+    name: r.matching('name', base.name, TOKEN, 'a cookie name'),
+    maxAgeSeconds: r.wholeSeconds('maxAgeSeconds', base.maxAgeSeconds),
+    path: r.matching('path', base.path, COOKIE_PATH, 'an absolute path without ";", e.g. /socket.io'),
+    sameSite: r.oneOf<AffinityCookie['sameSite']>('sameSite', base.sameSite, SAME_SITE_VALUES),
+    secure: r.boolean('secure', base.secure),
+  };
+}
+
 /** A HashOnSpec, or an error message when it does not set exactly one valid member. */
 function parseHashOnSpec(spec: unknown): HashOn | string {
-  const exactlyOne = 'must set exactly one of clientIP, header, cookie';
+  const exactlyOne = 'must set exactly one of clientIP, header, cookie, query';
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) return exactlyOne;
-  const { clientIP, header, cookie } = spec as Record<string, unknown>;
-  const set = [clientIP === true, header !== undefined, cookie !== undefined].filter(Boolean).length;
+  const { clientIP, header, cookie, query } = spec as Record<string, unknown>;
+  const set = [clientIP === true, header !== undefined, cookie !== undefined, query !== undefined].filter(Boolean).length;
   if (set !== 1) return exactlyOne;
   if (clientIP === true) return { kind: 'clientIP' };
   if (header !== undefined) {
     if (typeof header !== 'string' || !TOKEN.test(header)) return `header: ${JSON.stringify(header)} is not a header name`;
     return { kind: 'header', name: header.toLowerCase() };
+  }
+  if (query !== undefined) {
+    if (typeof query !== 'string' || !TOKEN.test(query)) return `query: ${JSON.stringify(query)} is not a query parameter name`;
+    return { kind: 'query', name: query };
   }
   if (typeof cookie !== 'string' || !TOKEN.test(cookie)) return `cookie: ${JSON.stringify(cookie)} is not a cookie name`;
   return { kind: 'cookie', name: cookie };

@@ -17,7 +17,7 @@
 // TCP: tunnels on one port conflict when both are plain (no SNI), when one is plain and the other routes by SNI
 // (a plain tunnel takes every connection, so it cannot share), or when their SNI sets share a name. Tunnels are
 // taken oldest first; a tunnel that conflicts with one already taken does not serve at all.
-import type { HttpRoute, TunnelRoute, VirtualHost } from '../model/table.ts';
+import type { HttpRoute, PassthroughRoute, TunnelRoute, VirtualHost } from '../model/table.ts';
 import { compareObjects, type ObjectReport } from './conditions.ts';
 import { ANY_HOST, compareHostnames, compareStrings, sharedHostname } from './hostnames.ts';
 import { pathElements } from './paths.ts';
@@ -127,4 +127,22 @@ function firstClash(claim: TunnelClaim, taken: readonly TunnelClaim[]): string |
     if (shared !== undefined) return `spec.sniHostnames: ${shared} on port ${port} is already routed by ${by}`;
   }
   return undefined;
+}
+
+/** An Ingress with ssl-passthrough asking for a host on the HTTPS listener. */
+export interface PassthroughClaim {
+  readonly owner: ObjectReport;
+  readonly field: string;
+  readonly route: PassthroughRoute;
+}
+
+/** One passthrough per hostname: the oldest object's (then namespace/name) wins; sorted as virtual hosts are. */
+export function resolvePassthrough(claims: readonly PassthroughClaim[]): PassthroughRoute[] {
+  const winners = new Map<string, PassthroughClaim>();
+  for (const claim of [...claims].sort((a, b) => compareObjects(a.owner, b.owner) || compareStrings(a.field, b.field))) {
+    const held = winners.get(claim.route.hostname);
+    if (held === undefined) winners.set(claim.route.hostname, claim);
+    else claim.owner.notAccepted('Conflicted', `${claim.field}: ssl-passthrough for ${claim.route.hostname} is already claimed by ${held.owner.display}`);
+  }
+  return [...winners.values()].sort((a, b) => compareHostnames(a.route.hostname, b.route.hostname)).map((c) => c.route);
 }

@@ -8,7 +8,16 @@
 // on one line.
 import { X509Certificate } from 'node:crypto';
 import { Document, isScalar, visit } from 'yaml';
-import { DEFAULT_POLICY, type Backend, type Certificate, type HttpRoute, type LoadBalancing, type Policy, type TunnelRoute } from '../model/table.ts';
+import {
+  DEFAULT_POLICY,
+  type Backend,
+  type Certificate,
+  type HttpRoute,
+  type LoadBalancing,
+  type PassthroughRoute,
+  type Policy,
+  type TunnelRoute,
+} from '../model/table.ts';
 import type { ObjectStatus, TranslateResult } from './snapshot.ts';
 
 export function renderResult(result: TranslateResult): string {
@@ -16,6 +25,8 @@ export function renderResult(result: TranslateResult): string {
     virtualHosts: result.table.virtualHosts.map((vh) => ({ hostname: vh.hostname, routes: vh.routes.map(renderRoute) })),
     certificates: result.table.certificates.map(renderCertificate),
     tunnels: result.table.tunnels.map(renderTunnel),
+    // Only when there is one: tables without ssl-passthrough render as before.
+    ...((result.table.passthrough ?? []).length > 0 ? { passthrough: (result.table.passthrough ?? []).map(renderPassthrough) } : {}),
     statuses: result.statuses.map(renderStatus),
   };
   const yaml = new Document(doc);
@@ -68,7 +79,50 @@ function renderPolicy(p: Policy): object {
   if (p.strict !== d.strict) out['strict'] = p.strict;
   renderDrain(p, out);
   if (!sameMembers(p.rebalance, d.rebalance)) out['rebalance'] = { ...p.rebalance };
+  renderEdge(p, out);
   return out;
+}
+
+/** The edge-policy knobs (issue 12), when they differ from the defaults. A CA is shown by its Secret, never as PEM. */
+function renderEdge(p: Policy, out: Record<string, unknown>): void {
+  const d = DEFAULT_POLICY;
+  if (p.allowedSourceRanges.length > 0) out['allowedSourceRanges'] = [...p.allowedSourceRanges];
+  if (p.deniedSourceRanges.length > 0) out['deniedSourceRanges'] = [...p.deniedSourceRanges];
+  if (!sameMembers(p.httpsRedirect, d.httpsRedirect)) out['httpsRedirect'] = { ...p.httpsRedirect };
+  if (!sameMembers(p.hsts, d.hsts)) out['hsts'] = { ...p.hsts };
+  if (!sameMembers(p.rateLimit, d.rateLimit)) out['rateLimit'] = { ...p.rateLimit };
+  const a = p.externalAuth;
+  if (a.url !== '') {
+    out['externalAuth'] = {
+      url: a.url,
+      method: a.method,
+      ...(a.requestHeaders.length > 0 ? { requestHeaders: [...a.requestHeaders] } : {}),
+      ...(a.responseHeaders.length > 0 ? { responseHeaders: [...a.responseHeaders] } : {}),
+      timeoutSeconds: a.timeoutSeconds,
+      failureStatus: a.failureStatus,
+      cacheSeconds: a.cacheSeconds,
+    };
+  }
+  const t = p.backendTLS;
+  if (t.enabled) {
+    out['backendTLS'] = {
+      ...(t.sni !== '' ? { sni: t.sni } : {}),
+      ...(t.caSecret !== '' ? { caSecret: t.caSecret, caLoaded: t.caPem !== '' } : {}),
+      insecureSkipVerify: t.insecureSkipVerify,
+    };
+  }
+  if (p.maxRequestBodyBytes !== d.maxRequestBodyBytes) out['maxRequestBodyBytes'] = p.maxRequestBodyBytes;
+  const c = p.cors;
+  if (c.allowOrigins.length > 0) {
+    out['cors'] = {
+      allowOrigins: [...c.allowOrigins],
+      allowMethods: [...c.allowMethods],
+      ...(c.allowHeaders.length > 0 ? { allowHeaders: [...c.allowHeaders] } : {}),
+      ...(c.exposeHeaders.length > 0 ? { exposeHeaders: [...c.exposeHeaders] } : {}),
+      allowCredentials: c.allowCredentials,
+      maxAgeSeconds: c.maxAgeSeconds,
+    };
+  }
 }
 
 /** endpointDrainSeconds and onRemoval, when they differ from the defaults: the knobs L7 and L4 share. */
@@ -84,6 +138,19 @@ function sameMembers<T extends object>(a: T, b: T): boolean {
 }
 
 function renderLoadBalancing(lb: LoadBalancing): object {
+  if (lb.policy === 'Cookie') {
+    const c = lb.cookie;
+    return {
+      policy: lb.policy,
+      cookie: {
+        name: c.name,
+        ...(c.maxAgeSeconds > 0 ? { maxAgeSeconds: c.maxAgeSeconds } : {}),
+        ...(c.path !== '' ? { path: c.path } : {}),
+        ...(c.sameSite !== '' ? { sameSite: c.sameSite } : {}),
+        secure: c.secure,
+      },
+    };
+  }
   if (lb.policy !== 'ConsistentHash') return { policy: lb.policy };
   const h = lb.hashOn;
   return { policy: lb.policy, hashOn: h.kind === 'clientIP' ? 'clientIP' : `${h.kind}:${h.name}` };
@@ -112,7 +179,22 @@ function renderTunnel(t: TunnelRoute): object {
     maxConnections: t.maxConnections,
   };
   renderDrain(t, out);
+  if ((t.allowedSourceRanges ?? []).length > 0) out['allowedSourceRanges'] = [...(t.allowedSourceRanges ?? [])];
+  if ((t.deniedSourceRanges ?? []).length > 0) out['deniedSourceRanges'] = [...(t.deniedSourceRanges ?? [])];
   return out;
+}
+
+function renderPassthrough(p: PassthroughRoute): object {
+  return {
+    id: p.id,
+    route: p.route,
+    hostname: p.hostname,
+    backends: p.backends.map(renderBackend),
+    connectTimeoutSeconds: p.connectTimeoutSeconds,
+    idleTimeoutSeconds: p.idleTimeoutSeconds,
+    ...(p.allowedSourceRanges.length > 0 ? { allowedSourceRanges: [...p.allowedSourceRanges] } : {}),
+    ...(p.deniedSourceRanges.length > 0 ? { deniedSourceRanges: [...p.deniedSourceRanges] } : {}),
+  };
 }
 
 function renderStatus(s: ObjectStatus): object {

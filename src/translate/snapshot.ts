@@ -15,6 +15,8 @@ import type { RoutingTable } from '../model/table.ts';
 export interface Snapshot {
   /** The IngressClass name wsgate serves (`--ingress-class`, default `wsgate`). */
   readonly ingressClassName: string;
+  /** `--watch-ingress-without-class`: Ingresses naming no class are served too (default false). */
+  readonly watchIngressWithoutClass?: boolean;
   readonly ingressClasses: readonly IngressClass[];
   readonly ingresses: readonly Ingress[];
   readonly webSocketRoutes: readonly WebSocketRoute[];

@@ -2,13 +2,14 @@
 // Unset knobs take DEFAULT_POLICY's values (idle 0 = never, connect 5 s, maxConnections 0 = unlimited, endpoint
 // drain 10 s, onRemoval Close over 60 s, member by member) and proxyProtocol None. An L4 tunnel carries bytes, not
 // frames: no WebSocket knob applies, and its drain and removal closes are FINs. SNI names are lower-cased,
-// deduplicated and sorted as virtual hosts are.
+// deduplicated and sorted as virtual hosts are. allowedSourceRanges/deniedSourceRanges: as a route's (issue 12).
 import { PROXY_PROTOCOL_VERSIONS, type BackendRef, type ProxyProtocolVersion, type TCPTunnel } from '../api/types.ts';
 import { DEFAULT_POLICY } from '../model/table.ts';
 import { checkBackendRef, isPortNumber, resolveBackends } from './backends.ts';
 import type { ObjectReport } from './conditions.ts';
 import { emptyContribution, type Context, type Contribution } from './context.ts';
 import { compareHostnames, normalizeHostname } from './hostnames.ts';
+import { cidrList } from './edge-policy.ts';
 import { applyOnRemoval, SpecReader } from './policy.ts';
 
 export function translateTCPTunnel(t: TCPTunnel, report: ObjectReport, ctx: Context): Contribution {
@@ -58,6 +59,8 @@ export function translateTCPTunnel(t: TCPTunnel, report: ObjectReport, ctx: Cont
   const r = new SpecReader(s, 'spec', errors);
   const endpointDrainSeconds = r.wholeSeconds('endpointDrainSeconds', DEFAULT_POLICY.endpointDrainSeconds);
   const onRemoval = applyOnRemoval(DEFAULT_POLICY.onRemoval, r.nested('onRemoval'));
+  const allowedSourceRanges = cidrList(r, 'allowedSourceRanges', []);
+  const deniedSourceRanges = cidrList(r, 'deniedSourceRanges', []);
 
   if (errors.length > 0 || !Array.isArray(backends)) {
     for (const e of errors) report.notAccepted('Invalid', `${e} (the tunnel is not served)`);
@@ -81,6 +84,8 @@ export function translateTCPTunnel(t: TCPTunnel, report: ObjectReport, ctx: Cont
       maxConnections,
       endpointDrainSeconds,
       onRemoval,
+      ...(allowedSourceRanges.length > 0 ? { allowedSourceRanges } : {}),
+      ...(deniedSourceRanges.length > 0 ? { deniedSourceRanges } : {}),
     },
   });
   return out;

@@ -17,7 +17,15 @@ import { ObjectReport, compareStatuses } from './conditions.ts';
 import type { Context, Contribution } from './context.ts';
 import { selectIngresses, translateIngress } from './ingress.ts';
 import { Lookup } from './lookup.ts';
-import { buildVirtualHosts, resolveRouteConflicts, resolveTunnels, type RouteClaim, type TunnelClaim } from './precedence.ts';
+import {
+  buildVirtualHosts,
+  resolvePassthrough,
+  resolveRouteConflicts,
+  resolveTunnels,
+  type PassthroughClaim,
+  type RouteClaim,
+  type TunnelClaim,
+} from './precedence.ts';
 import type { Snapshot, TranslateResult } from './snapshot.ts';
 import { translateTCPTunnel } from './tcptunnel.ts';
 import { translateWebSocketRoute } from './websocketroute.ts';
@@ -28,6 +36,7 @@ export function translate(s: Snapshot): TranslateResult {
   const routes: RouteClaim[] = [];
   const certificates: CertificateClaim[] = [];
   const tunnels: TunnelClaim[] = [];
+  const passthrough: PassthroughClaim[] = [];
 
   const run = (report: ObjectReport, translateObject: () => Contribution): void => {
     reports.push(report);
@@ -41,6 +50,7 @@ export function translate(s: Snapshot): TranslateResult {
     routes.push(...contribution.routes);
     certificates.push(...contribution.certificates);
     tunnels.push(...contribution.tunnels);
+    passthrough.push(...contribution.passthrough);
   };
 
   for (const ing of selectIngresses(s)) {
@@ -56,10 +66,13 @@ export function translate(s: Snapshot): TranslateResult {
     run(report, () => translateTCPTunnel(t, report, ctx));
   }
 
+  const passthroughRoutes = resolvePassthrough(passthrough);
   const table: RoutingTable = {
     virtualHosts: buildVirtualHosts(resolveRouteConflicts(routes)),
     certificates: buildCertificates(certificates),
     tunnels: resolveTunnels(tunnels),
+    // Absent unless some Ingress asks for ssl-passthrough, so that other tables are as they were.
+    ...(passthroughRoutes.length > 0 ? { passthrough: passthroughRoutes } : {}),
   };
   const statuses = reports.map((r) => r.toStatus()).sort(compareStatuses);
   return freezeTable({ table, statuses });

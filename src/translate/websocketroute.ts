@@ -16,6 +16,7 @@ import type { ObjectReport } from './conditions.ts';
 import { emptyContribution, type Context, type Contribution } from './context.ts';
 import { ANY_HOST, normalizeHostname } from './hostnames.ts';
 import { checkPath, normalizePath } from './paths.ts';
+import { resolveBackendTLS } from './edge-policy.ts';
 import { applyPolicySpec } from './policy.ts';
 
 // RULE_NAME_PATTERN of the schema (a DNS-1123 label).
@@ -153,6 +154,7 @@ function translateRule(
     for (const e of errors) report.notAccepted('Invalid', `${e} (${field} is not served)`);
     return undefined;
   }
+  const where = `${(policy as { backendTLS?: unknown } | undefined)?.backendTLS !== undefined ? `${field}.policy` : 'spec.policy'}.backendTLS.caSecret`;
   const refs = (backends as BackendRef[]).map((ref, j) => ({
     ref,
     fields: { service: `${field}.backends[${j}].service`, port: `${field}.backends[${j}].port` },
@@ -164,6 +166,6 @@ function translateRule(
     pathType,
     path: normalized,
     backends: resolveBackends(refs, report.namespace, ctx.lookup, report),
-    policy: effective.policy,
+    policy: resolveBackendTLS(effective.policy, report.namespace, ctx.lookup, report, where),
   };
 }

@@ -112,6 +112,15 @@ describe('policy layering: rule over route over defaults', () => {
     endpointDrainSeconds: { spec: 0, read: (p) => p.endpointDrainSeconds, want: 0 },
     onRemoval: { spec: { action: 'Keep' }, read: (p) => p.onRemoval.action, want: 'Keep' },
     rebalance: { spec: { enabled: true }, read: (p) => p.rebalance.enabled, want: true },
+    allowedSourceRanges: { spec: ['10.0.0.0/8', '2001:DB8::/32'], read: (p) => p.allowedSourceRanges, want: ['10.0.0.0/8', '2001:db8::/32'] },
+    deniedSourceRanges: { spec: ['192.0.2.7'], read: (p) => p.deniedSourceRanges, want: ['192.0.2.7/32'] },
+    httpsRedirect: { spec: { mode: 'Always', statusCode: 301 }, read: (p) => p.httpsRedirect, want: { mode: 'Always', statusCode: 301, webSocket: 'Reject' } },
+    hsts: { spec: { maxAgeSeconds: 600 }, read: (p) => p.hsts.maxAgeSeconds, want: 600 },
+    rateLimit: { spec: { requestsPerSecond: 5 }, read: (p) => p.rateLimit, want: { requestsPerSecond: 5, burst: 5 } },
+    externalAuth: { spec: { url: 'http://auth.test/check' }, read: (p) => p.externalAuth.url, want: 'http://auth.test/check' },
+    backendTLS: { spec: { sni: 'chat.test' }, read: (p) => [p.backendTLS.enabled, p.backendTLS.sni], want: [true, 'chat.test'] },
+    maxRequestBodyBytes: { spec: 1024, read: (p) => p.maxRequestBodyBytes, want: 1024 },
+    cors: { spec: { allowOrigins: ['https://App.test'] }, read: (p) => p.cors.allowOrigins, want: ['https://app.test'] },
   };
 
   test('covers every field of the policy schema with a sample', () => {
