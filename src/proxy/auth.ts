@@ -84,7 +84,8 @@ export class ExternalAuthClient {
       try {
         req = (secure ? https : http).request(url, {
           method: auth.method,
-          headers,
+          // A raw header list gets no default headers from Node: the auth service's own Host goes first.
+          headers: ['Host', url.host, ...headers],
           agent: secure ? this.#httpsAgent : this.#httpAgent,
           timeout: auth.timeoutSeconds * 1000,
         });

@@ -21,7 +21,7 @@ import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { HttpRoute } from '../model/table.ts';
 import type { Affinity } from './affinity.ts';
-import { isTlsError, requestOptions } from './backend-tls.ts';
+import { isTlsError, requestOptions, serverName } from './backend-tls.ts';
 import type { Balancer, HashInput, Pick } from './balancer.ts';
 import { responseCorsHeaders } from './cors.ts';
 import { hstsHeader } from './redirect.ts';
@@ -182,6 +182,7 @@ export class HttpForwarder {
     if (tlsOptions instanceof Error) {
       release();
       x.detail = `backend TLS: ${tlsOptions.code}`;
+      this.#d.rlog.warn({ route: route.route, backend: pick.key, code: tlsOptions.code, error: tlsOptions.message }, 'backend TLS handshake failed');
       this.#d.metrics.upstreamConnectErrors.inc({ route: route.route, reason: 'tls' });
       return this.#answer(x, 502, REJECTIONS.upstream_tls_error.message);
     }
@@ -236,6 +237,10 @@ export class HttpForwarder {
       // [issue 12] A backend whose TLS fails: 502, with the reason in the log line.
       if (isTlsError(err)) {
         x.detail = `backend TLS: ${err.code ?? err.message}`;
+        this.#d.rlog.warn(
+          { route: route.route, backend: pick.key, code: err.code, error: err.message, serverName: serverName(tls, pick.backend) },
+          'backend TLS handshake failed',
+        );
         metrics.upstreamConnectErrors.inc({ route: route.route, reason: 'tls' });
         return this.#answer(x, 502, REJECTIONS.upstream_tls_error.message);
       }

@@ -23,6 +23,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import type { HttpRoute } from '../model/table.ts';
 import { BackendResponse, type ResponseEvent } from './backend-response.ts';
 import { withSetCookie, type Affinity } from './affinity.ts';
+import { serverName } from './backend-tls.ts';
 import { hashKey, type Balancer, type HashInput } from './balancer.ts';
 import { PASS, type EdgeChecks, type EdgeVerdict } from './edge-checks.ts';
 import { clientIP, forwardHeaders, requestHead, type ForwardInfo } from './forward.ts';
@@ -217,6 +218,10 @@ export class Upgrade implements PendingConnection {
           if (code === ErrorCodes.UPSTREAM_TLS) {
             const cause = (err as Error).cause as NodeJS.ErrnoException | undefined;
             this.#detail = `backend TLS: ${cause?.code ?? cause?.message ?? 'failed'}`;
+            this.#d.rlog.warn(
+              { route: route.route, code: cause?.code, error: cause?.message, serverName: serverName(policy.backendTLS, route.backends[0]?.name ?? '') },
+              'backend TLS handshake failed',
+            );
           }
           this.#reject(
             code === ErrorCodes.NO_ENDPOINT

@@ -1,6 +1,6 @@
 // Starts a real Gateway (the whole data plane) on 127.0.0.1 with ephemeral ports, for proxy tests.
 import type { AddressInfo } from 'node:net';
-import { Gateway } from '../../src/gateway.ts';
+import { Gateway, type EdgeOptions } from '../../src/gateway.ts';
 import { silentLogger, type Logger } from '../../src/log/logger.ts';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
 import type { RoutingTable } from '../../src/model/table.ts';
@@ -24,16 +24,17 @@ const defaultCertificate = generateSelfSigned({ commonName: 'wsgate test default
 
 export async function startGateway(
   t: RoutingTable,
-  o: { handshakeTimeoutMs?: number; sweepIntervalMs?: number; log?: Logger; pruneAfterMs?: number } = {},
+  o: { handshakeTimeoutMs?: number; sweepIntervalMs?: number; log?: Logger; pruneAfterMs?: number; edge?: EdgeOptions; host?: string } = {},
 ): Promise<TestGateway> {
   const metrics = createMetrics('test', { defaultMetrics: false });
   const gateway = new Gateway({
     log: o.log ?? silentLogger(),
     metrics,
-    httpAddr: { host: '127.0.0.1', port: 0 },
-    httpsAddr: { host: '127.0.0.1', port: 0 },
+    httpAddr: { host: o.host ?? '127.0.0.1', port: 0 },
+    httpsAddr: { host: o.host ?? '127.0.0.1', port: 0 },
     adminAddr: { host: '127.0.0.1', port: 0 },
-    tunnelHost: '127.0.0.1',
+    tunnelHost: o.host ?? '127.0.0.1',
+    ...(o.edge ? { edge: o.edge } : {}),
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? 10_000,
     defaultCertificate,
     ...(o.sweepIntervalMs ? { sweepIntervalMs: o.sweepIntervalMs } : {}),
