@@ -40,6 +40,10 @@ const COMMANDS: Readonly<Record<string, Command>> = {
     summary: 'print the routing table and statuses the objects in YAML files translate to',
     load: async () => (await import('./translate-command.ts')).runTranslate,
   },
+  migrate: {
+    summary: "report what wsgate does with each ingress-nginx annotation of Ingresses, and print equivalent WebSocketRoutes",
+    load: async () => (await import('./migrate-command.ts')).runMigrate,
+  },
 };
 
 const COMMAND_NAMES = Object.keys(COMMANDS);

@@ -127,7 +127,9 @@ export class StatusWriter {
     for (const key of this.#recorded) if (!recorded.has(key)) this.#queue.cancel(`event/${key}`);
     this.#recorded = recorded;
 
-    if (ingresses.length === 0) return;
+    // Without --publish-service or --publish-address there is no address to publish: an Ingress's status is left as
+    // it is (during a cut-over from ingress-nginx, ingress-nginx keeps writing it: issue 12).
+    if (ingresses.length === 0 || (this.#o.publishService === undefined && (this.#o.publishAddresses?.length ?? 0) === 0)) return;
     // The addresses, when known without a request (flags, or the publish Service in the store): only Ingresses whose
     // status differs are queued. Otherwise each write reads the Service when it runs.
     const held = this.#heldPublishService(store);

@@ -534,8 +534,12 @@ export function ingressNginxPolicy(
     if (!enabled) return q;
     const origins = list('cors-allow-origin') ?? ['*'];
     const okOrigins = origins.every((o) => o === '*' || /^[a-z][a-z0-9+.-]*:\/\/[^\s/?#]+$/i.test(o));
-    if (!okOrigins) invalid('cors-allow-origin', 'a comma-separated list of origins, or *');
-    else if (values.has('cors-allow-origin')) used('cors-allow-origin', `cors.allowOrigins: ${origins.join(', ')}`);
+    // A list that does not parse leaves CORS off rather than open to every origin.
+    if (!okOrigins) {
+      invalid('cors-allow-origin', 'a comma-separated list of origins, or * (CORS stays off)');
+      return q;
+    }
+    if (values.has('cors-allow-origin')) used('cors-allow-origin', `cors.allowOrigins: ${origins.join(', ')}`);
     const tokens = (name: string, fallback: readonly string[], upper: boolean): readonly string[] => {
       const items = list(name);
       if (items === undefined) return fallback;
@@ -553,7 +557,7 @@ export function ingressNginxPolicy(
     return {
       ...q,
       cors: {
-        allowOrigins: okOrigins ? (origins.includes('*') ? ['*'] : origins.map((o) => o.toLowerCase())) : ['*'],
+        allowOrigins: origins.includes('*') ? ['*'] : origins.map((o) => o.toLowerCase()),
         allowMethods: tokens('cors-allow-methods', DEFAULT_POLICY.cors.allowMethods, true),
         allowHeaders: tokens('cors-allow-headers', CORS_DEFAULT_HEADERS, false),
         exposeHeaders: tokens('cors-expose-headers', [], false),
