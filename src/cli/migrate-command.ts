@@ -83,7 +83,7 @@ export function readIngresses(path: string): Ingress[] {
     if (o === null || typeof o !== 'object') return;
     const obj = o as { kind?: unknown; apiVersion?: unknown; items?: unknown };
     if (obj.kind === 'List' && Array.isArray(obj.items)) obj.items.forEach(add);
-    else if (obj.kind === 'Ingress' && obj.apiVersion === 'networking.k8s.io/v1') out.push(o as Ingress);
+    else if (obj.kind === 'Ingress' && obj.apiVersion === 'networking.k8s.io/v1') out.push(o);
   };
   for (const file of files) {
     const docs = parseAllDocuments(readFileSync(file, 'utf8'));
