@@ -270,3 +270,41 @@ describe('CORS', { timeout: 20_000 }, () => {
     assert.equal(other.headers['access-control-allow-origin'], undefined);
   });
 });
+
+describe('source ranges over IPv6', { timeout: 20_000 }, () => {
+  test('admits a client in an allowed IPv6 range and refuses one in a denied one (a gateway on ::1)', async () => {
+    const b = backend('default/echo:80', ws.port);
+    const v6 = await startGateway(
+      table({
+        virtualHosts: [
+          vhost('in.test', httpRoute({ route: 'default/in', backends: [b], policy: { allowedSourceRanges: ['::1/128'] } })),
+          vhost('out.test', httpRoute({ route: 'default/out', backends: [b], policy: { allowedSourceRanges: ['2001:db8::/32'] } })),
+          vhost('denied.test', httpRoute({ route: 'default/denied', backends: [b], policy: { deniedSourceRanges: ['::/0'] } })),
+        ],
+      }),
+      { host: '::1' },
+    );
+    try {
+      const at = (host: string): Promise<number> =>
+        new Promise((resolve, reject) => {
+          const c = new WebSocket(`ws://[::1]:${v6.http.port}/`, { headers: { Host: host } });
+          c.once('open', () => {
+            resolve(101);
+            c.close();
+          });
+          c.once('unexpected-response', (_req, res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          c.once('error', (err) => {
+            if (!/Unexpected server response/.test(err.message)) reject(err);
+          });
+        });
+      assert.equal(await at('in.test'), 101);
+      assert.equal(await at('out.test'), 403);
+      assert.equal(await at('denied.test'), 403);
+    } finally {
+      await stopGateway(v6);
+    }
+  });
+});
