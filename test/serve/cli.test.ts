@@ -112,7 +112,7 @@ describe('wsgate help and version', () => {
   test('help of an unknown command exits 2 naming it and the commands there are', async () => {
     const r = await run('help', 'serv');
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /unknown command "serv": use serve, controller, sidecar, webhook, translate, version or help/);
+    assert.match(r.stderr, /unknown command "serv": use serve, controller, sidecar, webhook, translate, migrate, version or help/);
     assert.equal(r.stdout, '');
   });
 
