@@ -121,7 +121,9 @@ export class WorkerPool implements DataPlane {
   async start(): Promise<void> {
     // Workers run with wsgate's V8 flags (node-flags.ts) whatever the primary was started with.
     const execArgv = [...process.execArgv.filter((a) => !NODE_FLAGS.includes(a)), ...NODE_FLAGS];
-    cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.ts', import.meta.url)), args: [], execArgv });
+    // The worker's entry point next to this file: the TypeScript source, or the compiled JavaScript of dist/.
+    const entry = import.meta.url.endsWith('.ts') ? './worker-main.ts' : './worker-main.js';
+    cluster.setupPrimary({ exec: fileURLToPath(new URL(entry, import.meta.url)), args: [], execArgv });
     const probe = async (a: ListenAddress | undefined, what: string): Promise<ListenAddress | undefined> =>
       a && { ...a, port: await probePort(a.host, a.port, what) };
     const http = await probe(this.#init.httpAddr, 'http');
