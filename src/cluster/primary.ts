@@ -19,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { NODE_FLAGS } from '../cli/node-flags.ts';
 import { AggregatorRegistry } from 'prom-client';
+import { MonotonicCounters } from './monotonic.ts';
 import { AdminServer } from '../admin/server.ts';
 import type { CertificateError, DataPlane } from '../dataplane.ts';
 import { ErrorCodes, WsgateError, type ErrorCode } from '../errors.ts';
@@ -96,6 +97,7 @@ export class WorkerPool implements DataPlane {
   /** Why the first workers could not start (a later apply tries again). */
   #startError: Error | undefined;
   #stopping = false;
+  readonly #monotonic = new MonotonicCounters();
   /** beginDrain(): readiness false while the workers still accept. */
   #drainBegun = false;
   #adminAddress: AddressInfo | undefined;
@@ -423,7 +425,9 @@ export class WorkerPool implements DataPlane {
     for (const w of this.#workers.values()) if (w.metrics) all.push(w.metrics);
     if (!this.#retired.empty) all.push(this.#retired.snapshot());
     const registry = AggregatorRegistry.aggregate(all);
-    return { contentType: registry.contentType, body: await registry.metrics() };
+    const body = this.#monotonic.apply(await registry.metrics());
+    this.#monotonic.retain(body);
+    return { contentType: registry.contentType, body };
   }
 
   /** Each worker's live tunnels and readiness, for /debug/workers and for tests of the spread. */
