@@ -151,7 +151,8 @@ export class TunnelRegistry {
     if (t.client.closed) queueMicrotask(() => this.sideClosed(t, t.upstream));
     if (t.upstream.closed) queueMicrotask(() => this.sideClosed(t, t.client));
     // Both sides may have been paused (a handshake read, pauseOnConnect): the relay resumes them.
-    joinRelay(t.client, t.upstream, t.session);
+    // L4 tunnels relay bulk bytes with larger reads; L7 ones keep small buffers (frames, slow readers).
+    joinRelay(t.client, t.upstream, t.session, t.series.layer === 'l4');
     if (t.session) t.series.ws ??= wsSeries(this.#metrics, t.series.route);
     if (this.#closed) this.fail(t, 'shutdown');
     else if (this.#shutdownEndsAt > 0) this.#scheduler.schedule([t], Math.max(0, this.#shutdownEndsAt - now), 'shutdown', now);
@@ -396,31 +397,34 @@ export class TunnelRegistry {
     }
     total.inc();
     s.duration.observe(seconds);
-    this.#log.info(
-      {
-        route: s.route,
-        layer: s.layer,
-        client: t.clientAddress,
-        backend: t.backend,
-        bytesUp: t.countedUp - t.readBase,
-        bytesDown: t.countedDown - t.writtenBase,
-        durationMs: Math.round(seconds * 1000),
-        outcome,
-        ...(t.host !== undefined ? { host: t.host } : {}),
-        ...(t.path !== undefined ? { path: t.path } : {}),
-        ...(session !== undefined
-          ? {
-              messagesUp: session.messagesUp,
-              messagesDown: session.messagesDown,
-              initiator: session.initiator,
-              closeCode: session.closeCode === 0 ? 1006 : session.closeCode,
-              // Chosen by a peer: bounded and escaped (JSON escapes it; control characters are replaced).
-              ...(session.closeReason !== '' ? { closeReason: printable(session.closeReason.slice(0, 64)) } : {}),
-            }
-          : {}),
-      },
-      'tunnel closed',
-    );
+    // Built only when it is written: at warn, a tunnel's end allocates no log object.
+    if (this.#log.isLevelEnabled('info')) {
+      this.#log.info(
+        {
+          route: s.route,
+          layer: s.layer,
+          client: t.clientAddress,
+          backend: t.backend,
+          bytesUp: t.countedUp - t.readBase,
+          bytesDown: t.countedDown - t.writtenBase,
+          durationMs: Math.round(seconds * 1000),
+          outcome,
+          ...(t.host !== undefined ? { host: t.host } : {}),
+          ...(t.path !== undefined ? { path: t.path } : {}),
+          ...(session !== undefined
+            ? {
+                messagesUp: session.messagesUp,
+                messagesDown: session.messagesDown,
+                initiator: session.initiator,
+                closeCode: session.closeCode === 0 ? 1006 : session.closeCode,
+                // Chosen by a peer: bounded and escaped (JSON escapes it; control characters are replaced).
+                ...(session.closeReason !== '' ? { closeReason: printable(session.closeReason.slice(0, 64)) } : {}),
+              }
+            : {}),
+        },
+        'tunnel closed',
+      );
+    }
     this.#owners?.balancer.release(t.backend);
     this.#owners?.limits.release(t.routeId, t.clientAddress);
     if (this.#shutdownEndsAt > 0) this.#drainRemaining.set(this.#tunnels.size);
