@@ -68,7 +68,7 @@ function parserOnMessageComplete(this: LlhttpParser): void {
 function acquireParser(owner: BackendResponse): LlhttpParser {
   let p = pool.pop();
   if (p === undefined) {
-    p = new HTTPParser() as LlhttpParser;
+    p = new HTTPParser();
     p[HTTPParser.kOnHeaders] = parserOnHeaders;
     p[HTTPParser.kOnHeadersComplete] = parserOnHeadersComplete;
     p[HTTPParser.kOnBody] = parserOnBody;
