@@ -11,12 +11,14 @@
 //     through wsgate, are not counted). With nothing in between to pace them, that is the rate the fleet reconnects
 //     at: the load a drain puts on whatever the clients go to next;
 //  5. figures: the busiest 100 ms and the busiest second (sliding windows over the stamps), the first-to-last span,
-//     the close codes the clients saw, and wsgate's exit code.
+//     the close codes the clients saw, and wsgate's exit code. And the same peaks over wsgate's own `tunnel closed`
+//     log times: on a busy machine a stalled load process bunches the backend's stamps (and a stalled wsgate
+//     catches up on the closes that fell due meanwhile); the two sets of peaks tell which side stalled.
 // Measured, not asserted. A run fails (exit 1 of the bench) only when something is wrong: a client that did not
 // reconnect, a connection that did not open, wsgate not exiting 0.
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -49,6 +51,9 @@ export interface DrainFigures {
   /** Close codes the clients saw, with counts ("1001": 1998, ...). */
   readonly closeCodes: Record<string, number>;
   readonly exitCode: number | null;
+  /** The same peaks over wsgate's `tunnel closed` log times (ms resolution). */
+  readonly wsgatePeakPer100ms: number;
+  readonly wsgatePeakPerSecond: number;
   /** Empty when the run was sound. */
   readonly problems: readonly string[];
 }
@@ -132,7 +137,8 @@ export async function runDrainBench(spec: DrainSpec): Promise<DrainFigures> {
   const child: ChildProcess = spawnPinned(spec.cpu, process.execPath, [
     join(REPO, 'bin/wsgate.js'), 'serve', '--config', join(dir, 'config'),
     '--http-addr', `127.0.0.1:${WSGATE_PORT}`, '--https-addr', 'off', '--admin-addr', `127.0.0.1:${WSGATE_ADMIN}`,
-    '--workers', '1', '--drain-delay', '0', '--drain-timeout', `${spec.windowSeconds}s`, '--log-level', 'warn',
+    // info: one `tunnel closed` line per tunnel, with its time.
+    '--workers', '1', '--drain-delay', '0', '--drain-timeout', `${spec.windowSeconds}s`, '--log-level', 'info',
   ], { stdio: ['ignore', openSync(join(dir, 'stdout.log'), 'w'), openSync(join(dir, 'stderr.log'), 'w')], cwd: REPO });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const again: WebSocket[] = [];
@@ -160,6 +166,13 @@ export async function runDrainBench(spec: DrainSpec): Promise<DrainFigures> {
 
     // 5. Figures.
     const sorted = [...stamps].sort((a, b) => a - b);
+    const closedAt = readFileSync(join(dir, 'stdout.log'), 'utf8')
+      .split('\n')
+      // The fleet's tunnels; not the readiness probe's.
+      .filter((l) => l.includes('"tunnel closed"') && l.includes('"outcome":"shutdown"'))
+      .map((l) => (JSON.parse(l) as { time: number }).time)
+      .sort((a, b) => a - b);
+    if (closedAt.length !== opened) problems.push(`wsgate logged ${closedAt.length} of ${opened} tunnels closed`);
     return {
       clients: spec.clients,
       windowSeconds: spec.windowSeconds,
@@ -169,6 +182,8 @@ export async function runDrainBench(spec: DrainSpec): Promise<DrainFigures> {
       spanMs: sorted.length > 1 ? sorted.at(-1)! - sorted[0]! : 0,
       closeCodes,
       exitCode,
+      wsgatePeakPer100ms: peakInWindow(closedAt, 100),
+      wsgatePeakPerSecond: peakInWindow(closedAt, 1000),
       problems,
     };
   } finally {

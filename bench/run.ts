@@ -225,6 +225,8 @@ function medianDrain(list: readonly DrainFigures[]): DrainMedians['spread'] {
     peakPerSecond: median(list.map((f) => f.peakPerSecond)),
     spanMs: median(list.map((f) => f.spanMs)),
     reconnections: median(list.map((f) => f.reconnections)),
+    wsgatePeakPer100ms: median(list.map((f) => f.wsgatePeakPer100ms)),
+    wsgatePeakPerSecond: median(list.map((f) => f.wsgatePeakPerSecond)),
     closeCodes: list[0]?.closeCodes ?? {},
   };
 }
@@ -308,7 +310,8 @@ async function main(): Promise<number> {
         for (const p of f.problems) fail('wsgate', round, `drain ${windowSeconds} s`, p);
         process.stdout.write(
           `  wsgate r${round} drain ${windowSeconds === 0 ? 'all at once' : `over ${windowSeconds} s`}: ${f.reconnections}/${f.clients} reconnected, ` +
-            `peak ${f.peakPer100ms}/100 ms, ${f.peakPerSecond}/s, over ${(f.spanMs / 1000).toFixed(1)} s, codes ${JSON.stringify(f.closeCodes)}\n`,
+            `peak ${f.peakPer100ms}/100 ms, ${f.peakPerSecond}/s (wsgate's closes: ${f.wsgatePeakPer100ms}/100 ms, ${f.wsgatePeakPerSecond}/s), ` +
+            `over ${(f.spanMs / 1000).toFixed(1)} s, codes ${JSON.stringify(f.closeCodes)}\n`,
         );
         return f;
       };
