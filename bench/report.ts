@@ -103,3 +103,53 @@ export function renderTable(s: Summary, heldTarget: number): string {
   out.push('', `Idle row: ${heldTarget} connections held. Ratios are wsgate ÷ peer (lower is better for CPU, memory and latency).`);
   return out.join('\n');
 }
+
+/** The drain row's figures: medians over rounds (bench/drain.ts). */
+export interface DrainMedians {
+  readonly clients: number;
+  readonly windowSeconds: number;
+  readonly spread: DrainMode;
+  readonly atOnce: DrainMode;
+}
+
+interface DrainMode {
+  readonly peakPer100ms: number;
+  readonly peakPerSecond: number;
+  readonly spanMs: number;
+  readonly reconnections: number;
+  readonly wsgatePeakPer100ms: number;
+  readonly wsgatePeakPerSecond: number;
+  readonly closeCodes: Readonly<Record<string, number>>;
+}
+
+/** The drain table: what the backend sees when N idle clients reconnect, spread versus all at once. */
+export function renderDrainTable(d: DrainMedians): string {
+  const codes = (m: DrainMode): string =>
+    Object.entries(m.closeCodes)
+      .map(([code, n]) => `${code} × ${n}`)
+      .join(', ');
+  const cols = [
+    `drain: ${d.clients} idle WebSockets reconnecting to the backend`,
+    `spread (--drain-timeout ${d.windowSeconds}s)`,
+    'all at once (--drain-timeout 0)',
+    'all at once ÷ spread',
+  ];
+  const rows: string[][] = [
+    ['peak reconnections in 100 ms', fmt(d.spread.peakPer100ms, 0), fmt(d.atOnce.peakPer100ms, 0), fmt(ratio(d.atOnce.peakPer100ms, d.spread.peakPer100ms), 1)],
+    ['peak reconnections in 1 s', fmt(d.spread.peakPerSecond, 0), fmt(d.atOnce.peakPerSecond, 0), fmt(ratio(d.atOnce.peakPerSecond, d.spread.peakPerSecond), 1)],
+    ['  mean rate the window allows (N / window), per s', fmt(d.clients / d.windowSeconds, 0), 'n/a', ''],
+    ["wsgate's own closes (its log): peak in 100 ms", fmt(d.spread.wsgatePeakPer100ms, 0), fmt(d.atOnce.wsgatePeakPer100ms, 0), fmt(ratio(d.atOnce.wsgatePeakPer100ms, d.spread.wsgatePeakPer100ms), 1)],
+    ['  peak in 1 s', fmt(d.spread.wsgatePeakPerSecond, 0), fmt(d.atOnce.wsgatePeakPerSecond, 0), fmt(ratio(d.atOnce.wsgatePeakPerSecond, d.spread.wsgatePeakPerSecond), 1)],
+    ['first to last reconnection, s', fmt(d.spread.spanMs / 1000, 1), fmt(d.atOnce.spanMs / 1000, 1), ''],
+    ['clients reconnected', fmt(d.spread.reconnections, 0), fmt(d.atOnce.reconnections, 0), ''],
+    ['close codes the clients saw', codes(d.spread), codes(d.atOnce), ''],
+  ];
+  const out = [`| ${cols.join(' | ')} |`, `|---|---:|---:|---:|`];
+  for (const r of rows) out.push(`| ${r.join(' | ')} |`);
+  out.push(
+    '',
+    "Peaks are sliding windows over the backend's handshake times (and over wsgate's close times). All at once is bounded by how fast the one load core can reconnect, not by wsgate; " +
+      "on a busy machine a stall of either process bunches what follows it, which is why both peaks are shown.",
+  );
+  return out.join('\n');
+}

@@ -361,6 +361,54 @@ const processRow: RowSpec = {
   ],
 };
 
+/** The closes wsgate makes on purpose, spread over time (issue 11): their outcomes (src/proxy/outcomes.ts). */
+const DRAIN_OUTCOMES = 'shutdown|endpoint_draining|route_removed|rebalance';
+
+const drains: RowSpec = {
+  title: 'Drains and rebalancing',
+  panels: [
+    {
+      kind: 'timeseries',
+      title: 'Drain and rebalance closes',
+      description:
+        'Tunnels wsgate closed on purpose, per second, by reason: shutdown (SIGTERM, 1001s spread over ' +
+        '--drain-timeout), endpoint_draining (an endpoint turned terminating or not ready: over endpointDrainSeconds), ' +
+        'route_removed (onRemoval Close: over graceSeconds), rebalance (1012s after a scale-out). A flat line at the ' +
+        'window\'s rate is a drain spread as meant; a spike is every client reconnecting at once (docs/draining.md).',
+      queries: [
+        {
+          expr: `sum by (outcome) (rate(wsgate_connections_total{${R}, outcome=~"${DRAIN_OUTCOMES}"}${RATE}))`,
+          legend: '{{outcome}}',
+        },
+      ],
+      unit: 'ops',
+      width: 12,
+      stack: true,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Drain remaining',
+      description:
+        'wsgate_drain_remaining: while an instance drains on shutdown, the tunnels it still holds. It falls ' +
+        'steadily to 0 over --drain-timeout; what is left at the end is cut (clients see 1006).',
+      queries: [{ expr: 'sum by (instance) (wsgate_drain_remaining)', legend: '{{instance}}' }],
+      unit: 'short',
+      width: 6,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Rebalance closes',
+      description:
+        'wsgate_rebalance_closes_total: tunnels moved off endpoints above their share (rebalance.enabled), per ' +
+        'second, by route. At most maxClosesPerSecond per route and instance; it stops once the spread is within ' +
+        'tolerancePercent.',
+      queries: [{ expr: `sum by (route) (rate(wsgate_rebalance_closes_total{${R}}${RATE}))`, legend: '{{route}}' }],
+      unit: 'ops',
+      width: 6,
+    },
+  ],
+};
+
 export function buildDashboard(): Record<string, unknown> {
   return {
     annotations: {
@@ -382,7 +430,7 @@ export function buildDashboard(): Record<string, unknown> {
     graphTooltip: 1,
     id: null,
     links: [],
-    panels: layout([overview, connections, traffic, handshakes, configuration, processRow]),
+    panels: layout([overview, connections, traffic, handshakes, configuration, processRow, drains]),
     refresh: '30s',
     schemaVersion: SCHEMA_VERSION,
     tags: ['wsgate', 'websocket', 'ingress'],

@@ -87,6 +87,19 @@ describe('the Grafana dashboard', () => {
     }
   });
 
+  test('ends with a row for drains and rebalancing: closes by drain outcome, drain remaining, rebalance closes', () => {
+    const rows = d.panels.filter((p) => p.type === 'row');
+    const last = rows.at(-1)!;
+    assert.equal(last.title, 'Drains and rebalancing');
+    const mine = d.panels.filter((p) => p.type !== 'row' && (p.gridPos as { y: number }).y > (last.gridPos as { y: number }).y);
+    const exprs = mine.flatMap((p) => (p.targets as Array<{ expr: string }>).map((t) => t.expr));
+    assert.deepEqual(exprs, [
+      'sum by (outcome) (rate(wsgate_connections_total{route=~"$route", outcome=~"shutdown|endpoint_draining|route_removed|rebalance"}[$__rate_interval]))',
+      'sum by (instance) (wsgate_drain_remaining)',
+      'sum by (route) (rate(wsgate_rebalance_closes_total{route=~"$route"}[$__rate_interval]))',
+    ]);
+  });
+
   test('the generated files match their sources (run node scripts/dashboard/gen.ts)', () => {
     assert.deepEqual(drifted(), []);
   });

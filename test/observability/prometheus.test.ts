@@ -1,7 +1,8 @@
 // The dashboard and the alerts against the real thing, scraped every second by a real Prometheus (Debian's package)
 // that also loads the alert rules:
-//  - `wsgate serve` in process under a short bounded load (WebSockets held and cycled, refused handshakes, a dead
-//    backend, plain HTTP, a rejected configuration change);
+//  - `wsgate serve` in process under a short bounded load (a route rebalanced after a scale-out and then drained of
+//    an endpoint, WebSockets held and cycled, refused handshakes, a dead backend, plain HTTP, a rejected
+//    configuration change);
 //  - `wsgate controller` in process against a real kube-apiserver (test/helpers/kube.ts), holding the leader Lease,
 //    while the load changes the EndpointSlice of a Service its WebSocketRoute uses: events counted, syncs timed.
 // Every dashboard query is run through Prometheus' HTTP API as Grafana would send it and must return data; the
@@ -103,6 +104,52 @@ async function load(s: ServeHarness, a: kube.Apis): Promise<void> {
   }
 }
 
+/**
+ * Issue 11's closes, for the drain panel, on a route `spread` of its own: six clients on one endpoint (each
+ * reconnecting at once when closed, as real clients do), then a second endpoint is added and rebalancing moves three
+ * over at one close per second (1012, outcome `rebalance`); then the first endpoint leaves the Service and its three
+ * tunnels are drained over endpointDrainSeconds (1001, outcome `endpoint_draining`). One close per second, so that
+ * the scrapes (every second) see the counters rise. Runs before load(), which leaves a broken file in the directory.
+ */
+const spreadBackends: WsBackend[] = [];
+async function drainLoad(s: ServeHarness): Promise<void> {
+  const [a, b] = [await startWsBackend(), await startWsBackend()];
+  spreadBackends.push(a, b);
+  const objects = (ports: number[]) => [
+    service('spread'),
+    ...ports.map((port, i) => endpointSlice('spread', port, { name: `spread-${i}` })),
+    webSocketRoute('spread', {
+      hostnames: ['spread.test'],
+      rules: [{ path: '/', backends: [{ service: 'spread' }] }],
+      policy: { rebalance: { enabled: true, tolerancePercent: 10, maxClosesPerSecond: 1 }, endpointDrainSeconds: 3 },
+    }),
+  ];
+  dir.write('20-spread.yaml', objects([a.port]));
+  await s.awaitTable((hosts) => hosts.includes('spread.test'), 'the spread route live');
+  const codes: number[] = [];
+  const live = new Set<Client>();
+  let reconnecting = true;
+  const open = async (): Promise<void> => {
+    const c = await openWithHost(`${s.wsUrl}/`, 'spread.test');
+    live.add(c);
+    void c.closed.then(({ code }) => {
+      live.delete(c);
+      if (!reconnecting) return;
+      codes.push(code);
+      void open();
+    });
+  };
+  for (let i = 0; i < 6; i++) await open();
+  const on = (x: WsBackend): number => x.server.clients.size;
+  dir.write('20-spread.yaml', objects([a.port, b.port]));
+  await converge(() => on(a) === 3 && on(b) === 3 && live.size === 6, 'rebalanced to 3 and 3', 3, 20_000);
+  dir.write('20-spread.yaml', objects([b.port]));
+  await converge(() => on(a) === 0 && on(b) === 6 && live.size === 6, 'the first endpoint drained', 3, 20_000);
+  assert.deepEqual(codes, [1012, 1012, 1012, 1001, 1001, 1001], 'three rebalance closes, then three drain closes');
+  reconnecting = false;
+  for (const c of live) c.ws.close(1000);
+}
+
 /** `wsgate serve` with its configuration directory live. */
 async function startServeUnderTest(): Promise<ServeHarness> {
   ca = createTestCA();
@@ -169,6 +216,7 @@ before(async () => {
     3,
     15_000,
   );
+  await drainLoad(h);
   await load(h, kube.apis(cp.kubeConfig()));
   // Both targets scraped after the load ended: the last values are in Prometheus.
   const loadEnd = Date.now() / 1000;
@@ -190,6 +238,7 @@ after(async () => {
   await prom?.close();
   await cp?.stop();
   await echo?.close();
+  for (const b of spreadBackends) await b.close();
   dir?.dispose();
   ca?.dispose();
 });
@@ -315,6 +364,26 @@ describe('the dashboard and alerts against wsgate scraped by a real Prometheus',
       3,
       10_000,
     ).catch(() => assert.deepEqual(active, expected));
+  });
+
+  test('the drain panel shows the rebalance and endpoint-drain closes the load made, and no shutdown drain going on', async () => {
+    const panel = (title: string): string => {
+      const q = dashboardQueries(dashboard).find((d) => d.panel === title);
+      assert.ok(q, `panel "${title}"`);
+      // A window that surely reaches back to drainLoad, which ran before the rest of the load.
+      return substitute(q.expr, { route: '.*', window: '5m' });
+    };
+    const byLabel = async (expr: string, label: string): Promise<Map<string, number>> =>
+      new Map((await query(prom, expr)).map((s) => [s.metric[label] ?? '', Number(s.value[1])]));
+
+    const closes = await byLabel(panel('Drain and rebalance closes'), 'outcome');
+    assert.ok((closes.get('rebalance') ?? 0) > 0, `rebalance closes per second: ${JSON.stringify([...closes])}`);
+    assert.ok((closes.get('endpoint_draining') ?? 0) > 0, `endpoint_draining closes per second: ${JSON.stringify([...closes])}`);
+    const rebalance = await byLabel(panel('Rebalance closes'), 'route');
+    assert.ok((rebalance.get('default/spread') ?? 0) > 0, `rebalance closes by route: ${JSON.stringify([...rebalance])}`);
+    // Not draining: every instance reports 0 tunnels left to drain.
+    const remaining = await byLabel(panel('Drain remaining'), 'instance');
+    assert.deepEqual([...remaining.values()], [0, 0]);
   });
 
   test('WsgateNoReadyInstance goes pending once every wsgate stops', async () => {
