@@ -61,13 +61,32 @@ export const CLOSE_HANDSHAKE_TIMEOUT_MS = 5_000;
 const PING_PREFIX = 0x77; // 'w'
 let pingSeq = 0;
 
-/** A ping payload of wsgate's own: 'w' and a sequence number, so that the pong answering it can be told. */
-function nextPingPayload(): Buffer {
+/**
+ * An id for wsgate's pings toward one side of one tunnel: every ping to that side carries 'w' and this id, so that
+ * a pong answering any of them is recognised, however late it comes (RFC 6455 §5.5.3 lets a peer answer an older
+ * ping after a newer one, or only the newest). Kept below 2^30 so that it stays a small integer in V8.
+ */
+function nextPingId(): number {
+  pingSeq = (pingSeq % 0x3fffffff) + 1;
+  return pingSeq;
+}
+
+function pingPayload(id: number): Buffer {
   const p = Buffer.allocUnsafe(5);
   p[0] = PING_PREFIX;
-  pingSeq = (pingSeq + 1) >>> 0;
-  p.writeUInt32BE(pingSeq, 1);
+  p.writeUInt32BE(id, 1);
   return p;
+}
+
+/** Compared with a pong's payload in place (no allocation per pong). */
+const OWN_PONG = Buffer.alloc(5);
+
+/** Whether the control frame `t` just completed is a pong that answers one of wsgate's pings carrying `id`. */
+function isOwnPong(t: FrameTracker, id: number): boolean {
+  if (id === 0 || t.controlLength !== 5) return false;
+  OWN_PONG[0] = PING_PREFIX;
+  OWN_PONG.writeUInt32BE(id, 1);
+  return pongMatches(t, OWN_PONG);
 }
 
 /** The allowed RSV bits for the extensions a 101 negotiated (Sec-WebSocket-Extensions). */
@@ -86,12 +105,20 @@ export function allowedRsvOf(rawHeaders: readonly string[]): number {
 
 /** Per side: keepalive and a frame queued for the next boundary of the stream toward it. */
 class SideState {
-  /** bytesRead at the last sweep, and when it last changed (performance.now()). */
+  /**
+   * bytesRead at the last sweep, and when it last changed (performance.now()). While a ping waits in `queued` for
+   * a frame boundary, heardAt is instead when the side last took bytes of the stream toward it (see #keepalive).
+   */
   lastRead = -1;
   heardAt = 0;
-  /** The payload of wsgate's ping waiting for its pong; null when none is outstanding. */
-  ping: Buffer | null = null;
+  /** The id all of wsgate's pings to this side carry (0 until the first one). */
+  pingId = 0;
+  /** A ping was sent (or queued) and the side has sent nothing since. */
+  awaiting = false;
+  /** When that ping was written to the side's socket; 0 while it still waits for a frame boundary. */
   pingAt = 0;
+  /** While the ping waits: bytes of the stream toward the side that its socket had taken at the last sweep. */
+  taken = 0;
   /** A frame to write toward this side at the next frame boundary of that stream. */
   queued: Buffer | null = null;
   /** After the queued frame: end this side's socket (wsgate is closing the tunnel). */
@@ -188,10 +215,10 @@ export class WsSession {
           off = end;
           continue;
         case Stop.CONTROL: {
-          if (t.controlOpcode === Opcode.PONG && from.ping !== null && pongMatches(t, from.ping)) {
-            // The answer to wsgate's own ping: the other side never asked for it.
-            from.ping = null;
-            t.stopOn &= ~StopOn.PONG;
+          if (t.controlOpcode === Opcode.PONG && isOwnPong(t, from.pingId)) {
+            // The answer to one of wsgate's own pings: the other side never asked for it. (The tracker keeps
+            // stopping on this side's pongs from now on: an answer may come late, after other frames.)
+            from.awaiting = false;
             off = t.dropControl();
             continue;
           }
@@ -350,6 +377,15 @@ export class WsSession {
     side.queued = null;
     if (socket.destroyed || socket.writableEnded) return;
     socket.write(frame);
+    // wsgate's frames are frames on the wire of the stream they join: counted with that stream's
+    // (wsgate_ws_frames_total{direction}), as the pongs answering them are counted with the other stream's.
+    const stream = side === this.#client ? this.down : this.up;
+    const opcode = frame[0]! & 0x0f;
+    if (opcode === Opcode.PING) {
+      stream.pings++;
+      // The timeout runs from here: the side cannot answer a ping it has not been sent.
+      side.pingAt = performance.now();
+    } else if (opcode === Opcode.CLOSE) stream.closes++;
     if (side.endAfter) socket.end();
   }
 
@@ -371,24 +407,42 @@ export class WsSession {
     return undefined;
   }
 
-  /** Returns true when the side is dead. */
+  /**
+   * Returns true when the side is dead:
+   *  1. anything the side sent since the last sweep (not only a pong) proves it alive;
+   *  2. a ping written to it and unanswered for timeoutSeconds: dead;
+   *  3. a ping still waiting for a frame boundary of the stream toward the side (a long message is passing): the
+   *     side is alive as long as its socket takes that stream's bytes (a slow reader of a big message is not dead);
+   *     dead when it has taken nothing for timeoutSeconds;
+   *  4. quiet for intervalSeconds: a ping (queued at the next frame boundary).
+   */
   #keepalive(s: SideState, socket: Socket, toward: FrameTracker, masked: boolean, now: number, interval: number, timeout: number): boolean {
     const read = socket.bytesRead;
     if (read !== s.lastRead) {
-      // Anything the side sent counts as alive, not only the pong.
       s.lastRead = read;
       s.heardAt = now;
-      s.ping = null;
+      s.awaiting = false;
       return false;
     }
-    if (s.ping !== null) return now - s.pingAt >= timeout * 1000;
+    if (s.awaiting) {
+      if (s.pingAt > 0) return now - s.pingAt >= timeout * 1000;
+      const taken = socket.bytesWritten - socket.writableLength;
+      if (taken !== s.taken) {
+        s.taken = taken;
+        s.heardAt = now;
+        return false;
+      }
+      return now - s.heardAt >= timeout * 1000;
+    }
     if (now - s.heardAt < interval * 1000) return false;
-    const payload = nextPingPayload();
-    s.ping = payload;
-    s.pingAt = now;
-    // The tracker of what this side sends stops on pongs while a ping is outstanding.
+    if (s.pingId === 0) s.pingId = nextPingId();
+    s.awaiting = true;
+    s.pingAt = 0;
+    s.taken = socket.bytesWritten - socket.writableLength;
+    s.heardAt = now;
+    // The tracker of what this side sends stops on its pongs, to swallow those that answer wsgate.
     (masked ? this.down : this.up).stopOn |= StopOn.PONG;
-    this.#queue(s, toward, socket, pingFrame(payload, masked), false);
+    this.#queue(s, toward, socket, pingFrame(pingPayload(s.pingId), masked), false);
     return false;
   }
 

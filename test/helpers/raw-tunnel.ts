@@ -73,17 +73,17 @@ export class Collector {
     }
   }
 
-  /** Resolves once `predicate` holds; rejects when the socket closes first (with what was received). */
+  /** Resolves once `predicate` holds; rejects when the stream ends first (with what was received). */
   async until(predicate: (c: Collector) => boolean, what: string): Promise<void> {
     while (!predicate(this)) {
-      if (this.closed) throw new Error(`socket closed before ${what}; received ${this.#length} bytes`);
+      if (this.ended || this.closed) throw new Error(`socket ${this.closed ? 'closed' : 'ended'} before ${what}; received ${this.#length} bytes`);
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
     }
   }
 
-  /** Resolves once the socket has closed (its peer ended or reset it). */
-  async untilClosed(): Promise<void> {
-    await this.until((c) => c.closed, 'close').catch(() => undefined);
+  /** Resolves once the peer has ended the stream (FIN) or the socket has closed. */
+  async untilEnded(): Promise<void> {
+    await this.until((c) => c.ended || c.closed, 'the end').catch(() => undefined);
   }
 }
 
