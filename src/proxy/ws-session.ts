@@ -239,8 +239,11 @@ export class WsSession {
           off = end;
           continue;
         case Stop.FAILED:
-          this.#failed(fromClient, t.failure!);
-          return true;
+          if (this.#failed(fromClient, t.failure!)) return true;
+          // strict: false: the tracker is a byte pipe from here; the offending frame and the rest of the chunk
+          // (and any bytes it held) go on like everything after them.
+          off = end;
+          continue;
       }
     }
   }
@@ -304,8 +307,11 @@ export class WsSession {
 
   // --- closes ----------------------------------------------------------------------------------------------------
 
-  /** A side's frame failed validation (or a limit): count it, and close unless the route is lenient. */
-  #failed(fromClient: boolean, failure: Failure): void {
+  /**
+   * A side's frame failed validation (or a limit): count it, and close unless the route is lenient. Returns whether
+   * the tunnel is closing (false: lenient, relay on).
+   */
+  #failed(fromClient: boolean, failure: Failure): boolean {
     const limit = failure === 'message_too_big' || failure === 'unsupported_payload_length';
     if (limit) {
       this.#ev().limitCloses.message_size++;
@@ -313,12 +319,13 @@ export class WsSession {
       const ev = this.#ev();
       (ev.protocolErrors ??= new Map()).set(failure, (ev.protocolErrors.get(failure) ?? 0) + 1);
       // strict: false counts, and the tracker passes everything on from here (a byte pipe).
-      if (!this.policy.strict) return;
+      if (!this.policy.strict) return false;
     }
     const code = FAILURE_CLOSE_CODES[failure];
     const outcome: Outcome = limit ? 'limit_exceeded' : 'protocol_error';
     if (fromClient) this.closeBoth(code, '', 1001, outcome);
     else this.closeBoth(1001, '', code, outcome);
+    return true;
   }
 
   /**
@@ -398,6 +405,10 @@ export class WsSession {
   sweep(now: number): Side | undefined {
     const ka = this.policy.keepalive;
     if (ka.intervalSeconds <= 0 || this.closingStarted) return undefined;
+    if (this.#rate?.held != null) {
+      // Throttled: wsgate is not reading what the client has sent (and its pongs wait behind it). It is alive.
+      this.#client.lastRead = -1;
+    }
     if (this.#keepalive(this.#client, this.#owner.client, this.down, false, now, ka.intervalSeconds, ka.timeoutSeconds)) {
       return this.#dead('client');
     }
