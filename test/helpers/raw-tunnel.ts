@@ -126,10 +126,14 @@ export async function openRawTunnel(
   };
 }
 
-/** Writes `chunks` one write at a time, each after the previous one was handed to the kernel. */
+/**
+ * Writes `chunks` one write at a time, each after the previous one was handed to the kernel. Stops early (without
+ * an error) if the socket is closed meanwhile: wsgate may end a tunnel in the middle.
+ */
 export async function writeChunks(socket: net.Socket, chunks: readonly Buffer[]): Promise<void> {
   for (const c of chunks) {
-    if (!socket.write(c)) await once(socket, 'drain');
+    if (socket.destroyed || socket.writableEnded) return;
+    if (!socket.write(c)) await Promise.race([once(socket, 'drain'), once(socket, 'close')]);
     // One event-loop turn between writes: Nagle is off, so each lands as its own segment and, most of the time,
     // as its own read in wsgate (the point of cutting them).
     await new Promise<void>((resolve) => setImmediate(resolve));

@@ -4,7 +4,8 @@
 // a raw backend at the same time, in random chunks down to one byte (cut most densely around frame headers). The
 // other side must receive exactly the bytes sent: wsgate tracks the frames but changes nothing. wsgate's own pings
 // are off here (keepalive intervalSeconds 0); what it injects is tested in ws-keepalive, ws-limits, ws-violations.
-// Seeded (test/helpers/prng.ts): a failure names the seed to replay.
+// Then fuzz: random and mutated byte streams never crash wsgate, and the peer gets a prefix of them, followed at most
+// by wsgate's 1001 close when they broke the protocol. Seeded (test/helpers/prng.ts): a failure names the seed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Opcode, RSV1 } from '../../src/proxy/ws-frames.ts';
@@ -167,5 +168,69 @@ describe('the frame-aware relay through wsgate, between raw peers', { timeout: 1
     await converge(() => gw.gateway.registry.size === 0, 'every tunnel ended');
     assert.deepEqual(sorted(await counted()), sorted(expected));
     assert.equal(await gw.metric('wsgate_ws_protocol_errors_total', { route: ROUTE }), 0, 'no violation seen in valid streams');
+  });
+});
+
+/** The close frame wsgate sends the peer of a side that broke the protocol: 1001, no reason. */
+function isGoingAway(frameBytes: Buffer, masked: boolean): boolean {
+  if (frameBytes.length !== (masked ? 8 : 4) || frameBytes[0] !== 0x88 || frameBytes[1] !== (masked ? 0x82 : 0x02)) return false;
+  const code = masked ? Buffer.from([frameBytes[6]! ^ frameBytes[2]!, frameBytes[7]! ^ frameBytes[3]!]) : frameBytes.subarray(2, 4);
+  return code.readUInt16BE(0) === 1001;
+}
+
+describe('the frame-aware relay through wsgate, fuzzed', { timeout: 120_000 }, () => {
+  const FUZZ = 40;
+  test(`${FUZZ} random and mutated streams never crash it: the peer gets a prefix, then at most a 1001 close`, async () => {
+    for (let i = 0; i < FUZZ; i++) {
+      const seed = 0xf022 + i;
+      const rand = prng(seed);
+      const fromClient = i % 2 === 0;
+      let data: Buffer;
+      if (rand() < 0.3) {
+        data = bytes(rand, Math.floor(rand() * 600));
+        if (data.length > 0) data[0] = (data[0]! & 0x8f) | 0x80;
+      } else {
+        const valid = randomStream(rand, fromClient, false);
+        data = Buffer.from(valid.bytes.subarray(0, 1 + Math.floor(rand() * Math.min(valid.bytes.length, 3000))));
+        for (let m = 1 + Math.floor(rand() * 3); m > 0; m--) {
+          const at = Math.floor(rand() * data.length);
+          data[at] = rand() < 0.5 ? data[at]! ^ (1 << Math.floor(rand() * 8)) : Math.floor(rand() * 256);
+        }
+      }
+      const t = await openRawTunnel(gw.http.port, raw);
+      try {
+        const [sender, at] = fromClient ? [t.client, t.atBackend] : [t.backend, t.atClient];
+        const chunks: Buffer[] = [];
+        for (let p = 0; p < data.length; ) {
+          const n = 1 + Math.floor(rand() * pick(rand, [1, 7, 64, 4096]));
+          chunks.push(data.subarray(p, p + n));
+          p += n;
+        }
+        await writeChunks(sender, chunks);
+        // The sender's end (or wsgate's close) ends what the peer receives.
+        if (!sender.destroyed) sender.end();
+        await Promise.race([
+          at.untilEnded(),
+          new Promise((_, reject) => setTimeout(() => reject(new Error(`seed ${seed}: the peer's stream never ended`)), 10_000).unref()),
+        ]);
+        const got = at.bytes();
+        const prefix = (b: Buffer): boolean => b.length <= data.length && data.subarray(0, b.length).equals(b);
+        const closeLength = fromClient ? 8 : 4;
+        const ok = prefix(got) || (got.length >= closeLength && prefix(got.subarray(0, got.length - closeLength)) && isGoingAway(got.subarray(got.length - closeLength), fromClient));
+        assert.ok(ok, `seed ${seed}: the ${fromClient ? 'backend' : 'client'} got ${got.length} bytes that are not a prefix of the ${data.length} sent (+ a 1001)`);
+      } finally {
+        await closeRawTunnel(t);
+      }
+    }
+    // wsgate still serves.
+    const t = await openRawTunnel(gw.http.port, raw);
+    try {
+      const frame = encodeFrame({ opcode: Opcode.TEXT, masked: true, payload: Buffer.from('still alive') });
+      t.client.write(frame);
+      await t.atBackend.until((c) => c.length >= frame.length, 'a frame after the fuzz');
+      assert.ok(t.atBackend.bytes().equals(frame));
+    } finally {
+      await closeRawTunnel(t);
+    }
   });
 });
