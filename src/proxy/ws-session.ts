@@ -280,7 +280,7 @@ export class WsSession {
     r.heldAt = at;
     if (r.throttledSince === 0) r.throttledSince = now;
     this.#owner.throttle();
-    r.timer = setTimeout(this.#unthrottle, Math.ceil(((1 - r.tokens) / rate) * 1000));
+    r.timer = setTimeout(WsSession.#onTokenReturned, Math.ceil(((1 - r.tokens) / rate) * 1000), this);
     return false;
   }
 
@@ -289,7 +289,15 @@ export class WsSession {
     return this.#rate?.held != null;
   }
 
-  readonly #unthrottle = (): void => {
+  /**
+   * The throttle timer's callback: a function shared by all sessions, given the session as its argument (an arrow
+   * function in a field would be a closure and a context on every tunnel, throttled or not: ~100 bytes each).
+   */
+  static #onTokenReturned(session: WsSession): void {
+    session.#unthrottle();
+  }
+
+  #unthrottle(): void {
     const r = this.#rate!;
     r.timer = undefined;
     const chunk = r.held;
@@ -303,7 +311,7 @@ export class WsSession {
     this.#ev().throttledMs += now - r.throttledSince;
     r.throttledSince = 0;
     this.#owner.unthrottle(chunk, r.heldAt);
-  };
+  }
 
   // --- closes ----------------------------------------------------------------------------------------------------
 
