@@ -131,7 +131,7 @@ describe('the tunnel closed line of a WebSocket', { timeout: 30_000 }, () => {
       todo:
         'not fixed: issue 10 says each violation is "counted by reason and logged (rate-limited)"; the session has no ' +
         'logger and the tunnel closed line says only outcome protocol_error and closeCode 1002 (with strict: false, ' +
-        'nothing is logged). Needs a field on that line, or a rate-limited line, from src/proxy/tunnel.ts',
+        'nothing is logged). Needs a field on that line, or a rate-limited line, from the registry (src/proxy/tunnel.ts; registry.ts on lead)',
     },
     async () => {
       const mark = lines.length;
