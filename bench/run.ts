@@ -1,15 +1,18 @@
 // `npm run bench`: wsgate beside nginx and HAProxy on the same machine in the same run. See docs/benchmarks.md.
 //  1. pin this process, the backend and the load generators to core 1, the proxy under test to core 0 (≥ 2 cores);
 //  2. start the backend (WebSocket echo + L4 byte source), then for each round and each target (direct, wsgate,
-//     nginx, haproxy): start the proxy, warm it up, run the scenarios (idle hold first, on a fresh process; then
-//     echo 64 B, echo 16 KiB, latency, sessions, L4), reading the proxy's CPU time around each measured phase, stop it;
-//  3. take the median of each figure over the rounds, print one table, write bench/results/latest.json;
+//     wsgate-pipe, nginx, haproxy): start the proxy, warm it up, run the scenarios (idle hold first, on a fresh
+//     process; then echo 64 B, echo 16 KiB, latency, sessions, L4), reading the proxy's CPU time around each
+//     measured phase, stop it;
+//  3. take the median of each figure over the rounds, print one table (and the frame tracker's budget: wsgate, which
+//     tracks frames, against wsgate-pipe, the same with inspectFrames: false), write bench/results/latest.json;
 //  4. exit 1 if any proxy failed a correctness check (wrong echo, dead held connection, short tunnel, errors).
 //  5. with wsgate among the targets: the drain row (bench/drain.ts), N idle WebSockets reconnecting to the backend
 //     when wsgate stops, the 1001s spread over --drain-timeout versus all at once, once per round.
 // Flags: --quick (one short round: the CI smoke), --rounds N, --seconds S (per phase), --hold K,
-//        --targets direct,wsgate,nginx,haproxy, --profile (wsgate under --cpu-prof; profile summarised at the end),
-//        --drain-clients N (2000; quick 500), --drain-window S (10; quick 2), --no-drain.
+//        --targets direct,wsgate,wsgate-pipe,nginx,haproxy, --profile (wsgate and wsgate-pipe under --cpu-prof;
+//        each profile summarised at the end), --drain-clients N (2000; quick 500), --drain-window S (10; quick 2),
+//        --no-drain.
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
@@ -27,7 +30,7 @@ import {
   type RunningProxy,
   type TargetName,
 } from './proxies.ts';
-import { ROWS, renderDrainTable, renderTable, type DrainMedians, type Figures } from './report.ts';
+import { ROWS, renderDrainTable, renderFrameBudget, renderTable, type DrainMedians, type Figures } from './report.ts';
 import { runDrainBench, type DrainFigures } from './drain.ts';
 
 const BENCH = import.meta.dirname;
@@ -37,7 +40,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string' },
     seconds: { type: 'string' },
     hold: { type: 'string' },
-    targets: { type: 'string', default: 'direct,wsgate,nginx,haproxy' },
+    targets: { type: 'string', default: 'direct,wsgate,wsgate-pipe,nginx,haproxy' },
     profile: { type: 'boolean', default: false },
     'drain-clients': { type: 'string' },
     'drain-window': { type: 'string' },
@@ -280,7 +283,7 @@ async function main(): Promise<number> {
               backend: BACKEND_PORTS,
               cpu: PROXY_CPU,
               fds: Math.min(fdLimit, 2 * held + 2000),
-              ...(flags.profile && target === 'wsgate' ? { cpuProfDir: profDir } : {}),
+              ...(flags.profile && target.startsWith('wsgate') ? { cpuProfDir: join(profDir, target) } : {}),
             });
             for (const n of proxy.notes) proxyNotes.add(`${target}: ${n}`);
           }
@@ -341,20 +344,26 @@ async function main(): Promise<number> {
     medians[t] = m;
   }
   const table = renderTable({ targets, medians }, held) + (drainMedians === undefined ? '' : `\n\n${renderDrainTable(drainMedians)}`);
+  const budget = renderFrameBudget({ targets, medians });
   const seconds = (Date.now() - started) / 1000;
   const loadAfter = loadAverage();
   const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${CORES} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
  process.stdout.write(
-    `\n${table}\n\nMachine: ${machine}. ${rounds} round(s), medians. Took ${seconds.toFixed(0)} s. ` +
+    `\n${table}\n${budget === '' ? '' : `\n${budget}\n`}\nMachine: ${machine}. ${rounds} round(s), medians. Took ${seconds.toFixed(0)} s. ` +
       `Load average (1 min) before/after: ${loadBefore}/${loadAfter}.\n`,
   );
   for (const n of [...notes, ...proxyNotes]) process.stdout.write(`Note: ${n}\n`);
 
   let profile: string | undefined;
   if (flags.profile) {
-    const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
-    profile = files.map((f) => summariseProfile(join(profDir, f), 25)).join('\n');
-    process.stdout.write(`\nwsgate CPU profile (self time):\n${profile}\n`);
+    const parts: string[] = [];
+    for (const t of targets.filter((x) => x.startsWith('wsgate'))) {
+      const dirOf = join(profDir, t);
+      const files = readdirSync(dirOf).filter((f) => f.endsWith('.cpuprofile'));
+      parts.push(`${t} CPU profile (self time):\n${files.map((f) => summariseProfile(join(dirOf, f), 25)).join('\n')}`);
+    }
+    profile = parts.join('\n\n');
+    process.stdout.write(`\n${profile}\n`);
   }
   const out = {
     date: new Date().toISOString(),

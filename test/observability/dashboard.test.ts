@@ -57,8 +57,8 @@ describe('the Grafana dashboard', () => {
     }
   });
 
-  test('filters every panel on wsgate_connections, bytes, handshakes and errors by the route variable', () => {
-    const routed = /wsgate_(connections_active|connections_total|tunnel_bytes_total|connection_duration|handshake|upstream_connect|http_requests)/;
+  test('filters every panel on wsgate_connections, bytes, handshakes, errors and WebSocket frames by the route variable', () => {
+    const routed = /wsgate_(connections_active|connections_total|tunnel_bytes_total|connection_duration|handshake|upstream_connect|http_requests|ws_)/;
     for (const q of dashboardQueries(d)) {
       if (routed.test(q.expr)) assert.match(q.expr, /route=~"\$route"/, `"${q.panel}" ${q.refId}: ${q.expr}`);
     }
@@ -82,6 +82,14 @@ describe('the Grafana dashboard', () => {
       'wsgate_process_cpu_seconds_total',
       'wsgate_process_resident_memory_bytes',
       'wsgate_certificate_expiry_timestamp_seconds',
+      // Issue 10: messages per second per route, close codes over time, dead-peer and limit closes.
+      'sum by (route, direction) (rate(wsgate_ws_messages_total',
+      'sum by (code, initiator) (rate(wsgate_ws_closes_total',
+      'sum by (route, side) (increase(wsgate_ws_keepalive_timeouts_total',
+      'sum by (route, limit) (increase(wsgate_ws_limit_closes_total',
+      'wsgate_ws_frames_total',
+      'wsgate_ws_throttled_seconds_total',
+      'wsgate_ws_protocol_errors_total',
     ]) {
       assert.ok(all.includes(needle), `a query with ${needle}`);
     }

@@ -8,13 +8,27 @@
 // Every dashboard query is run through Prometheus' HTTP API as Grafana would send it and must return data; the
 // alerts the load provokes must be pending or firing, and the others quiet.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { request } from 'node:http';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as kube from '../controller/harness.ts';
 import { createTestCA, type TestCA } from '../helpers/certs.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/kube.ts';
-import { closedPort, converge, roundTrip, startWsBackend, type Client, type WsBackend } from '../helpers/l7-peers.ts';
+import {
+  closedPort,
+  converge,
+  encodeFrame,
+  handshake,
+  httpHead,
+  rawConnect,
+  readUntil,
+  roundTrip,
+  startWsBackend,
+  type Client,
+  type WsBackend,
+} from '../helpers/l7-peers.ts';
 import {
   backendService,
   createConfigDir,
@@ -47,6 +61,9 @@ const LOAD_MS = 8_000;
 const WINDOW = '1m';
 /** Held open on `chat`, whose limit is CHAT_LIMIT: 100% of the limit. */
 const CHAT_LIMIT = 4;
+/** The `frames` route (issue 10): keepalive 1 s + 1 s, a message size limit and a message rate. */
+const FRAMES_MAX_BYTES = 1024;
+const FRAMES_RATE = 20;
 /** The controller's objects, in `default`; named apart from serve's routes so that no route label is shared. */
 const CTL = { namespace: 'default', service: 'ctl-echo', route: 'ctl-feed', host: 'ctl-feed.test', lease: 'wsgate-observability' };
 
@@ -58,6 +75,8 @@ let cp: ControlPlane | undefined;
 let ctl: kube.TestController | undefined;
 let prom: Prometheus;
 const held: Client[] = [];
+const rawSockets: Socket[] = [];
+const quiet: Client[] = [];
 
 function plainGet(port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -82,8 +101,64 @@ async function moveControllerEndpoint(a: kube.Apis, round: number): Promise<void
   await a.discovery.replaceNamespacedEndpointSlice({ namespace: CTL.namespace, name, body: slice });
 }
 
+/** A raw client on `frames.test`: the handshake, then whatever the test writes (or nothing at all). */
+async function rawFramesClient(s: ServeHarness): Promise<Socket> {
+  const socket = await rawConnect(s.httpPort);
+  socket.write(handshake({ host: 'frames.test' }));
+  const { value: head } = await readUntil(socket, httpHead);
+  assert.match(head, /^HTTP\/1\.1 101/);
+  return socket;
+}
+
+/**
+ * The WebSocket share of the load, on `frames` (issue 10): a quiet client wsgate pings (and ws answers), and twice
+ * over (the close and protocol-error series are born at their first event, which rate() cannot see: the second
+ * round, after a scrape, is what the panels show): a client that never answers (a dead peer, 1001), a message over
+ * the size limit (1009), an unmasked frame (1002), a flood over the message rate (throttled, nothing lost, 1000).
+ */
+async function framesLoad(s: ServeHarness): Promise<void> {
+  // Not in `held`: that one gets a message every round, this one must stay quiet to be pinged.
+  quiet.push(await openWithHost(`${s.wsUrl}/`, 'frames.test'));
+  const route = { route: 'default/frames' };
+  for (let round = 1; round <= 2; round++) {
+    const silent = await rawFramesClient(s);
+    rawSockets.push(silent);
+    const big = await openWithHost(`${s.wsUrl}/`, 'frames.test');
+    big.ws.send(Buffer.alloc(2 * FRAMES_MAX_BYTES));
+    assert.equal((await big.closed).code, 1009);
+    const rude = await rawFramesClient(s);
+    rude.write(encodeFrame(0x1, 'unmasked', false));
+    await once(rude, 'close');
+    const flood = await openWithHost(`${s.wsUrl}/`, 'frames.test');
+    for (let i = 0; i < 2 * FRAMES_RATE; i++) flood.ws.send(`flood ${i}`);
+    for (let i = 0; i < 2 * FRAMES_RATE; i++) assert.equal((await flood.messages.shift()).data.toString(), `flood ${i}`);
+    flood.ws.close(1000);
+    await flood.closed;
+    await converge(
+      async () => (await s.metric('wsgate_ws_keepalive_timeouts_total', { ...route, side: 'client' })) === round,
+      `round ${round}: the silent client found dead`,
+      1,
+      10_000,
+    );
+    // Prometheus has seen this round's series before the next round adds to them.
+    await converge(
+      async () => (await query(prom, 'wsgate_ws_closes_total{route="default/frames", code="1001"}')).some((x) => Number(x.value[1]) >= round),
+      `round ${round} scraped`,
+      1,
+      10_000,
+    );
+  }
+  await converge(
+    async () => (await s.metric('wsgate_ws_frames_total', { ...route, direction: 'upstream', kind: 'pong' })) > 0,
+    "wsgate's pings answered",
+    1,
+    10_000,
+  );
+}
+
 /** The bounded load: what every panel needs to show something, and what the provoked alerts need. */
 async function load(s: ServeHarness, a: kube.Apis): Promise<void> {
+  const frames = framesLoad(s);
   for (let i = 0; i < CHAT_LIMIT; i++) held.push(await openWithHost(`${s.wsUrl}/ws`, 'chat.test'));
   assert.equal(await handshakeStatus(`${s.wsUrl}/ws`, 'chat.test'), 429, 'the connection over the limit is refused');
   const end = Date.now() + LOAD_MS;
@@ -102,6 +177,7 @@ async function load(s: ServeHarness, a: kube.Apis): Promise<void> {
     round++;
     await new Promise((r) => setTimeout(r, 200));
   }
+  await frames;
 }
 
 /**
@@ -168,6 +244,11 @@ async function startServeUnderTest(): Promise<ServeHarness> {
       policy: { maxConnections: CHAT_LIMIT },
     }),
     webSocketRoute('feed', { hostnames: ['feed.test'], rules: [{ path: '/', backends: [{ service: 'echo' }] }] }),
+    webSocketRoute('frames', {
+      hostnames: ['frames.test'],
+      rules: [{ path: '/', backends: [{ service: 'echo' }] }],
+      policy: { keepalive: { intervalSeconds: 1, timeoutSeconds: 1 }, maxMessageBytes: FRAMES_MAX_BYTES, maxMessagesPerSecond: FRAMES_RATE },
+    }),
     webSocketRoute('dead', { hostnames: ['dead.test'], rules: [{ path: '/', backends: [{ service: 'dead' }] }] }),
   ]);
   const s = await startServe(dir.path, { defaultMetrics: true });
@@ -233,6 +314,8 @@ before(async () => {
 
 after(async () => {
   for (const c of held) c.ws.terminate();
+  for (const r of rawSockets) r.destroy();
+  for (const c of quiet) c.ws.terminate();
   await h?.close();
   await ctl?.controller.stop();
   await prom?.close();
@@ -302,6 +385,27 @@ describe('the dashboard and alerts against wsgate scraped by a real Prometheus',
       [...watchErrors].sort(([a], [b]) => a.localeCompare(b)),
       ['EndpointSlice', 'Ingress', 'IngressClass', 'Secret', 'Service', 'TCPTunnel', 'WebSocketRoute'].map((k) => [k, 0]),
     );
+  });
+
+  test('the WebSocket panels show the pings, the dead peer, the limit closes, the close codes, throttling and the protocol error', async () => {
+    const panel = (title: string, refId = 'A'): string => {
+      const q = dashboardQueries(dashboard).find((d) => d.panel === title && d.refId === refId);
+      assert.ok(q, `panel "${title}" ${refId}`);
+      return substitute(q.expr, { route: 'default/frames', window: WINDOW });
+    };
+    const values = async (expr: string, ...labels: string[]): Promise<Map<string, number>> =>
+      new Map((await query(prom, expr)).map((s) => [labels.map((l) => s.metric[l] ?? '').join(' '), Number(s.value[1])]));
+    const positive = (m: Map<string, number>, key: string, what: string): void => assert.ok((m.get(key) ?? 0) > 0, `${what}: ${key} in ${JSON.stringify([...m])}`);
+
+    positive(await values(panel('Messages per second by route'), 'route', 'direction'), 'default/frames upstream', 'messages');
+    const closes = await values(panel('Close codes over time'), 'code', 'initiator');
+    for (const key of ['1009 wsgate', '1002 wsgate', '1001 wsgate', '1000 client']) positive(closes, key, 'closes');
+    positive(await values(panel('Dead peers and limit closes', 'A'), 'route', 'side'), 'default/frames client', 'dead peers');
+    positive(await values(panel('Dead peers and limit closes', 'B'), 'route', 'limit'), 'default/frames message_size', 'limit closes');
+    const frames = await values(panel('Frames per second by kind'), 'kind', 'direction');
+    for (const key of ['ping downstream', 'pong upstream', 'data upstream', 'close downstream']) positive(frames, key, 'frames');
+    positive(await values(panel('Throttling and protocol errors', 'A'), 'route'), 'default/frames', 'throttled');
+    positive(await values(panel('Throttling and protocol errors', 'B'), 'reason'), 'unmasked_client_frame', 'protocol errors');
   });
 
   test('the route variable lists the routes, and every query runs with one route or several chosen', async () => {
