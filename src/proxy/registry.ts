@@ -25,6 +25,7 @@ import { pickRebalanceCloses } from './rebalance.ts';
 import { endRelay, joinRelay, sweepRelay } from './relay.ts';
 import {
   countBytes,
+  cutText,
   destroyOnFinish,
   join,
   LAYERS,
@@ -37,7 +38,9 @@ import {
   type TunnelOwners,
 } from './tunnel.ts';
 import { countClose, flushSession, wsSeries } from './ws-metrics.ts';
-import { CLOSE_HANDSHAKE_TIMEOUT_MS } from './ws-session.ts';
+import type { Failure } from './ws-frames.ts';
+import { CLOSE_HANDSHAKE_TIMEOUT_MS, type Side } from './ws-session.ts';
+import { RateLimitedLog } from '../log/rate-limit.ts';
 
 export type { PendingConnection, TunnelOptions, TunnelOwners } from './tunnel.ts';
 
@@ -75,6 +78,8 @@ export class TunnelRegistry {
   readonly #owners: TunnelOwners | undefined;
   readonly #timer: NodeJS.Timeout;
   readonly #drainRemaining: Gauge;
+  /** Lines peers can cause (protocol violations), rate-limited. */
+  readonly #rlog: RateLimitedLog;
   #draining: (() => void) | undefined;
 
   /**
@@ -91,6 +96,7 @@ export class TunnelRegistry {
     this.#log = log;
     this.#owners = owners;
     this.#drainRemaining = metrics.drainRemaining;
+    this.#rlog = new RateLimitedLog(log, metrics.logLinesSuppressed);
     this.#scheduler = new DrainScheduler((item, reason) => this.closeGracefully(item as Tunnel, reason as Outcome));
     this.#timer = setInterval(() => this.sweep(), sweepIntervalMs);
     this.#timer.unref();
@@ -286,9 +292,18 @@ export class TunnelRegistry {
         continue;
       }
       session?.sweep(now);
-      const total = t.client.bytesRead + t.client.bytesWritten;
-      if (total !== t.lastTotal) {
+      // A WebSocket is idle when its endpoints relay nothing (wsgate's keepalive pings do not count); a byte pipe
+      // when no byte moves.
+      let moved: boolean;
+      if (session !== undefined) {
+        moved = session.active;
+        session.active = false;
+      } else {
+        const total = t.client.bytesRead + t.client.bytesWritten;
+        moved = total !== t.lastTotal;
         t.lastTotal = total;
+      }
+      if (moved) {
         t.lastActive = now;
       } else if (t.idleTimeoutMs > 0 && now - t.lastActive >= t.idleTimeoutMs) {
         // A WebSocket gets close frames both ways first, so that its peers see 1001 and not 1006.
@@ -350,6 +365,14 @@ export class TunnelRegistry {
       for (const t of picked) this.closeGracefully(t, 'rebalance');
     }
     for (const id of this.#rebalanceBudget.keys()) if (!byRoute.has(id)) this.#rebalanceBudget.delete(id);
+  }
+
+  /** A side broke RFC 6455 or sent a message over a limit: a log line (rate-limited: peers choose how many). */
+  violation(t: Tunnel, failure: Failure, side: Side, closed: boolean): void {
+    this.#rlog.warn(
+      { route: t.series.route, client: t.clientAddress, backend: t.backend, side, reason: failure, closed },
+      'websocket protocol violation',
+    );
   }
 
   /**
@@ -418,7 +441,7 @@ export class TunnelRegistry {
                 initiator: session.initiator,
                 closeCode: session.closeCode === 0 ? 1006 : session.closeCode,
                 // Chosen by a peer: bounded and escaped (JSON escapes it; control characters are replaced).
-                ...(session.closeReason !== '' ? { closeReason: printable(session.closeReason.slice(0, 64)) } : {}),
+                ...(session.closeReason !== '' ? { closeReason: printable(cutText(session.closeReason, 64)) } : {}),
               }
             : {}),
         },

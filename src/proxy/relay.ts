@@ -183,6 +183,16 @@ function relayChunk(side: RelaySocket, chunk: Buffer, start: number): boolean {
   return session.forward(side[IS_CLIENT], chunk, start, side[PEER], side[WRITTEN]);
 }
 
+/**
+ * Writes wsgate's own bytes (a ping, a close frame) into `socket`, with the callback of the side whose chunks go
+ * into that socket: if that side is waiting for the socket to take its last chunk, it resumes only once this frame,
+ * written after it, has gone too.
+ */
+export function writeInto(socket: Socket, data: Buffer): void {
+  const writer = (socket as RelaySocket)[PEER] as RelaySocket | undefined;
+  socket.write(data, writer?.[WRITTEN]);
+}
+
 /** The session throttles the client: it reads nothing until unthrottleSide(). */
 export function throttleSide(side: Socket): void {
   (side as RelaySocket)[THROTTLED] = true;

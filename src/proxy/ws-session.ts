@@ -36,6 +36,10 @@ export interface SessionOwner {
   throttle(): void;
   /** A token has returned: relay the held chunk from `at` (through forward()), then let the client read again. */
   unthrottle(chunk: Buffer, at: number): void;
+  /** A side broke RFC 6455 (or a limit): for a rate-limited log line; `closed` when the tunnel is being closed. */
+  violation(failure: Failure, side: Side, closed: boolean): void;
+  /** Writes a frame of wsgate's own into a socket, so that the side waiting for that socket resumes after it. */
+  inject(socket: Socket, frame: Buffer): void;
 }
 
 /** Who sent the first close frame of the tunnel: wsgate_ws_closes_total{initiator}. */
@@ -159,6 +163,11 @@ export class WsSession {
   /** wsgate is closing: nothing more is relayed from a failed side. */
   #closing = false;
   events: SessionEvents | undefined;
+  /**
+   * Set whenever bytes of the endpoints are relayed (never by wsgate's own pings and the pongs answering them):
+   * the registry's idle timeout reads and clears it, so that keepalive does not keep an idle tunnel open.
+   */
+  active = false;
   /** Messages relayed each way over the tunnel's life (for its `tunnel closed` line). */
   messagesUp = 0;
   messagesDown = 0;
@@ -202,8 +211,14 @@ export class WsSession {
       const held = t.takeReleased();
       // Closing: bytes are relayed only up to the boundary where wsgate's close frame goes, then nothing more.
       if (this.#closing && toward.queued === null) return true;
-      if (held !== null) peer.write(held);
-      if (end > off) peer.write(off === 0 && end === chunk.length ? chunk : chunk.subarray(off, end), written);
+      if (held !== null) {
+        peer.write(held);
+        this.active = true;
+      }
+      if (end > off) {
+        peer.write(off === 0 && end === chunk.length ? chunk : chunk.subarray(off, end), written);
+        this.active = true;
+      }
       this.#noteCloses(fromClient, t);
       switch (t.stop) {
         case Stop.END:
@@ -320,6 +335,7 @@ export class WsSession {
    */
   #failed(fromClient: boolean, failure: Failure): boolean {
     const limit = failure === 'message_too_big' || failure === 'unsupported_payload_length';
+    this.#owner.violation(failure, fromClient ? 'client' : 'backend', limit || this.policy.strict);
     if (limit) {
       this.#ev().limitCloses.message_size++;
     } else {
@@ -388,7 +404,7 @@ export class WsSession {
     if (frame === null) return;
     side.queued = null;
     if (socket.destroyed || socket.writableEnded) return;
-    socket.write(frame);
+    this.#owner.inject(socket, frame);
     // wsgate's frames are frames on the wire of the stream they join: counted with that stream's
     // (wsgate_ws_frames_total{direction}), as the pongs answering them are counted with the other stream's.
     const stream = side === this.#client ? this.down : this.up;

@@ -115,11 +115,6 @@ describe('idle timeout with close frames', { timeout: 30_000 }, () => {
 
   test(
     'keepalive pings do not keep an idle tunnel open: it is closed after idleTimeoutSeconds',
-    {
-      todo:
-        'not fixed: the registry\'s sweep (src/proxy/tunnel.ts; registry.ts on lead) measures idleness by the client socket bytes read and written, ' +
-        "which include wsgate's pings and their pongs, so with keepalive on an idle tunnel never times out",
-    },
     async () => {
       const c = await openClient(`${gw.wsUrl}/idle-keepalive`, [], { perMessageDeflate: false });
       await echo.connections.shift();

@@ -97,7 +97,6 @@ describe('the tunnel closed line of a WebSocket', { timeout: 30_000 }, () => {
 
   test(
     'a reason cut in the middle of a character keeps the character whole or drops it',
-    { todo: 'not fixed: the registry (src/proxy/tunnel.ts; registry.ts on lead) cuts the reason with slice(0, 64), in UTF-16 code units: half an emoji becomes U+FFFD in the log' },
     async () => {
       // 63 characters, then an emoji across the 64th (two UTF-16 code units).
       const got = await loggedReason(`${'r'.repeat(63)}😀 and more after`);
@@ -127,12 +126,6 @@ describe('the tunnel closed line of a WebSocket', { timeout: 30_000 }, () => {
 
   test(
     'a protocol violation is logged with its reason',
-    {
-      todo:
-        'not fixed: issue 10 says each violation is "counted by reason and logged (rate-limited)"; the session has no ' +
-        'logger and the tunnel closed line says only outcome protocol_error and closeCode 1002 (with strict: false, ' +
-        'nothing is logged). Needs a field on that line, or a rate-limited line, from the registry (src/proxy/tunnel.ts; registry.ts on lead)',
-    },
     async () => {
       const mark = lines.length;
       const c = await open();
