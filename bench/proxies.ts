@@ -1,14 +1,17 @@
 // The proxies under test, configured as equivalently as their models allow: one worker / one thread, the same
 // WebSocket route (any path → the echo backend) and L4 tunnel (→ the byte source), idle timeouts of one hour on
 // both, X-Forwarded-For added, and one access-log line per session written to a file. wsgate runs with its
-// features on: metrics (admin listener), the access log at its default level `info`, connection limits configured.
+// features on: metrics (admin listener), the access log at its default level `info`, connection limits configured,
+// WebSocket frames tracked (issue 10: the default, keepalive on toward clients). `wsgate-pipe` is the same wsgate
+// with its route's `inspectFrames: false` (a byte pipe): the cost of frame tracking is the difference between the
+// two in one run (issue 10's budget). Its L4 tunnel is not measured (frame tracking never applies to L4).
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { headEnd } from './frames.ts';
 
-export type ProxyName = 'wsgate' | 'nginx' | 'haproxy';
+export type ProxyName = 'wsgate' | 'wsgate-pipe' | 'nginx' | 'haproxy';
 export type TargetName = 'direct' | ProxyName;
 
 export const NGINX = '/usr/sbin/nginx';
@@ -49,6 +52,7 @@ export interface StartOptions {
 const REPO = resolve(import.meta.dirname, '..');
 const PROXY_PORTS: Record<ProxyName, { ws: number; l4: number; admin: number }> = {
   wsgate: { ws: 18101, l4: 18102, admin: 18190 },
+  'wsgate-pipe': { ws: 18111, l4: 18112, admin: 18191 },
   nginx: { ws: 18201, l4: 18202, admin: 0 },
   haproxy: { ws: 18301, l4: 18302, admin: 0 },
 };
@@ -70,7 +74,7 @@ export function childFdLimit(): number {
 }
 
 export function available(name: ProxyName): { ok: boolean; note?: string } {
-  if (name === 'wsgate') return { ok: true };
+  if (name === 'wsgate' || name === 'wsgate-pipe') return { ok: true };
   if (name === 'nginx') return existsSync(NGINX) ? { ok: true } : { ok: false, note: `${NGINX} not installed` };
   return existsSync(HAPROXY) ? { ok: true } : { ok: false, note: `${HAPROXY} not installed` };
 }
@@ -85,10 +89,12 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
   const out = openSync(join(dir, 'stdout.log'), 'w');
   const err = openSync(join(dir, 'stderr.log'), 'w');
   const stdio: SpawnOptions['stdio'] = ['ignore', out, err];
-  if (name === 'wsgate') {
+  if (name === 'wsgate' || name === 'wsgate-pipe') {
     const configDir = join(dir, 'config');
     mkdirSync(configDir, { recursive: true });
-    writeFileSync(join(configDir, 'bench.yaml'), wsgateConfig(o.backend, ports.l4));
+    const inspectFrames = name === 'wsgate';
+    writeFileSync(join(configDir, 'bench.yaml'), wsgateConfig(o.backend, ports.l4, inspectFrames));
+    if (!inspectFrames) l4 = null;
     const nodeArgs = o.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir];
     // The access log is wsgate's stdout (pino, level info): stdout.log.
     child = spawnPinned(o.cpu, process.execPath, [
@@ -104,7 +110,10 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
       // One data-plane process, as nginx runs one worker and HAProxy one thread: figures are per core.
       '--workers', '1',
     ], { stdio, cwd: REPO });
-    notes.push(`metrics on 127.0.0.1:${ports.admin}, access log (info) to a file, limits and idle timeout configured`);
+    notes.push(
+      `metrics on 127.0.0.1:${ports.admin}, access log (info) to a file, limits and idle timeout configured, ` +
+        (inspectFrames ? 'frames tracked (keepalive toward clients at its default)' : 'inspectFrames: false (a byte pipe)'),
+    );
   } else if (name === 'nginx') {
     const stream = existsSync(NGINX_STREAM_MODULE);
     if (!stream) {
@@ -175,7 +184,7 @@ function handshakeOk(port: number): Promise<boolean> {
   });
 }
 
-function wsgateConfig(b: BackendPorts, l4Port: number): string {
+function wsgateConfig(b: BackendPorts, l4Port: number, inspectFrames: boolean): string {
   const service = (name: string, port: number): string => `apiVersion: v1
 kind: Service
 metadata: { name: ${name}, namespace: bench }
@@ -206,7 +215,7 @@ spec:
   policy:
     idleTimeoutSeconds: 3600
     maxConnections: 100000
-    maxConnectionsPerClient: 50000
+    maxConnectionsPerClient: 50000${inspectFrames ? '' : '\n    inspectFrames: false'}
 ---
 apiVersion: wsgate.io/v1alpha1
 kind: TCPTunnel

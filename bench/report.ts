@@ -1,5 +1,6 @@
-// One table: a row per figure, a column per target (direct, wsgate, nginx, haproxy), the ratios of wsgate to each
-// peer, and the issue's target for the figures that have one.
+// One table: a row per figure, a column per target (direct, wsgate, wsgate-pipe, nginx, haproxy), the ratios of
+// wsgate to each peer, and the issue's target for the figures that have one. Then issue 10's budget for frame
+// tracking: wsgate (frames tracked) against wsgate-pipe (inspectFrames: false) in the same run.
 import type { TargetName } from './proxies.ts';
 
 /** Figures of one target in one round (NaN where it does not apply, e.g. proxy CPU for `direct`). */
@@ -101,5 +102,86 @@ export function renderTable(s: Summary, heldTarget: number): string {
   const out = [`| ${cols.join(' | ')} |`, `|${cols.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
   for (const l of lines) out.push(`| ${l.join(' | ')} |`);
   out.push('', `Idle row: ${heldTarget} connections held. Ratios are wsgate ÷ peer (lower is better for CPU, memory and latency).`);
+  return out.join('\n');
+}
+
+/** The drain row's figures: medians over rounds (bench/drain.ts). */
+export interface DrainMedians {
+  readonly clients: number;
+  readonly windowSeconds: number;
+  readonly spread: DrainMode;
+  readonly atOnce: DrainMode;
+}
+
+interface DrainMode {
+  readonly peakPer100ms: number;
+  readonly peakPerSecond: number;
+  readonly spanMs: number;
+  readonly reconnections: number;
+  readonly wsgatePeakPer100ms: number;
+  readonly wsgatePeakPerSecond: number;
+  readonly closeCodes: Readonly<Record<string, number>>;
+}
+
+/** The drain table: what the backend sees when N idle clients reconnect, spread versus all at once. */
+export function renderDrainTable(d: DrainMedians): string {
+  const codes = (m: DrainMode): string =>
+    Object.entries(m.closeCodes)
+      .map(([code, n]) => `${code} × ${n}`)
+      .join(', ');
+  const cols = [
+    `drain: ${d.clients} idle WebSockets reconnecting to the backend`,
+    `spread (--drain-timeout ${d.windowSeconds}s)`,
+    'all at once (--drain-timeout 0)',
+    'all at once ÷ spread',
+  ];
+  const rows: string[][] = [
+    ['peak reconnections in 100 ms', fmt(d.spread.peakPer100ms, 0), fmt(d.atOnce.peakPer100ms, 0), fmt(ratio(d.atOnce.peakPer100ms, d.spread.peakPer100ms), 1)],
+    ['peak reconnections in 1 s', fmt(d.spread.peakPerSecond, 0), fmt(d.atOnce.peakPerSecond, 0), fmt(ratio(d.atOnce.peakPerSecond, d.spread.peakPerSecond), 1)],
+    ['  mean rate the window allows (N / window), per s', fmt(d.clients / d.windowSeconds, 0), 'n/a', ''],
+    ["wsgate's own closes (its log): peak in 100 ms", fmt(d.spread.wsgatePeakPer100ms, 0), fmt(d.atOnce.wsgatePeakPer100ms, 0), fmt(ratio(d.atOnce.wsgatePeakPer100ms, d.spread.wsgatePeakPer100ms), 1)],
+    ['  peak in 1 s', fmt(d.spread.wsgatePeakPerSecond, 0), fmt(d.atOnce.wsgatePeakPerSecond, 0), fmt(ratio(d.atOnce.wsgatePeakPerSecond, d.spread.wsgatePeakPerSecond), 1)],
+    ['first to last reconnection, s', fmt(d.spread.spanMs / 1000, 1), fmt(d.atOnce.spanMs / 1000, 1), ''],
+    ['clients reconnected', fmt(d.spread.reconnections, 0), fmt(d.atOnce.reconnections, 0), ''],
+    ['close codes the clients saw', codes(d.spread), codes(d.atOnce), ''],
+  ];
+  const out = [`| ${cols.join(' | ')} |`, `|---|---:|---:|---:|`];
+  for (const r of rows) out.push(`| ${r.join(' | ')} |`);
+  out.push(
+    '',
+    "Peaks are sliding windows over the backend's handshake times (and over wsgate's close times). All at once is bounded by how fast the one load core can reconnect, not by wsgate; " +
+      "on a busy machine a stall of either process bunches what follows it, which is why both peaks are shown.",
+  );
+  return out.join('\n');
+}
+
+/** Issue 10's budget: what tracking frames may add to the byte pipe. */
+const FRAME_BUDGET = [
+  { key: 'echo64CpuUs', label: 'CPU µs / 64 B message', digits: 2, maxRatio: 1.1 },
+  { key: 'echo16kCpuUs', label: 'CPU µs / 16 KiB message', digits: 2, maxRatio: 1.05 },
+  { key: 'idleBytesPerConn', label: 'idle RSS KB / connection', digits: 2, maxExtraKB: 0.5 },
+] as const;
+
+/** The frame tracker's budget table; empty unless both wsgate and wsgate-pipe ran. */
+export function renderFrameBudget(s: Summary): string {
+  const on = s.medians.wsgate;
+  const off = s.medians['wsgate-pipe'];
+  if (on === undefined || off === undefined) return '';
+  const out = [
+    'Frame tracking (issue 10): wsgate (frames tracked, the default) against wsgate-pipe (inspectFrames: false), same run.',
+    '',
+    '| figure | frames on | frames off | on − off | on ÷ off | budget |',
+    '|---|---:|---:|---:|---:|---|',
+  ];
+  for (const b of FRAME_BUDGET) {
+    const scale = b.key === 'idleBytesPerConn' ? 1 / 1000 : 1;
+    const a = on[b.key] * scale;
+    const z = off[b.key] * scale;
+    const r = ratio(a, z);
+    const ok = 'maxRatio' in b ? r <= b.maxRatio : a - z <= b.maxExtraKB;
+    const limit = 'maxRatio' in b ? `≤ +${Math.round((b.maxRatio - 1) * 100)} %` : `≤ +${b.maxExtraKB} KB`;
+    const verdict = Number.isFinite(a - z) ? (ok ? ' met' : ' MISSED') : '';
+    out.push(`| ${b.label} | ${fmt(a, b.digits)} | ${fmt(z, b.digits)} | ${fmt(a - z, b.digits)} | ${fmt(r, 3)} | ${limit}${verdict} |`);
+  }
   return out.join('\n');
 }

@@ -1,12 +1,18 @@
 // `npm run bench`: wsgate beside nginx and HAProxy on the same machine in the same run. See docs/benchmarks.md.
 //  1. pin this process, the backend and the load generators to core 1, the proxy under test to core 0 (≥ 2 cores);
 //  2. start the backend (WebSocket echo + L4 byte source), then for each round and each target (direct, wsgate,
-//     nginx, haproxy): start the proxy, warm it up, run the scenarios (idle hold first, on a fresh process; then
-//     echo 64 B, echo 16 KiB, latency, sessions, L4), reading the proxy's CPU time around each measured phase, stop it;
-//  3. take the median of each figure over the rounds, print one table, write bench/results/latest.json;
+//     wsgate-pipe, nginx, haproxy): start the proxy, warm it up, run the scenarios (idle hold first, on a fresh
+//     process; then echo 64 B, echo 16 KiB, latency, sessions, L4), reading the proxy's CPU time around each
+//     measured phase, stop it;
+//  3. take the median of each figure over the rounds, print one table (and the frame tracker's budget: wsgate, which
+//     tracks frames, against wsgate-pipe, the same with inspectFrames: false), write bench/results/latest.json;
 //  4. exit 1 if any proxy failed a correctness check (wrong echo, dead held connection, short tunnel, errors).
+//  5. with wsgate among the targets: the drain row (bench/drain.ts), N idle WebSockets reconnecting to the backend
+//     when wsgate stops, the 1001s spread over --drain-timeout versus all at once, once per round.
 // Flags: --quick (one short round: the CI smoke), --rounds N, --seconds S (per phase), --hold K,
-//        --targets direct,wsgate,nginx,haproxy, --profile (wsgate under --cpu-prof; profile summarised at the end).
+//        --targets direct,wsgate,wsgate-pipe,nginx,haproxy, --profile (wsgate and wsgate-pipe under --cpu-prof;
+//        each profile summarised at the end), --drain-clients N (2000; quick 500), --drain-window S (10; quick 2),
+//        --no-drain.
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
@@ -24,7 +30,8 @@ import {
   type RunningProxy,
   type TargetName,
 } from './proxies.ts';
-import { ROWS, renderTable, type Figures } from './report.ts';
+import { ROWS, renderDrainTable, renderFrameBudget, renderTable, type DrainMedians, type Figures } from './report.ts';
+import { runDrainBench, type DrainFigures } from './drain.ts';
 
 const BENCH = import.meta.dirname;
 const { values: flags } = parseArgs({
@@ -33,8 +40,11 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string' },
     seconds: { type: 'string' },
     hold: { type: 'string' },
-    targets: { type: 'string', default: 'direct,wsgate,nginx,haproxy' },
+    targets: { type: 'string', default: 'direct,wsgate,wsgate-pipe,nginx,haproxy' },
     profile: { type: 'boolean', default: false },
+    'drain-clients': { type: 'string' },
+    'drain-window': { type: 'string' },
+    'no-drain': { type: 'boolean', default: false },
   },
 });
 const quick = flags.quick;
@@ -211,6 +221,19 @@ async function measureTarget(target: TargetName, round: number, ports: { ws: num
   return f;
 }
 
+/** Medians of the drain figures over rounds; close codes from the first round. */
+function medianDrain(list: readonly DrainFigures[]): DrainMedians['spread'] {
+  return {
+    peakPer100ms: median(list.map((f) => f.peakPer100ms)),
+    peakPerSecond: median(list.map((f) => f.peakPerSecond)),
+    spanMs: median(list.map((f) => f.spanMs)),
+    reconnections: median(list.map((f) => f.reconnections)),
+    wsgatePeakPer100ms: median(list.map((f) => f.wsgatePeakPer100ms)),
+    wsgatePeakPerSecond: median(list.map((f) => f.wsgatePeakPerSecond)),
+    closeCodes: list[0]?.closeCodes ?? {},
+  };
+}
+
 /** The 1-minute load average: other work on the machine skews throughput and latency (CPU per unit less so). */
 function loadAverage(): number {
   return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
@@ -260,7 +283,7 @@ async function main(): Promise<number> {
               backend: BACKEND_PORTS,
               cpu: PROXY_CPU,
               fds: Math.min(fdLimit, 2 * held + 2000),
-              ...(flags.profile && target === 'wsgate' ? { cpuProfDir: profDir } : {}),
+              ...(flags.profile && target.startsWith('wsgate') ? { cpuProfDir: join(profDir, target) } : {}),
             });
             for (const n of proxy.notes) proxyNotes.add(`${target}: ${n}`);
           }
@@ -279,6 +302,39 @@ async function main(): Promise<number> {
     backend.kill('SIGTERM');
   }
 
+  // 5. The drain row: spread, then all at once, per round.
+  const drainRounds: { spread: DrainFigures; atOnce: DrainFigures }[] = [];
+  const drainClients = Number(flags['drain-clients'] ?? (quick ? 500 : 2000));
+  const drainWindow = Number(flags['drain-window'] ?? (quick ? 2 : 10));
+  if (targets.includes('wsgate') && !flags['no-drain']) {
+    for (let round = 1; round <= rounds; round++) {
+      const run = async (windowSeconds: number): Promise<DrainFigures> => {
+        const f = await runDrainBench({ clients: drainClients, windowSeconds, dir, cpu: PROXY_CPU });
+        for (const p of f.problems) fail('wsgate', round, `drain ${windowSeconds} s`, p);
+        process.stdout.write(
+          `  wsgate r${round} drain ${windowSeconds === 0 ? 'all at once' : `over ${windowSeconds} s`}: ${f.reconnections}/${f.clients} reconnected, ` +
+            `peak ${f.peakPer100ms}/100 ms, ${f.peakPerSecond}/s (wsgate's closes: ${f.wsgatePeakPer100ms}/100 ms, ${f.wsgatePeakPerSecond}/s), ` +
+            `over ${(f.spanMs / 1000).toFixed(1)} s, codes ${JSON.stringify(f.closeCodes)}\n`,
+        );
+        return f;
+      };
+      try {
+        drainRounds.push({ spread: await run(drainWindow), atOnce: await run(0) });
+      } catch (err) {
+        fail('wsgate', round, 'drain', err instanceof Error ? err.message : String(err));
+      }
+    }
+  }
+  const drainMedians: DrainMedians | undefined =
+    drainRounds.length === 0
+      ? undefined
+      : {
+          clients: drainClients,
+          windowSeconds: drainWindow,
+          spread: medianDrain(drainRounds.map((r) => r.spread)),
+          atOnce: medianDrain(drainRounds.map((r) => r.atOnce)),
+        };
+
   const medians: Partial<Record<TargetName, Figures>> = {};
   for (const t of targets) {
     const list = perRound[t];
@@ -287,21 +343,27 @@ async function main(): Promise<number> {
     for (const row of [...ROWS.map((r) => r.key), 'idleHeld' as const, 'echo64LoadCoreBusy' as const]) m[row] = median(list.map((f) => f[row]));
     medians[t] = m;
   }
-  const table = renderTable({ targets, medians }, held);
+  const table = renderTable({ targets, medians }, held) + (drainMedians === undefined ? '' : `\n\n${renderDrainTable(drainMedians)}`);
+  const budget = renderFrameBudget({ targets, medians });
   const seconds = (Date.now() - started) / 1000;
   const loadAfter = loadAverage();
   const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${CORES} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
  process.stdout.write(
-    `\n${table}\n\nMachine: ${machine}. ${rounds} round(s), medians. Took ${seconds.toFixed(0)} s. ` +
+    `\n${table}\n${budget === '' ? '' : `\n${budget}\n`}\nMachine: ${machine}. ${rounds} round(s), medians. Took ${seconds.toFixed(0)} s. ` +
       `Load average (1 min) before/after: ${loadBefore}/${loadAfter}.\n`,
   );
   for (const n of [...notes, ...proxyNotes]) process.stdout.write(`Note: ${n}\n`);
 
   let profile: string | undefined;
   if (flags.profile) {
-    const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
-    profile = files.map((f) => summariseProfile(join(profDir, f), 25)).join('\n');
-    process.stdout.write(`\nwsgate CPU profile (self time):\n${profile}\n`);
+    const parts: string[] = [];
+    for (const t of targets.filter((x) => x.startsWith('wsgate'))) {
+      const dirOf = join(profDir, t);
+      const files = readdirSync(dirOf).filter((f) => f.endsWith('.cpuprofile'));
+      parts.push(`${t} CPU profile (self time):\n${files.map((f) => summariseProfile(join(dirOf, f), 25)).join('\n')}`);
+    }
+    profile = parts.join('\n\n');
+    process.stdout.write(`\n${profile}\n`);
   }
   const out = {
     date: new Date().toISOString(),
@@ -312,6 +374,7 @@ async function main(): Promise<number> {
     targets,
     medians,
     perRound,
+    drain: drainMedians === undefined ? undefined : { medians: drainMedians, perRound: drainRounds },
     failures,
     notes: [...notes, ...proxyNotes],
     seconds,

@@ -9,5 +9,10 @@ if (major < 24) {
   );
   process.exit(1);
 }
-const { main } = await import('../src/cli/main.ts');
+// A checkout runs its sources; the container image, which ships dist/ (npm run build) and no src/, runs the
+// compiled JavaScript, and so saves each process the type stripper's memory (tsconfig.build.json says why).
+const { existsSync } = await import('node:fs');
+const sources = new URL('../src/cli/main.ts', import.meta.url);
+const entry = existsSync(sources) ? sources : new URL('../dist/cli/main.js', import.meta.url);
+const { main } = await import(entry.href);
 await main(process.argv.slice(2));

@@ -214,6 +214,78 @@ const handshakes: RowSpec = {
   ],
 };
 
+const websockets: RowSpec = {
+  title: 'WebSocket messages and closes',
+  panels: [
+    {
+      kind: 'timeseries',
+      title: 'Messages per second by route',
+      description:
+        'wsgate_ws_messages_total: WebSocket messages relayed (a fragmented message counts once), by route and ' +
+        'direction (upstream = client to backend). Only routes that inspect frames (inspectFrames, the default).',
+      queries: [
+        { expr: `sum by (route, direction) (rate(wsgate_ws_messages_total{${R}}${RATE}))`, legend: '{{route}} {{direction}}' },
+      ],
+      unit: 'ops',
+      width: 12,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Close codes over time',
+      description:
+        'wsgate_ws_closes_total: WebSocket tunnels ended per second, by the code of the first close frame and who ' +
+        'sent it (client, backend, wsgate; none = no close frame, shown as 1006). 1001 from wsgate: idle timeout, ' +
+        'dead peer or drain; 1002: protocol error; 1008: message rate; 1009: message size.',
+      queries: [
+        { expr: `sum by (code, initiator) (rate(wsgate_ws_closes_total{${R}}${RATE}))`, legend: '{{code}} by {{initiator}}' },
+      ],
+      unit: 'ops',
+      width: 12,
+      stack: true,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Dead peers and limit closes',
+      description:
+        'Tunnels closed because a peer did not answer keepalive pings (wsgate_ws_keepalive_timeouts_total, by side), ' +
+        'or for a message limit (wsgate_ws_limit_closes_total: message_size = 1009, message_rate = 1008). A rise in ' +
+        'dead clients is a network or client problem (WsgateDeadPeersAboveUsual).',
+      queries: [
+        { expr: `sum by (route, side) (increase(wsgate_ws_keepalive_timeouts_total{${R}}${RATE}))`, legend: 'dead {{side}}: {{route}}' },
+        { expr: `sum by (route, limit) (increase(wsgate_ws_limit_closes_total{${R}}${RATE}))`, legend: '{{limit}}: {{route}}' },
+      ],
+      unit: 'short',
+      width: 8,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Frames per second by kind',
+      description:
+        'wsgate_ws_frames_total by kind and direction: data frames, and control frames (ping, pong, close), ' +
+        "including wsgate's own keepalive pings and the pongs that answer them.",
+      queries: [
+        { expr: `sum by (kind, direction) (rate(wsgate_ws_frames_total{${R}}${RATE}))`, legend: '{{kind}} {{direction}}' },
+      ],
+      unit: 'ops',
+      width: 8,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Throttling and protocol errors',
+      description:
+        'Throttled: wsgate_ws_throttled_seconds_total per second, i.e. how many clients were held back by ' +
+        'maxMessagesPerSecond on average (nothing is dropped). Protocol errors: RFC 6455 violations by reason ' +
+        '(1002/1007 closes with strict, counted only with strict: false).',
+      queries: [
+        { expr: `sum by (route) (rate(wsgate_ws_throttled_seconds_total{${R}}${RATE}))`, legend: 'throttled: {{route}}' },
+        { expr: `sum by (reason) (increase(wsgate_ws_protocol_errors_total{${R}}${RATE}))`, legend: 'protocol error: {{reason}}' },
+      ],
+      unit: 'short',
+      width: 8,
+    },
+  ],
+};
+
 const configuration: RowSpec = {
   title: 'Configuration and controller',
   panels: [
@@ -361,6 +433,54 @@ const processRow: RowSpec = {
   ],
 };
 
+/** The closes wsgate makes on purpose, spread over time (issue 11): their outcomes (src/proxy/outcomes.ts). */
+const DRAIN_OUTCOMES = 'shutdown|endpoint_draining|route_removed|rebalance';
+
+const drains: RowSpec = {
+  title: 'Drains and rebalancing',
+  panels: [
+    {
+      kind: 'timeseries',
+      title: 'Drain and rebalance closes',
+      description:
+        'Tunnels wsgate closed on purpose, per second, by reason: shutdown (SIGTERM, 1001s spread over ' +
+        '--drain-timeout), endpoint_draining (an endpoint turned terminating or not ready: over endpointDrainSeconds), ' +
+        'route_removed (onRemoval Close: over graceSeconds), rebalance (1012s after a scale-out). A flat line at the ' +
+        'window\'s rate is a drain spread as meant; a spike is every client reconnecting at once (docs/draining.md).',
+      queries: [
+        {
+          expr: `sum by (outcome) (rate(wsgate_connections_total{${R}, outcome=~"${DRAIN_OUTCOMES}"}${RATE}))`,
+          legend: '{{outcome}}',
+        },
+      ],
+      unit: 'ops',
+      width: 12,
+      stack: true,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Drain remaining',
+      description:
+        'wsgate_drain_remaining: while an instance drains on shutdown, the tunnels it still holds. It falls ' +
+        'steadily to 0 over --drain-timeout; what is left at the end is cut (clients see 1006).',
+      queries: [{ expr: 'sum by (instance) (wsgate_drain_remaining)', legend: '{{instance}}' }],
+      unit: 'short',
+      width: 6,
+    },
+    {
+      kind: 'timeseries',
+      title: 'Rebalance closes',
+      description:
+        'wsgate_rebalance_closes_total: tunnels moved off endpoints above their share (rebalance.enabled), per ' +
+        'second, by route. At most maxClosesPerSecond per route and instance; it stops once the spread is within ' +
+        'tolerancePercent.',
+      queries: [{ expr: `sum by (route) (rate(wsgate_rebalance_closes_total{${R}}${RATE}))`, legend: '{{route}}' }],
+      unit: 'ops',
+      width: 6,
+    },
+  ],
+};
+
 export function buildDashboard(): Record<string, unknown> {
   return {
     annotations: {
@@ -376,13 +496,13 @@ export function buildDashboard(): Record<string, unknown> {
         },
       ],
     },
-    description: 'wsgate: open connections, how they end, bytes, handshakes, configuration, controller and process.',
+    description: 'wsgate: open connections, how they end, bytes, WebSocket messages and closes, handshakes, configuration, controller and process.',
     editable: true,
     fiscalYearStartMonth: 0,
     graphTooltip: 1,
     id: null,
     links: [],
-    panels: layout([overview, connections, traffic, handshakes, configuration, processRow]),
+    panels: layout([overview, connections, traffic, websockets, handshakes, configuration, processRow, drains]),
     refresh: '30s',
     schemaVersion: SCHEMA_VERSION,
     tags: ['wsgate', 'websocket', 'ingress'],

@@ -36,9 +36,10 @@ case "$target" in
   test)
     # python3-websockets: an independent WebSocket client and server (for /usr/bin/python3); openssl: test
     # certificates; iproute2: network namespaces; util-linux: setpriv; prometheus: promtool checks the alerts,
-    # a real Prometheus scrapes wsgate and runs the dashboard's queries; haproxy: the load balancer that sends
-    # PROXY protocol v1/v2 and X-Forwarded-For to wsgate (test/proxy/proxy-protocol-in.test.ts).
-    debian_packages=(python3-websockets openssl iproute2 util-linux prometheus haproxy)
+    # a real Prometheus scrapes wsgate and runs the dashboard's queries; chromium: a real browser behind keepalive;
+    # haproxy: the load balancer that sends PROXY protocol v1/v2 and X-Forwarded-For to wsgate
+    # (test/proxy/proxy-protocol-in.test.ts).
+    debian_packages=(python3-websockets openssl iproute2 util-linux prometheus chromium haproxy)
     # kube-apiserver and etcd: the controller, webhook and chart tests run against a real API server.
     go_component scripts/k8s 12 'k8s/$KUBE_VERSION/kube-apiserver' 'etcd/$ETCD_VERSION/etcd'
     # kube-controller-manager: Deployments, ReplicaSets and EndpointSlices for the Gateway API conformance cluster

@@ -19,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { NODE_FLAGS } from '../cli/node-flags.ts';
 import { AggregatorRegistry } from 'prom-client';
+import { MonotonicCounters } from './monotonic.ts';
 import { AdminServer } from '../admin/server.ts';
 import type { CertificateError, DataPlane } from '../dataplane.ts';
 import { ErrorCodes, WsgateError, type ErrorCode } from '../errors.ts';
@@ -99,6 +100,7 @@ export class WorkerPool implements DataPlane {
   /** Why the first workers could not start (a later apply tries again). */
   #startError: Error | undefined;
   #stopping = false;
+  readonly #monotonic = new MonotonicCounters();
   /** beginDrain(): readiness false while the workers still accept. */
   #drainBegun = false;
   #adminAddress: AddressInfo | undefined;
@@ -124,7 +126,9 @@ export class WorkerPool implements DataPlane {
   async start(): Promise<void> {
     // Workers run with wsgate's V8 flags (node-flags.ts) whatever the primary was started with.
     const execArgv = [...process.execArgv.filter((a) => !NODE_FLAGS.includes(a)), ...NODE_FLAGS];
-    cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.ts', import.meta.url)), args: [], execArgv });
+    // The worker's entry point next to this file: the TypeScript source, or the compiled JavaScript of dist/.
+    const entry = import.meta.url.endsWith('.ts') ? './worker-main.ts' : './worker-main.js';
+    cluster.setupPrimary({ exec: fileURLToPath(new URL(entry, import.meta.url)), args: [], execArgv });
     const probe = async (a: ListenAddress | undefined, what: string): Promise<ListenAddress | undefined> =>
       a && { ...a, port: await probePort(a.host, a.port, what) };
     const http = await probe(this.#init.httpAddr, 'http');
@@ -427,7 +431,9 @@ export class WorkerPool implements DataPlane {
     for (const w of this.#workers.values()) if (w.metrics) all.push(w.metrics);
     if (!this.#retired.empty) all.push(this.#retired.snapshot());
     const registry = AggregatorRegistry.aggregate(all);
-    return { contentType: registry.contentType, body: await registry.metrics() };
+    const body = this.#monotonic.apply(await registry.metrics());
+    this.#monotonic.retain(body);
+    return { contentType: registry.contentType, body };
   }
 
   /** Each worker's live tunnels and readiness, for /debug/workers and for tests of the spread. */

@@ -12,8 +12,11 @@ interface LlhttpParser {
   initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
   execute(data: Buffer): number | (Error & { code?: string; bytesParsed?: number });
   finish(): undefined | (Error & { code?: string });
+  remove(): void;
+  free(): void;
   close(): void;
   [key: number]: unknown;
+  [OWNER]: BackendResponse | undefined;
 }
 
 interface LlhttpParserClass {
@@ -27,6 +30,66 @@ interface LlhttpParserClass {
 }
 
 const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: LlhttpParserClass };
+
+/** The BackendResponse a pooled parser is reading for now. */
+const OWNER = Symbol('wsgate.backendResponse');
+
+// Parsers are reused, as Node's own http module does (its FreeList of parsers): a native parser per handshake would
+// cost an allocation and its C++ object every time. The callbacks are shared functions that find their response
+// through OWNER (llhttp calls them with the parser as `this`).
+const pool: LlhttpParser[] = [];
+const POOL_MAX = 256;
+
+function parserOnHeaders(this: LlhttpParser, headers: string[]): void {
+  this[OWNER]?.onHeaders(headers);
+}
+
+function parserOnHeadersComplete(
+  this: LlhttpParser,
+  _major: number,
+  _minor: number,
+  headers: string[] | undefined,
+  _method: unknown,
+  _url: unknown,
+  status: number,
+  statusMessage: string,
+  upgrade: boolean,
+): number {
+  this[OWNER]?.onHeadersComplete(headers, status, statusMessage, upgrade);
+  return 0;
+}
+
+function parserOnBody(): void {}
+
+function parserOnMessageComplete(this: LlhttpParser): void {
+  this[OWNER]?.onMessageComplete();
+}
+
+function acquireParser(owner: BackendResponse): LlhttpParser {
+  let p = pool.pop();
+  if (p === undefined) {
+    p = new HTTPParser();
+    p[HTTPParser.kOnHeaders] = parserOnHeaders;
+    p[HTTPParser.kOnHeadersComplete] = parserOnHeadersComplete;
+    p[HTTPParser.kOnBody] = parserOnBody;
+    p[HTTPParser.kOnMessageComplete] = parserOnMessageComplete;
+  }
+  p.initialize(HTTPParser.RESPONSE, {}, MAX_RESPONSE_HEAD, HTTPParser.kLenientNone);
+  p[OWNER] = owner;
+  return p;
+}
+
+function releaseParser(p: LlhttpParser): void {
+  p[OWNER] = undefined;
+  p.remove();
+  if (pool.length < POOL_MAX) {
+    p.free();
+    pool.push(p);
+  } else {
+    // Let the stack unwind before the C++ object goes (as Node's freeParser does).
+    setImmediate(() => p.close());
+  }
+}
 
 /** Largest response head accepted from a backend (bytes); a larger one is an invalid response. */
 export const MAX_RESPONSE_HEAD = 64 * 1024;
@@ -79,34 +142,24 @@ export class BackendResponse {
   #closed = false;
 
   constructor() {
-    const p = new HTTPParser();
-    p.initialize(HTTPParser.RESPONSE, {}, MAX_RESPONSE_HEAD, HTTPParser.kLenientNone);
-    // More than 32 header pairs arrive in batches before the head completes.
-    p[HTTPParser.kOnHeaders] = (headers: string[]): void => {
-      (this.#extraHeaders ??= []).push(...headers);
-    };
-    p[HTTPParser.kOnHeadersComplete] = (
-      _major: number,
-      _minor: number,
-      headers: string[] | undefined,
-      _method: unknown,
-      _url: unknown,
-      status: number,
-      statusMessage: string,
-      upgrade: boolean,
-    ): number => {
-      const rawHeaders = this.#extraHeaders ? [...this.#extraHeaders, ...(headers ?? [])] : (headers ?? []);
-      this.#extraHeaders = undefined;
-      // 1xx other than 101 (100 Continue, 103 Early Hints): informational, a final response follows.
-      if (status >= 100 && status < 200 && status !== 101) return 0;
-      this.#head = { status, statusMessage, rawHeaders, upgrade: upgrade && status === 101 };
-      return 0;
-    };
-    p[HTTPParser.kOnBody] = (): void => {};
-    p[HTTPParser.kOnMessageComplete] = (): void => {
-      if (this.#head) this.#complete = true;
-    };
-    this.#parser = p;
+    this.#parser = acquireParser(this);
+  }
+
+  /** llhttp: more than 32 header pairs arrive in batches before the head completes. */
+  onHeaders(headers: string[]): void {
+    (this.#extraHeaders ??= []).push(...headers);
+  }
+
+  onHeadersComplete(headers: string[] | undefined, status: number, statusMessage: string, upgrade: boolean): void {
+    const rawHeaders = this.#extraHeaders ? [...this.#extraHeaders, ...(headers ?? [])] : (headers ?? []);
+    this.#extraHeaders = undefined;
+    // 1xx other than 101 (100 Continue, 103 Early Hints): informational, a final response follows.
+    if (status >= 100 && status < 200 && status !== 101) return;
+    this.#head = { status, statusMessage, rawHeaders, upgrade: upgrade && status === 101 };
+  }
+
+  onMessageComplete(): void {
+    if (this.#head) this.#complete = true;
   }
 
   get head(): ResponseHead | undefined {
@@ -154,9 +207,10 @@ export class BackendResponse {
     return this.#complete;
   }
 
+  /** Done with this response: its parser goes back to the pool. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#parser.close();
+    releaseParser(this.#parser);
   }
 }

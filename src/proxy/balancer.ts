@@ -23,8 +23,16 @@ export interface HashInput {
   readonly preferred?: string | undefined;
 }
 
+/** Keys of the endpoints of live tables, made once per endpoint object (tables are frozen: an object never changes). */
+const keys = new WeakMap<Endpoint, string>();
+
 export function endpointKey(e: Endpoint): string {
-  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+  let k = keys.get(e);
+  if (k === undefined) {
+    k = e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+    keys.set(e, k);
+  }
+  return k;
 }
 
 export class Balancer {

@@ -25,6 +25,7 @@ import { pickRebalanceCloses } from './rebalance.ts';
 import { endRelay, joinRelay, sweepRelay } from './relay.ts';
 import {
   countBytes,
+  cutText,
   destroyOnFinish,
   join,
   LAYERS,
@@ -37,7 +38,9 @@ import {
   type TunnelOwners,
 } from './tunnel.ts';
 import { countClose, flushSession, wsSeries } from './ws-metrics.ts';
-import { CLOSE_HANDSHAKE_TIMEOUT_MS } from './ws-session.ts';
+import type { Failure } from './ws-frames.ts';
+import { CLOSE_HANDSHAKE_TIMEOUT_MS, type Side } from './ws-session.ts';
+import { RateLimitedLog } from '../log/rate-limit.ts';
 
 export type { PendingConnection, TunnelOptions, TunnelOwners } from './tunnel.ts';
 
@@ -75,6 +78,8 @@ export class TunnelRegistry {
   readonly #owners: TunnelOwners | undefined;
   readonly #timer: NodeJS.Timeout;
   readonly #drainRemaining: Gauge;
+  /** Lines peers can cause (protocol violations), rate-limited. */
+  readonly #rlog: RateLimitedLog;
   #draining: (() => void) | undefined;
 
   /**
@@ -91,6 +96,7 @@ export class TunnelRegistry {
     this.#log = log;
     this.#owners = owners;
     this.#drainRemaining = metrics.drainRemaining;
+    this.#rlog = new RateLimitedLog(log, metrics.logLinesSuppressed);
     this.#scheduler = new DrainScheduler((item, reason) => this.closeGracefully(item as Tunnel, reason as Outcome));
     this.#timer = setInterval(() => this.sweep(), sweepIntervalMs);
     this.#timer.unref();
@@ -151,7 +157,8 @@ export class TunnelRegistry {
     if (t.client.closed) queueMicrotask(() => this.sideClosed(t, t.upstream));
     if (t.upstream.closed) queueMicrotask(() => this.sideClosed(t, t.client));
     // Both sides may have been paused (a handshake read, pauseOnConnect): the relay resumes them.
-    joinRelay(t.client, t.upstream, t.session);
+    // L4 tunnels relay bulk bytes with larger reads; L7 ones keep small buffers (frames, slow readers).
+    joinRelay(t.client, t.upstream, t.session, t.series.layer === 'l4');
     if (t.session) t.series.ws ??= wsSeries(this.#metrics, t.series.route);
     if (this.#closed) this.fail(t, 'shutdown');
     else if (this.#shutdownEndsAt > 0) this.#scheduler.schedule([t], Math.max(0, this.#shutdownEndsAt - now), 'shutdown', now);
@@ -287,9 +294,18 @@ export class TunnelRegistry {
         continue;
       }
       session?.sweep(now);
-      const total = t.client.bytesRead + t.client.bytesWritten;
-      if (total !== t.lastTotal) {
+      // A WebSocket is idle when its endpoints relay nothing (wsgate's keepalive pings do not count); a byte pipe
+      // when no byte moves.
+      let moved: boolean;
+      if (session !== undefined) {
+        moved = session.active;
+        session.active = false;
+      } else {
+        const total = t.client.bytesRead + t.client.bytesWritten;
+        moved = total !== t.lastTotal;
         t.lastTotal = total;
+      }
+      if (moved) {
         t.lastActive = now;
       } else if (t.idleTimeoutMs > 0 && now - t.lastActive >= t.idleTimeoutMs) {
         // A WebSocket gets close frames both ways first, so that its peers see 1001 and not 1006.
@@ -353,6 +369,14 @@ export class TunnelRegistry {
     for (const id of this.#rebalanceBudget.keys()) if (!byRoute.has(id)) this.#rebalanceBudget.delete(id);
   }
 
+  /** A side broke RFC 6455 or sent a message over a limit: a log line (rate-limited: peers choose how many). */
+  violation(t: Tunnel, failure: Failure, side: Side, closed: boolean): void {
+    this.#rlog.warn(
+      { route: t.series.route, client: t.clientAddress, backend: t.backend, side, reason: failure, closed },
+      'websocket protocol violation',
+    );
+  }
+
   /**
    * An error or a decision of ours: both sockets go now; the first reason wins. A reset on one side is passed on
    * as a reset (RST) to the other, so that a peer sees an abort as an abort, not as a clean end of stream.
@@ -398,31 +422,34 @@ export class TunnelRegistry {
     }
     total.inc();
     s.duration.observe(seconds);
-    this.#log.info(
-      {
-        route: s.route,
-        layer: s.layer,
-        client: t.clientAddress,
-        backend: t.backend,
-        bytesUp: t.countedUp - t.readBase,
-        bytesDown: t.countedDown - t.writtenBase,
-        durationMs: Math.round(seconds * 1000),
-        outcome,
-        ...(t.host !== undefined ? { host: t.host } : {}),
-        ...(t.path !== undefined ? { path: t.path } : {}),
-        ...(session !== undefined
-          ? {
-              messagesUp: session.messagesUp,
-              messagesDown: session.messagesDown,
-              initiator: session.initiator,
-              closeCode: session.closeCode === 0 ? 1006 : session.closeCode,
-              // Chosen by a peer: bounded and escaped (JSON escapes it; control characters are replaced).
-              ...(session.closeReason !== '' ? { closeReason: printable(session.closeReason.slice(0, 64)) } : {}),
-            }
-          : {}),
-      },
-      'tunnel closed',
-    );
+    // Built only when it is written: at warn, a tunnel's end allocates no log object.
+    if (this.#log.isLevelEnabled('info')) {
+      this.#log.info(
+        {
+          route: s.route,
+          layer: s.layer,
+          client: t.clientAddress,
+          backend: t.backend,
+          bytesUp: t.countedUp - t.readBase,
+          bytesDown: t.countedDown - t.writtenBase,
+          durationMs: Math.round(seconds * 1000),
+          outcome,
+          ...(t.host !== undefined ? { host: t.host } : {}),
+          ...(t.path !== undefined ? { path: t.path } : {}),
+          ...(session !== undefined
+            ? {
+                messagesUp: session.messagesUp,
+                messagesDown: session.messagesDown,
+                initiator: session.initiator,
+                closeCode: session.closeCode === 0 ? 1006 : session.closeCode,
+                // Chosen by a peer: bounded and escaped (JSON escapes it; control characters are replaced).
+                ...(session.closeReason !== '' ? { closeReason: printable(cutText(session.closeReason, 64)) } : {}),
+              }
+            : {}),
+        },
+        'tunnel closed',
+      );
+    }
     this.#owners?.balancer.release(t.backend);
     this.#owners?.limits.release(t.routeId, t.clientAddress);
     if (this.#shutdownEndsAt > 0) this.#drainRemaining.set(this.#tunnels.size);

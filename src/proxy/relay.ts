@@ -25,6 +25,11 @@ import type { WsSession } from './ws-session.ts';
  * has queued), so a flood from a client that does not read costs tens of KB, not MB.
  */
 export const READ_BUFFER_BYTES = 16 * 1024;
+/**
+ * Read buffers of L4 tunnels: bulk transfers, no frame tracking, so fewer and larger reads pay (a read and a write
+ * per 64 KiB instead of per 16 KiB).
+ */
+export const BULK_READ_BUFFER_BYTES = 64 * 1024;
 /** Free buffers kept for reuse; more than this go to the garbage collector. */
 const POOL_MAX = 64;
 
@@ -56,23 +61,33 @@ function findUserBufferSymbols(): UserBufferSymbols | undefined {
 const USER_BUFFERS = findUserBufferSymbols();
 export const RELAY_MODE: 'user-buffer' | 'stream' = USER_BUFFERS ? 'user-buffer' : 'stream';
 
-const LANDING = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-const pool: Buffer[] = [];
+/** The shared landing buffers, one per read-buffer size: a socket never reads more than its own buffer holds. */
+const LANDING = new Map<number, Buffer>([
+  [READ_BUFFER_BYTES, Buffer.allocUnsafe(READ_BUFFER_BYTES)],
+  [BULK_READ_BUFFER_BYTES, Buffer.allocUnsafe(BULK_READ_BUFFER_BYTES)],
+]);
+const pools = new Map<number, Buffer[]>([
+  [READ_BUFFER_BYTES, []],
+  [BULK_READ_BUFFER_BYTES, []],
+]);
 let buffersOut = 0;
 
-function acquire(): Buffer {
+function acquire(size: number): Buffer {
   buffersOut++;
-  return pool.pop() ?? Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  return pools.get(size)!.pop() ?? Buffer.allocUnsafe(size);
 }
 
 function release(buf: Buffer): void {
   buffersOut--;
+  const pool = pools.get(buf.length)!;
   if (pool.length < POOL_MAX) pool.push(buf);
 }
 
-/** Read buffers held by sockets now, and free in the pool (for /debug and tests). */
+/** Read buffers held by sockets now, and free in the pools (for /debug and tests). */
 export function relayBuffers(): { inUse: number; pooled: number } {
-  return { inUse: buffersOut, pooled: pool.length };
+  let pooled = 0;
+  for (const p of pools.values()) pooled += p.length;
+  return { inUse: buffersOut, pooled };
 }
 
 const PEER = Symbol('wsgate.relay.peer');
@@ -82,6 +97,8 @@ const OWN = Symbol('wsgate.relay.own');
 const WAITING = Symbol('wsgate.relay.waiting');
 /** bytesRead at the last sweep, to tell a quiet socket. */
 const SEEN = Symbol('wsgate.relay.seen');
+/** The size of this side's own read buffer (READ_BUFFER_BYTES, or BULK_READ_BUFFER_BYTES for L4). */
+const SIZE = Symbol('wsgate.relay.size');
 /** Called when the peer has taken a chunk: resumes this socket (one function per socket, made once). */
 const WRITTEN = Symbol('wsgate.relay.written');
 /** The WebSocket session that chunks go through (L7 tunnels with inspectFrames), or undefined: a byte pipe. */
@@ -100,6 +117,7 @@ interface RelaySocket extends Socket {
   [WRITTEN]: () => void;
   [SESSION]: WsSession | undefined;
   [IS_CLIENT]: boolean;
+  [SIZE]: number;
   _handle: UserBufferHandle | null;
 }
 
@@ -107,15 +125,17 @@ interface RelaySocket extends Socket {
  * Joins two connected sockets (allowHalfOpen) into a relay both ways: the client and the backend. With a
  * session, every chunk goes through its frame trackers (ws-session.ts). Both sockets are resumed.
  */
-export function joinRelay(client: Socket, upstream: Socket, session?: WsSession): void {
-  joinSide(client as RelaySocket, upstream, session, true);
-  joinSide(upstream as RelaySocket, client, session, false);
+export function joinRelay(client: Socket, upstream: Socket, session?: WsSession, bulk = false): void {
+  const size = bulk ? BULK_READ_BUFFER_BYTES : READ_BUFFER_BYTES;
+  joinSide(client as RelaySocket, upstream, session, true, size);
+  joinSide(upstream as RelaySocket, client, session, false, size);
   client.resume();
   upstream.resume();
 }
 
-function joinSide(side: RelaySocket, peer: Socket, session: WsSession | undefined, isClient: boolean): void {
+function joinSide(side: RelaySocket, peer: Socket, session: WsSession | undefined, isClient: boolean, size: number): void {
   side[PEER] = peer;
+  side[SIZE] = size;
   side[OWN] = undefined;
   side[WAITING] = false;
   side[THROTTLED] = false;
@@ -131,9 +151,10 @@ function joinSide(side: RelaySocket, peer: Socket, session: WsSession | undefine
   const handle = side._handle;
   if (USER_BUFFERS && handle && typeof handle.useUserBuffer === 'function') {
     const s = side as unknown as Record<symbol, unknown>;
-    s[USER_BUFFERS.kBuffer] = LANDING;
+    const landing = LANDING.get(size)!;
+    s[USER_BUFFERS.kBuffer] = landing;
     s[USER_BUFFERS.kBufferCb] = sideOnRead;
-    handle.useUserBuffer(LANDING);
+    handle.useUserBuffer(landing);
   }
 }
 
@@ -162,6 +183,16 @@ function relayChunk(side: RelaySocket, chunk: Buffer, start: number): boolean {
   return session.forward(side[IS_CLIENT], chunk, start, side[PEER], side[WRITTEN]);
 }
 
+/**
+ * Writes wsgate's own bytes (a ping, a close frame) into `socket`, with the callback of the side whose chunks go
+ * into that socket: if that side is waiting for the socket to take its last chunk, it resumes only once this frame,
+ * written after it, has gone too.
+ */
+export function writeInto(socket: Socket, data: Buffer): void {
+  const writer = (socket as RelaySocket)[PEER] as RelaySocket | undefined;
+  socket.write(data, writer?.[WRITTEN]);
+}
+
 /** The session throttles the client: it reads nothing until unthrottleSide(). */
 export function throttleSide(side: Socket): void {
   (side as RelaySocket)[THROTTLED] = true;
@@ -186,9 +217,10 @@ function sideOnEnd(this: RelaySocket): void {
 /** User-buffer mode: `nread` bytes have been read into `buf`. Returning false pauses the socket. */
 function sideOnRead(this: RelaySocket, nread: number, buf: Buffer): boolean {
   let own = this[OWN];
-  if (own === undefined || buf === LANDING) {
+  if (buf !== own) {
     // 2. Landed in the shared buffer: this socket gets its own from here on.
-    own = acquire();
+    if (own !== undefined) release(own);
+    own = acquire(this[SIZE]);
     buf.copy(own, 0, 0, nread);
     this[OWN] = own;
     this._handle?.useUserBuffer(own);
@@ -215,8 +247,9 @@ export function sweepRelay(side: Socket): void {
   if (s[OWN] !== undefined && !s[WAITING] && !s[THROTTLED] && read === s[SEEN] && s._handle) {
     const own = s[OWN];
     s[OWN] = undefined;
-    s._handle.useUserBuffer(LANDING);
-    (s as unknown as Record<symbol, unknown>)[USER_BUFFERS!.kBuffer] = LANDING;
+    const landing = LANDING.get(s[SIZE])!;
+    s._handle.useUserBuffer(landing);
+    (s as unknown as Record<symbol, unknown>)[USER_BUFFERS!.kBuffer] = landing;
     release(own);
   }
   s[SEEN] = read;

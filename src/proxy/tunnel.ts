@@ -9,9 +9,10 @@ import type { DrainBatch, Drainable } from './drain.ts';
 import type { ConnectionLimits } from './limits.ts';
 import type { Outcome } from './outcomes.ts';
 import type { TunnelRegistry } from './registry.ts';
-import { throttleSide, unthrottleSide } from './relay.ts';
+import { throttleSide, unthrottleSide, writeInto } from './relay.ts';
+import type { Failure } from './ws-frames.ts';
 import type { WsSeries } from './ws-metrics.ts';
-import { WsSession, type SessionOwner } from './ws-session.ts';
+import { WsSession, type SessionOwner, type Side } from './ws-session.ts';
 
 export interface TunnelOptions {
   readonly route: string;
@@ -152,6 +153,14 @@ export class Tunnel implements SessionOwner, Drainable {
   unthrottle(chunk: Buffer, at: number): void {
     unthrottleSide(this.client, chunk, at);
   }
+
+  violation(failure: Failure, side: Side, closed: boolean): void {
+    this.registry.violation(this, failure, side, closed);
+  }
+
+  inject(socket: Socket, frame: Buffer): void {
+    writeInto(socket, frame);
+  }
 }
 
 /**
@@ -243,6 +252,13 @@ export function reset(s: Socket): void {
 }
 
 /** A peer-chosen text for a log line: control characters replaced. */
+/** At most `max` UTF-16 units of `text`, never half of a surrogate pair (an emoji cut in two). */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const code = text.charCodeAt(max - 1);
+  return text.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
+}
+
 export function printable(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f]/g, '\ufffd');
 }

@@ -21,8 +21,21 @@ export interface WsSeries {
 
 const KINDS = ['data', 'ping', 'pong', 'close'] as const;
 
+const INITIATORS = ['client', 'backend', 'wsgate', 'none'] as const;
+const CODE_BUCKETS = ['1000', '1001', '1002', '1006', '1008', '1009', '1011', '4xxx', 'other'] as const;
+
 export function wsSeries(m: Metrics, route: string): WsSeries {
   const frames = (direction: string): Counter.Internal[] => KINDS.map((kind) => m.wsFrames.labels({ route, direction, kind }));
+  // Every close series exists from the route's first WebSocket, at 0: a series born at its first increment hides
+  // that increment from rate() and increase().
+  const closes = new Map<string, Counter.Internal>();
+  for (const initiator of INITIATORS) {
+    for (const code of CODE_BUCKETS) {
+      const c = m.wsCloses.labels({ route, initiator, code });
+      c.inc(0);
+      closes.set(`${initiator}\0${code}`, c);
+    }
+  }
   return {
     messagesUp: m.wsMessages.labels({ route, direction: 'upstream' }),
     messagesDown: m.wsMessages.labels({ route, direction: 'downstream' }),
@@ -33,7 +46,7 @@ export function wsSeries(m: Metrics, route: string): WsSeries {
     limitRate: m.wsLimitCloses.labels({ route, limit: 'message_rate' }),
     throttled: m.wsThrottledSeconds.labels({ route }),
     protocolErrors: new Map(),
-    closes: new Map(),
+    closes,
   };
 }
 

@@ -36,6 +36,10 @@ export interface SessionOwner {
   throttle(): void;
   /** A token has returned: relay the held chunk from `at` (through forward()), then let the client read again. */
   unthrottle(chunk: Buffer, at: number): void;
+  /** A side broke RFC 6455 (or a limit): for a rate-limited log line; `closed` when the tunnel is being closed. */
+  violation(failure: Failure, side: Side, closed: boolean): void;
+  /** Writes a frame of wsgate's own into a socket, so that the side waiting for that socket resumes after it. */
+  inject(socket: Socket, frame: Buffer): void;
 }
 
 /** Who sent the first close frame of the tunnel: wsgate_ws_closes_total{initiator}. */
@@ -61,13 +65,32 @@ export const CLOSE_HANDSHAKE_TIMEOUT_MS = 5_000;
 const PING_PREFIX = 0x77; // 'w'
 let pingSeq = 0;
 
-/** A ping payload of wsgate's own: 'w' and a sequence number, so that the pong answering it can be told. */
-function nextPingPayload(): Buffer {
+/**
+ * An id for wsgate's pings toward one side of one tunnel: every ping to that side carries 'w' and this id, so that
+ * a pong answering any of them is recognised, however late it comes (RFC 6455 §5.5.3 lets a peer answer an older
+ * ping after a newer one, or only the newest). Kept below 2^30 so that it stays a small integer in V8.
+ */
+function nextPingId(): number {
+  pingSeq = (pingSeq % 0x3fffffff) + 1;
+  return pingSeq;
+}
+
+function pingPayload(id: number): Buffer {
   const p = Buffer.allocUnsafe(5);
   p[0] = PING_PREFIX;
-  pingSeq = (pingSeq + 1) >>> 0;
-  p.writeUInt32BE(pingSeq, 1);
+  p.writeUInt32BE(id, 1);
   return p;
+}
+
+/** Compared with a pong's payload in place (no allocation per pong). */
+const OWN_PONG = Buffer.alloc(5);
+
+/** Whether the control frame `t` just completed is a pong that answers one of wsgate's pings carrying `id`. */
+function isOwnPong(t: FrameTracker, id: number): boolean {
+  if (id === 0 || t.controlLength !== 5) return false;
+  OWN_PONG[0] = PING_PREFIX;
+  OWN_PONG.writeUInt32BE(id, 1);
+  return pongMatches(t, OWN_PONG);
 }
 
 /** The allowed RSV bits for the extensions a 101 negotiated (Sec-WebSocket-Extensions). */
@@ -86,12 +109,20 @@ export function allowedRsvOf(rawHeaders: readonly string[]): number {
 
 /** Per side: keepalive and a frame queued for the next boundary of the stream toward it. */
 class SideState {
-  /** bytesRead at the last sweep, and when it last changed (performance.now()). */
+  /**
+   * bytesRead at the last sweep, and when it last changed (performance.now()). While a ping waits in `queued` for
+   * a frame boundary, heardAt is instead when the side last took bytes of the stream toward it (see #keepalive).
+   */
   lastRead = -1;
   heardAt = 0;
-  /** The payload of wsgate's ping waiting for its pong; null when none is outstanding. */
-  ping: Buffer | null = null;
+  /** The id all of wsgate's pings to this side carry (0 until the first one). */
+  pingId = 0;
+  /** A ping was sent (or queued) and the side has sent nothing since. */
+  awaiting = false;
+  /** When that ping was written to the side's socket; 0 while it still waits for a frame boundary. */
   pingAt = 0;
+  /** While the ping waits: bytes of the stream toward the side that its socket had taken at the last sweep. */
+  taken = 0;
   /** A frame to write toward this side at the next frame boundary of that stream. */
   queued: Buffer | null = null;
   /** After the queued frame: end this side's socket (wsgate is closing the tunnel). */
@@ -132,6 +163,11 @@ export class WsSession {
   /** wsgate is closing: nothing more is relayed from a failed side. */
   #closing = false;
   events: SessionEvents | undefined;
+  /**
+   * Set whenever bytes of the endpoints are relayed (never by wsgate's own pings and the pongs answering them):
+   * the registry's idle timeout reads and clears it, so that keepalive does not keep an idle tunnel open.
+   */
+  active = false;
   /** Messages relayed each way over the tunnel's life (for its `tunnel closed` line). */
   messagesUp = 0;
   messagesDown = 0;
@@ -175,8 +211,14 @@ export class WsSession {
       const held = t.takeReleased();
       // Closing: bytes are relayed only up to the boundary where wsgate's close frame goes, then nothing more.
       if (this.#closing && toward.queued === null) return true;
-      if (held !== null) peer.write(held);
-      if (end > off) peer.write(off === 0 && end === chunk.length ? chunk : chunk.subarray(off, end), written);
+      if (held !== null) {
+        peer.write(held);
+        this.active = true;
+      }
+      if (end > off) {
+        peer.write(off === 0 && end === chunk.length ? chunk : chunk.subarray(off, end), written);
+        this.active = true;
+      }
       this.#noteCloses(fromClient, t);
       switch (t.stop) {
         case Stop.END:
@@ -187,10 +229,10 @@ export class WsSession {
           off = end;
           continue;
         case Stop.CONTROL: {
-          if (t.controlOpcode === Opcode.PONG && from.ping !== null && pongMatches(t, from.ping)) {
-            // The answer to wsgate's own ping: the other side never asked for it.
-            from.ping = null;
-            t.stopOn &= ~StopOn.PONG;
+          if (t.controlOpcode === Opcode.PONG && isOwnPong(t, from.pingId)) {
+            // The answer to one of wsgate's own pings: the other side never asked for it. (The tracker keeps
+            // stopping on this side's pongs from now on: an answer may come late, after other frames.)
+            from.awaiting = false;
             off = t.dropControl();
             continue;
           }
@@ -211,8 +253,11 @@ export class WsSession {
           off = end;
           continue;
         case Stop.FAILED:
-          this.#failed(fromClient, t.failure!);
-          return true;
+          if (this.#failed(fromClient, t.failure!)) return true;
+          // strict: false: the tracker is a byte pipe from here; the offending frame and the rest of the chunk
+          // (and any bytes it held) go on like everything after them.
+          off = end;
+          continue;
       }
     }
   }
@@ -249,7 +294,7 @@ export class WsSession {
     r.heldAt = at;
     if (r.throttledSince === 0) r.throttledSince = now;
     this.#owner.throttle();
-    r.timer = setTimeout(this.#unthrottle, Math.ceil(((1 - r.tokens) / rate) * 1000));
+    r.timer = setTimeout(WsSession.#onTokenReturned, Math.ceil(((1 - r.tokens) / rate) * 1000), this);
     return false;
   }
 
@@ -258,7 +303,15 @@ export class WsSession {
     return this.#rate?.held != null;
   }
 
-  readonly #unthrottle = (): void => {
+  /**
+   * The throttle timer's callback: a function shared by all sessions, given the session as its argument (an arrow
+   * function in a field would be a closure and a context on every tunnel, throttled or not: ~100 bytes each).
+   */
+  static #onTokenReturned(session: WsSession): void {
+    session.#unthrottle();
+  }
+
+  #unthrottle(): void {
     const r = this.#rate!;
     r.timer = undefined;
     const chunk = r.held;
@@ -272,25 +325,30 @@ export class WsSession {
     this.#ev().throttledMs += now - r.throttledSince;
     r.throttledSince = 0;
     this.#owner.unthrottle(chunk, r.heldAt);
-  };
+  }
 
   // --- closes ----------------------------------------------------------------------------------------------------
 
-  /** A side's frame failed validation (or a limit): count it, and close unless the route is lenient. */
-  #failed(fromClient: boolean, failure: Failure): void {
+  /**
+   * A side's frame failed validation (or a limit): count it, and close unless the route is lenient. Returns whether
+   * the tunnel is closing (false: lenient, relay on).
+   */
+  #failed(fromClient: boolean, failure: Failure): boolean {
     const limit = failure === 'message_too_big' || failure === 'unsupported_payload_length';
+    this.#owner.violation(failure, fromClient ? 'client' : 'backend', limit || this.policy.strict);
     if (limit) {
       this.#ev().limitCloses.message_size++;
     } else {
       const ev = this.#ev();
       (ev.protocolErrors ??= new Map()).set(failure, (ev.protocolErrors.get(failure) ?? 0) + 1);
       // strict: false counts, and the tracker passes everything on from here (a byte pipe).
-      if (!this.policy.strict) return;
+      if (!this.policy.strict) return false;
     }
     const code = FAILURE_CLOSE_CODES[failure];
     const outcome: Outcome = limit ? 'limit_exceeded' : 'protocol_error';
     if (fromClient) this.closeBoth(code, '', 1001, outcome);
     else this.closeBoth(1001, '', code, outcome);
+    return true;
   }
 
   /**
@@ -346,7 +404,16 @@ export class WsSession {
     if (frame === null) return;
     side.queued = null;
     if (socket.destroyed || socket.writableEnded) return;
-    socket.write(frame);
+    this.#owner.inject(socket, frame);
+    // wsgate's frames are frames on the wire of the stream they join: counted with that stream's
+    // (wsgate_ws_frames_total{direction}), as the pongs answering them are counted with the other stream's.
+    const stream = side === this.#client ? this.down : this.up;
+    const opcode = frame[0]! & 0x0f;
+    if (opcode === Opcode.PING) {
+      stream.pings++;
+      // The timeout runs from here: the side cannot answer a ping it has not been sent.
+      side.pingAt = performance.now();
+    } else if (opcode === Opcode.CLOSE) stream.closes++;
     if (side.endAfter) socket.end();
   }
 
@@ -359,6 +426,10 @@ export class WsSession {
   sweep(now: number): Side | undefined {
     const ka = this.policy.keepalive;
     if (ka.intervalSeconds <= 0 || this.closingStarted) return undefined;
+    if (this.#rate?.held != null) {
+      // Throttled: wsgate is not reading what the client has sent (and its pongs wait behind it). It is alive.
+      this.#client.lastRead = -1;
+    }
     if (this.#keepalive(this.#client, this.#owner.client, this.down, false, now, ka.intervalSeconds, ka.timeoutSeconds)) {
       return this.#dead('client');
     }
@@ -368,24 +439,42 @@ export class WsSession {
     return undefined;
   }
 
-  /** Returns true when the side is dead. */
+  /**
+   * Returns true when the side is dead:
+   *  1. anything the side sent since the last sweep (not only a pong) proves it alive;
+   *  2. a ping written to it and unanswered for timeoutSeconds: dead;
+   *  3. a ping still waiting for a frame boundary of the stream toward the side (a long message is passing): the
+   *     side is alive as long as its socket takes that stream's bytes (a slow reader of a big message is not dead);
+   *     dead when it has taken nothing for timeoutSeconds;
+   *  4. quiet for intervalSeconds: a ping (queued at the next frame boundary).
+   */
   #keepalive(s: SideState, socket: Socket, toward: FrameTracker, masked: boolean, now: number, interval: number, timeout: number): boolean {
     const read = socket.bytesRead;
     if (read !== s.lastRead) {
-      // Anything the side sent counts as alive, not only the pong.
       s.lastRead = read;
       s.heardAt = now;
-      s.ping = null;
+      s.awaiting = false;
       return false;
     }
-    if (s.ping !== null) return now - s.pingAt >= timeout * 1000;
+    if (s.awaiting) {
+      if (s.pingAt > 0) return now - s.pingAt >= timeout * 1000;
+      const taken = socket.bytesWritten - socket.writableLength;
+      if (taken !== s.taken) {
+        s.taken = taken;
+        s.heardAt = now;
+        return false;
+      }
+      return now - s.heardAt >= timeout * 1000;
+    }
     if (now - s.heardAt < interval * 1000) return false;
-    const payload = nextPingPayload();
-    s.ping = payload;
-    s.pingAt = now;
-    // The tracker of what this side sends stops on pongs while a ping is outstanding.
+    if (s.pingId === 0) s.pingId = nextPingId();
+    s.awaiting = true;
+    s.pingAt = 0;
+    s.taken = socket.bytesWritten - socket.writableLength;
+    s.heardAt = now;
+    // The tracker of what this side sends stops on its pongs, to swallow those that answer wsgate.
     (masked ? this.down : this.up).stopOn |= StopOn.PONG;
-    this.#queue(s, toward, socket, pingFrame(payload, masked), false);
+    this.#queue(s, toward, socket, pingFrame(pingPayload(s.pingId), masked), false);
     return false;
   }
 

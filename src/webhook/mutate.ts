@@ -61,10 +61,23 @@ export interface InjectOptions {
 
 export const INJECT_DEFAULTS = { listenPort: 8800, adminPort: 9800, runAsUser: 65532 } as const;
 
+/**
+ * What the sidecar's drain takes, for the pod's grace period: its --drain-delay and --drain-timeout defaults
+ * (src/sidecar/cli.ts, seconds), and the close handshakes it waits for after the timeout before it cuts them
+ * (ws-session.ts CLOSE_HANDSHAKE_TIMEOUT_MS). Tests keep them in step; not imported, to keep the proxy out of the
+ * injector.
+ */
+export const SIDECAR_DRAIN = { delaySeconds: 5, timeoutSeconds: 30, closeHandshakeSeconds: 5 } as const;
+/** Seconds added to what the drain needs when the grace period is raised: the exit, the log's last lines. */
+export const GRACE_MARGIN_SECONDS = 10;
+/** The kubelet's grace period when a Pod gives none. */
+const DEFAULT_GRACE_SECONDS = 30;
+
 /** How an admission ended, as counted in wsgate_webhook_admissions_total{result}. */
 export type InjectResult = 'injected' | 'not_annotated' | 'already_injected' | 'bad_annotation';
 
 export interface JsonPatchOperation {
+  /** `add` on a member that exists replaces it (RFC 6902 4.1). */
   readonly op: 'add';
   readonly path: string;
   readonly value: unknown;
@@ -90,7 +103,11 @@ export interface PodContainer {
 }
 export interface Pod {
   readonly metadata?: { readonly name?: string; readonly generateName?: string; readonly annotations?: Readonly<Record<string, string>> };
-  readonly spec?: { readonly containers?: readonly PodContainer[]; readonly initContainers?: readonly PodContainer[] };
+  readonly spec?: {
+    readonly containers?: readonly PodContainer[];
+    readonly initContainers?: readonly PodContainer[];
+    readonly terminationGracePeriodSeconds?: number;
+  };
 }
 
 /** The sidecar container and the patch that adds it, or the reason the Pod stays as it is. */
@@ -175,7 +192,20 @@ export function mutatePod(pod: Pod, options: InjectOptions): Mutation {
       ? [{ op: 'add', path: '/spec/initContainers', value: [container] }]
       : // Last: the app's own init containers (migrations, ...) run first; the sidecar starts right before the app.
         [{ op: 'add', path: '/spec/initContainers/-', value: container }];
-  return { result: 'injected', reason: `sidecar in front of port ${upstreamPort}, listening on ${listenPort}`, patch };
+  let reason = `sidecar in front of port ${upstreamPort}, listening on ${listenPort}`;
+
+  // 6. A grace period long enough for the sidecar's drain. The kubelet stops a native sidecar after the app
+  //    containers, within the same grace period; a pod that leaves it at 30 s would have the sidecar killed in
+  //    the middle of its default 5 + 30 + 5 s drain, its clients cut with no close frame. A longer grace period
+  //    costs nothing when the containers stop sooner, so a shorter one is raised; the app's own shutdown, which
+  //    comes first, is the pod author's to add (docs/sidecar.md).
+  const needed = (drainDelay ?? SIDECAR_DRAIN.delaySeconds) + (drainTimeout ?? SIDECAR_DRAIN.timeoutSeconds) + SIDECAR_DRAIN.closeHandshakeSeconds;
+  const grace = pod.spec?.terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS;
+  if (grace < needed) {
+    patch.push({ op: 'add', path: '/spec/terminationGracePeriodSeconds', value: needed + GRACE_MARGIN_SECONDS });
+    reason += `; terminationGracePeriodSeconds raised from ${grace} to ${needed + GRACE_MARGIN_SECONDS} for the sidecar's drain`;
+  }
+  return { result: 'injected', reason, patch };
 }
 
 /** The sidecar flags of the frame knobs that differ from the defaults, in the order of `wsgate sidecar --help`. */

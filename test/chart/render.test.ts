@@ -97,10 +97,14 @@ describe('the chart: defaults', () => {
     assert.deepEqual(c.readinessProbe?.httpGet, { path: '/readyz', port: 'admin' });
   });
 
-  it('should sleep in preStop, then give wsgate its 30 s drain and a margin before the pod is killed', () => {
-    assert.deepEqual(container(deployment).lifecycle?.preStop, { sleep: { seconds: 5 } });
+  it('should keep accepting for a 5 s drain delay, spread the 1001s over 30 s, and need no preStop hook for it', () => {
+    assert.equal(flag(deployment, 'drain-delay'), '5s');
     assert.equal(flag(deployment, 'drain-timeout'), '30s');
-    assert.equal(podSpec(deployment).terminationGracePeriodSeconds, 5 + 30 + 15);
+    assert.equal(container(deployment).lifecycle, undefined);
+  });
+
+  it('should give the pod a grace period of delay + timeout + 5 s of close handshakes + a 10 s margin', () => {
+    assert.equal(podSpec(deployment).terminationGracePeriodSeconds, 5 + 30 + 5 + 10);
   });
 
   it('should run 2 replicas, spread across nodes, with a rolling update that never lowers capacity', () => {
@@ -243,14 +247,50 @@ describe('the chart: values that change what is rendered', () => {
     assert.equal(flag(one(render({ values: { controller: { workers: 0 } } }), 'Deployment'), 'workers'), undefined);
   });
 
-  it('should stretch the grace period with a longer drain timeout', () => {
-    const d = one(render({ values: { controller: { drainTimeoutSeconds: 600 } } }), 'Deployment');
+  it('should stretch the grace period with a longer drain delay and timeout', () => {
+    const d = one(render({ values: { controller: { drain: { delaySeconds: 15, timeoutSeconds: 600 } } } }), 'Deployment');
+    assert.equal(flag(d, 'drain-delay'), '15s');
     assert.equal(flag(d, 'drain-timeout'), '600s');
-    assert.equal(podSpec(d).terminationGracePeriodSeconds, 5 + 600 + 15);
+    assert.equal(podSpec(d).terminationGracePeriodSeconds, 15 + 600 + 5 + 10);
   });
 
-  it('should refuse a grace period too short for the drain', () => {
-    assert.match(renderError({ values: { terminationGracePeriodSeconds: 20 } }), /terminationGracePeriodSeconds=20 is shorter than .* = 35/);
+  it('should close every connection at once with a drain timeout of 0, and still leave time for the close handshakes', () => {
+    const d = one(render({ values: { controller: { drain: { delaySeconds: 0, timeoutSeconds: 0 } } } }), 'Deployment');
+    assert.equal(flag(d, 'drain-delay'), '0s');
+    assert.equal(flag(d, 'drain-timeout'), '0s');
+    assert.equal(podSpec(d).terminationGracePeriodSeconds, 5 + 10);
+  });
+
+  it('should sleep in preStop when asked (with no drain delay), and count the sleep in the grace period', () => {
+    const d = one(render({ values: { controller: { drain: { delaySeconds: 0, preStopSleepSeconds: 8 } } } }), 'Deployment');
+    assert.deepEqual(container(d).lifecycle?.preStop, { sleep: { seconds: 8 } });
+    assert.equal(flag(d, 'drain-delay'), '0s');
+    assert.equal(podSpec(d).terminationGracePeriodSeconds, 8 + 30 + 5 + 10);
+  });
+
+  it('should refuse a preStop sleep together with a drain delay, since the two waits would add up', () => {
+    assert.match(
+      renderError({ values: { controller: { drain: { preStopSleepSeconds: 5 } } } }),
+      /controller\.drain\.preStopSleepSeconds=5 and controller\.drain\.delaySeconds=5 both wait .* add up \(10 s\): set one of them to 0/,
+    );
+  });
+
+  it('should refuse a grace period too short for the drain, and say what the drain needs', () => {
+    assert.match(
+      renderError({ values: { terminationGracePeriodSeconds: 39 } }),
+      /terminationGracePeriodSeconds=39 is shorter than the drain needs: .*delaySeconds \(5\) \+ timeoutSeconds \(30\) \+ 5 s for the last close handshakes = 40 s.*set it to 0 to have it computed \(50\)/,
+    );
+  });
+
+  it('should accept a grace period of exactly what the drain needs, and use it as given', () => {
+    assert.equal(podSpec(one(render({ values: { terminationGracePeriodSeconds: 40 } }), 'Deployment')).terminationGracePeriodSeconds, 40);
+  });
+
+  it('should wire the same drain into a DaemonSet', () => {
+    const d = one(render({ values: { kind: 'DaemonSet', controller: { drain: { timeoutSeconds: 60 } } } }), 'DaemonSet');
+    assert.equal(flag(d, 'drain-delay'), '5s');
+    assert.equal(flag(d, 'drain-timeout'), '60s');
+    assert.equal(podSpec(d).terminationGracePeriodSeconds, 5 + 60 + 5 + 10);
   });
 
   it('should autoscale the Deployment instead of fixing replicas, and scale down one pod at a time', () => {

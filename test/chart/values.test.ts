@@ -106,6 +106,8 @@ describe('the chart: values', () => {
     ['a webhook failure policy Kubernetes does not know', { sidecarInjector: { failurePolicy: 'ignore' } }, /at '\/sidecarInjector\/failurePolicy'/],
     ['a webhook timeout over the API server\'s 30 s', { sidecarInjector: { timeoutSeconds: 60 } }, /at '\/sidecarInjector\/timeoutSeconds'/],
     ['a sidecar memory limit that is not a quantity', { sidecarInjector: { sidecar: { memoryLimit: '1 GB' } } }, /at '\/sidecarInjector\/sidecar\/memoryLimit'/],
+    ['the drain timeout as a duration instead of seconds', { controller: { drain: { timeoutSeconds: '30s' } } }, /at '\/controller\/drain\/timeoutSeconds'/],
+    ['the drain timeout where it was before drain: {...} (controller.drainTimeoutSeconds)', { controller: { drainTimeoutSeconds: 30 } }, /at '\/controller': additional properties 'drainTimeoutSeconds' not allowed/],
     ['a tunnel name longer than a port name may be', { tunnels: [{ name: 'a-very-long-tunnel-name', port: 9000 }] }, /at '\/tunnels\/0\/name'/],
   ];
   for (const [what, values, message] of typos) {

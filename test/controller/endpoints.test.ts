@@ -41,7 +41,13 @@ describe('endpoints scaled and marked not ready', () => {
     await api.core.createNamespace({ body: { metadata: { name: NS } } });
     await api.core.createNamespacedService({ namespace: NS, body: service(NS, 'spread') });
     await api.discovery.createNamespacedEndpointSlice({ namespace: NS, body: endpointSlice(NS, 'spread', [net.podIP(0)]) });
-    await api.custom.createNamespacedCustomObject({ ...WSR, body: webSocketRoute(NS, 'spread', { host: 'spread.test', service: 'spread' }) });
+    await api.custom.createNamespacedCustomObject({ ...WSR, body: webSocketRoute(NS, 'spread', {
+        host: 'spread.test',
+        service: 'spread',
+        // Tunnels stay on an endpoint that leaves (0 = leave them): what this file checks is where new connections go.
+        // The endpoint drain has its own tests (test/proxy/drains.test.ts, test/controller/drain*.test.ts).
+        policy: { endpointDrainSeconds: 0 },
+      }) });
     t = await startTestController(cp.kubeConfig(), { namespace: NS, leaseName: 'endpoints-test' });
     await eventually('the route to serve from the one endpoint', async () =>
       (await exchange(t.httpPort, 'spread.test', '/', 'hi')) === 'a:hi' ? true : undefined,

@@ -54,7 +54,11 @@ export function endpointSlice(namespace: string, serviceName: string, addresses:
   };
 }
 
-export function webSocketRoute(namespace: string, name: string, o: { host: string; service: string; path?: string; tlsSecret?: string }) {
+export function webSocketRoute(
+  namespace: string,
+  name: string,
+  o: { host: string; service: string; path?: string; tlsSecret?: string; policy?: Record<string, unknown> },
+) {
   return {
     apiVersion: API_VERSION,
     kind: 'WebSocketRoute',
@@ -63,6 +67,7 @@ export function webSocketRoute(namespace: string, name: string, o: { host: strin
       hostnames: [o.host],
       ...(o.tlsSecret === undefined ? {} : { tls: { secretName: o.tlsSecret } }),
       rules: [{ path: { type: 'Prefix', value: o.path ?? '/' }, backends: [{ service: o.service, port: 80 }] }],
+      ...(o.policy === undefined ? {} : { policy: o.policy }),
     },
   };
 }

@@ -90,7 +90,12 @@ describe('route changes while connections are open', () => {
   }
 
   it(`applies an update to new connections and drops none of ${HELD} open ones; after a delete, new ones get 404`, async () => {
-    await api.custom.createNamespacedCustomObject({ ...WSR, body: webSocketRoute(NS, 'live', { host: 'live.test', service: 'blue' }) });
+    await api.custom.createNamespacedCustomObject({ ...WSR, body: webSocketRoute(NS, 'live', {
+        host: 'live.test',
+        service: 'blue',
+        // Keep: the open tunnels outlive the route's deletion (the default, Close, spreads 1001s over 60 s).
+        policy: { onRemoval: { action: 'Keep' } },
+      }) });
     await eventually('the route to serve', async () => ((await exchange(t.httpPort, 'live.test', '/chat', 'a')) === 'blue:a' ? true : undefined));
     const held = await Promise.all(Array.from({ length: HELD }, () => holdConnection(`ws://127.0.0.1:${t.httpPort}/chat`, 'live.test')));
     try {

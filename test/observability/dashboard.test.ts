@@ -57,8 +57,8 @@ describe('the Grafana dashboard', () => {
     }
   });
 
-  test('filters every panel on wsgate_connections, bytes, handshakes and errors by the route variable', () => {
-    const routed = /wsgate_(connections_active|connections_total|tunnel_bytes_total|connection_duration|handshake|upstream_connect|http_requests)/;
+  test('filters every panel on wsgate_connections, bytes, handshakes, errors and WebSocket frames by the route variable', () => {
+    const routed = /wsgate_(connections_active|connections_total|tunnel_bytes_total|connection_duration|handshake|upstream_connect|http_requests|ws_)/;
     for (const q of dashboardQueries(d)) {
       if (routed.test(q.expr)) assert.match(q.expr, /route=~"\$route"/, `"${q.panel}" ${q.refId}: ${q.expr}`);
     }
@@ -82,9 +82,30 @@ describe('the Grafana dashboard', () => {
       'wsgate_process_cpu_seconds_total',
       'wsgate_process_resident_memory_bytes',
       'wsgate_certificate_expiry_timestamp_seconds',
+      // Issue 10: messages per second per route, close codes over time, dead-peer and limit closes.
+      'sum by (route, direction) (rate(wsgate_ws_messages_total',
+      'sum by (code, initiator) (rate(wsgate_ws_closes_total',
+      'sum by (route, side) (increase(wsgate_ws_keepalive_timeouts_total',
+      'sum by (route, limit) (increase(wsgate_ws_limit_closes_total',
+      'wsgate_ws_frames_total',
+      'wsgate_ws_throttled_seconds_total',
+      'wsgate_ws_protocol_errors_total',
     ]) {
       assert.ok(all.includes(needle), `a query with ${needle}`);
     }
+  });
+
+  test('ends with a row for drains and rebalancing: closes by drain outcome, drain remaining, rebalance closes', () => {
+    const rows = d.panels.filter((p) => p.type === 'row');
+    const last = rows.at(-1)!;
+    assert.equal(last.title, 'Drains and rebalancing');
+    const mine = d.panels.filter((p) => p.type !== 'row' && (p.gridPos as { y: number }).y > (last.gridPos as { y: number }).y);
+    const exprs = mine.flatMap((p) => (p.targets as Array<{ expr: string }>).map((t) => t.expr));
+    assert.deepEqual(exprs, [
+      'sum by (outcome) (rate(wsgate_connections_total{route=~"$route", outcome=~"shutdown|endpoint_draining|route_removed|rebalance"}[$__rate_interval]))',
+      'sum by (instance) (wsgate_drain_remaining)',
+      'sum by (route) (rate(wsgate_rebalance_closes_total{route=~"$route"}[$__rate_interval]))',
+    ]);
   });
 
   test('the generated files match their sources (run node scripts/dashboard/gen.ts)', () => {

@@ -237,7 +237,7 @@ after(() => {
 describe('the Dockerfile, built without Docker', { timeout: 600_000 }, () => {
   test('sends only the files it copies as the build context', () => {
     const top = new Set(contextFiles.map((f) => f.split('/')[0]));
-    assert.deepEqual([...top].sort(), ['bin', 'examples', 'package-lock.json', 'package.json', 'src', 'tsconfig.json']);
+    assert.deepEqual([...top].sort(), ['bin', 'examples', 'package-lock.json', 'package.json', 'src', 'tsconfig.build.json', 'tsconfig.json']);
   });
 
   test('builds on the official Node.js 24 image and runs on distroless Node.js 24 as a numeric non-root user', () => {
@@ -248,9 +248,10 @@ describe('the Dockerfile, built without Docker', { timeout: 600_000 }, () => {
     assert.equal(final().env.NODE_ENV, 'production');
   });
 
-  test('type-checks the sources and installs production dependencies in the build stage', () => {
+  test('type-checks the sources, compiles them, and installs production dependencies in the build stage', () => {
     assert.ok(runs.some((r) => /^npm ci\b/.test(r) && !r.includes('--omit=dev')), 'a full npm ci');
     assert.ok(runs.some((r) => r.includes('tsc --noEmit')), 'the type check');
+    assert.ok(runs.some((r) => r.includes('tsc -p tsconfig.build.json')), 'the build of dist/');
     assert.match(runs.at(-1) ?? '', /^npm ci .*--omit=dev/, 'the last step prunes to production dependencies');
   });
 
@@ -261,9 +262,13 @@ describe('the Dockerfile, built without Docker', { timeout: 600_000 }, () => {
     assert.equal(l['org.opencontainers.image.licenses'], 'Apache-2.0');
   });
 
-  test('leaves in the image the sources and production dependencies only', () => {
+  test('leaves in the image the compiled code and production dependencies only, and no TypeScript', () => {
     const app = inStage(final(), '.');
-    assert.deepEqual(readdirSync(app).sort(), ['bin', 'node_modules', 'package.json', 'src']);
+    assert.deepEqual(readdirSync(app).sort(), ['bin', 'dist', 'node_modules', 'package.json']);
+    const ts = (readdirSync(join(app, 'dist'), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts'));
+    assert.deepEqual(ts, [], 'no .ts file in dist/');
+    assert.ok(existsSync(join(app, 'dist', 'cli', 'main.js')));
+    assert.ok(existsSync(join(app, 'dist', 'cluster', 'worker-main.js')));
     // package-lock.json marks every package only devDependencies need with "dev": true.
     const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
       packages: Record<string, { dev?: boolean; optional?: boolean }>;

@@ -1,19 +1,34 @@
 // The dashboard and the alerts against the real thing, scraped every second by a real Prometheus (Debian's package)
 // that also loads the alert rules:
-//  - `wsgate serve` in process under a short bounded load (WebSockets held and cycled, refused handshakes, a dead
-//    backend, plain HTTP, a rejected configuration change);
+//  - `wsgate serve` in process under a short bounded load (a route rebalanced after a scale-out and then drained of
+//    an endpoint, WebSockets held and cycled, refused handshakes, a dead backend, plain HTTP, a rejected
+//    configuration change);
 //  - `wsgate controller` in process against a real kube-apiserver (test/helpers/kube.ts), holding the leader Lease,
 //    while the load changes the EndpointSlice of a Service its WebSocketRoute uses: events counted, syncs timed.
 // Every dashboard query is run through Prometheus' HTTP API as Grafana would send it and must return data; the
 // alerts the load provokes must be pending or firing, and the others quiet.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { request } from 'node:http';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as kube from '../controller/harness.ts';
 import { createTestCA, type TestCA } from '../helpers/certs.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/kube.ts';
-import { closedPort, converge, roundTrip, startWsBackend, type Client, type WsBackend } from '../helpers/l7-peers.ts';
+import {
+  closedPort,
+  converge,
+  encodeFrame,
+  handshake,
+  httpHead,
+  rawConnect,
+  readUntil,
+  roundTrip,
+  startWsBackend,
+  type Client,
+  type WsBackend,
+} from '../helpers/l7-peers.ts';
 import {
   backendService,
   createConfigDir,
@@ -46,6 +61,9 @@ const LOAD_MS = 8_000;
 const WINDOW = '1m';
 /** Held open on `chat`, whose limit is CHAT_LIMIT: 100% of the limit. */
 const CHAT_LIMIT = 4;
+/** The `frames` route (issue 10): keepalive 1 s + 1 s, a message size limit and a message rate. */
+const FRAMES_MAX_BYTES = 1024;
+const FRAMES_RATE = 20;
 /** The controller's objects, in `default`; named apart from serve's routes so that no route label is shared. */
 const CTL = { namespace: 'default', service: 'ctl-echo', route: 'ctl-feed', host: 'ctl-feed.test', lease: 'wsgate-observability' };
 
@@ -57,6 +75,8 @@ let cp: ControlPlane | undefined;
 let ctl: kube.TestController | undefined;
 let prom: Prometheus;
 const held: Client[] = [];
+const rawSockets: Socket[] = [];
+const quiet: Client[] = [];
 
 function plainGet(port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -81,8 +101,64 @@ async function moveControllerEndpoint(a: kube.Apis, round: number): Promise<void
   await a.discovery.replaceNamespacedEndpointSlice({ namespace: CTL.namespace, name, body: slice });
 }
 
+/** A raw client on `frames.test`: the handshake, then whatever the test writes (or nothing at all). */
+async function rawFramesClient(s: ServeHarness): Promise<Socket> {
+  const socket = await rawConnect(s.httpPort);
+  socket.write(handshake({ host: 'frames.test' }));
+  const { value: head } = await readUntil(socket, httpHead);
+  assert.match(head, /^HTTP\/1\.1 101/);
+  return socket;
+}
+
+/**
+ * The WebSocket share of the load, on `frames` (issue 10): a quiet client wsgate pings (and ws answers), and twice
+ * over (the close and protocol-error series are born at their first event, which rate() cannot see: the second
+ * round, after a scrape, is what the panels show): a client that never answers (a dead peer, 1001), a message over
+ * the size limit (1009), an unmasked frame (1002), a flood over the message rate (throttled, nothing lost, 1000).
+ */
+async function framesLoad(s: ServeHarness): Promise<void> {
+  // Not in `held`: that one gets a message every round, this one must stay quiet to be pinged.
+  quiet.push(await openWithHost(`${s.wsUrl}/`, 'frames.test'));
+  const route = { route: 'default/frames' };
+  for (let round = 1; round <= 2; round++) {
+    const silent = await rawFramesClient(s);
+    rawSockets.push(silent);
+    const big = await openWithHost(`${s.wsUrl}/`, 'frames.test');
+    big.ws.send(Buffer.alloc(2 * FRAMES_MAX_BYTES));
+    assert.equal((await big.closed).code, 1009);
+    const rude = await rawFramesClient(s);
+    rude.write(encodeFrame(0x1, 'unmasked', false));
+    await once(rude, 'close');
+    const flood = await openWithHost(`${s.wsUrl}/`, 'frames.test');
+    for (let i = 0; i < 2 * FRAMES_RATE; i++) flood.ws.send(`flood ${i}`);
+    for (let i = 0; i < 2 * FRAMES_RATE; i++) assert.equal((await flood.messages.shift()).data.toString(), `flood ${i}`);
+    flood.ws.close(1000);
+    await flood.closed;
+    await converge(
+      async () => (await s.metric('wsgate_ws_keepalive_timeouts_total', { ...route, side: 'client' })) === round,
+      `round ${round}: the silent client found dead`,
+      1,
+      10_000,
+    );
+    // Prometheus has seen this round's series before the next round adds to them.
+    await converge(
+      async () => (await query(prom, 'wsgate_ws_closes_total{route="default/frames", code="1001"}')).some((x) => Number(x.value[1]) >= round),
+      `round ${round} scraped`,
+      1,
+      10_000,
+    );
+  }
+  await converge(
+    async () => (await s.metric('wsgate_ws_frames_total', { ...route, direction: 'upstream', kind: 'pong' })) > 0,
+    "wsgate's pings answered",
+    1,
+    10_000,
+  );
+}
+
 /** The bounded load: what every panel needs to show something, and what the provoked alerts need. */
 async function load(s: ServeHarness, a: kube.Apis): Promise<void> {
+  const frames = framesLoad(s);
   for (let i = 0; i < CHAT_LIMIT; i++) held.push(await openWithHost(`${s.wsUrl}/ws`, 'chat.test'));
   assert.equal(await handshakeStatus(`${s.wsUrl}/ws`, 'chat.test'), 429, 'the connection over the limit is refused');
   const end = Date.now() + LOAD_MS;
@@ -101,6 +177,53 @@ async function load(s: ServeHarness, a: kube.Apis): Promise<void> {
     round++;
     await new Promise((r) => setTimeout(r, 200));
   }
+  await frames;
+}
+
+/**
+ * Issue 11's closes, for the drain panel, on a route `spread` of its own: six clients on one endpoint (each
+ * reconnecting at once when closed, as real clients do), then a second endpoint is added and rebalancing moves three
+ * over at one close per second (1012, outcome `rebalance`); then the first endpoint leaves the Service and its three
+ * tunnels are drained over endpointDrainSeconds (1001, outcome `endpoint_draining`). One close per second, so that
+ * the scrapes (every second) see the counters rise. Runs before load(), which leaves a broken file in the directory.
+ */
+const spreadBackends: WsBackend[] = [];
+async function drainLoad(s: ServeHarness): Promise<void> {
+  const [a, b] = [await startWsBackend(), await startWsBackend()];
+  spreadBackends.push(a, b);
+  const objects = (ports: number[]) => [
+    service('spread'),
+    ...ports.map((port, i) => endpointSlice('spread', port, { name: `spread-${i}` })),
+    webSocketRoute('spread', {
+      hostnames: ['spread.test'],
+      rules: [{ path: '/', backends: [{ service: 'spread' }] }],
+      policy: { rebalance: { enabled: true, tolerancePercent: 10, maxClosesPerSecond: 1 }, endpointDrainSeconds: 3 },
+    }),
+  ];
+  dir.write('20-spread.yaml', objects([a.port]));
+  await s.awaitTable((hosts) => hosts.includes('spread.test'), 'the spread route live');
+  const codes: number[] = [];
+  const live = new Set<Client>();
+  let reconnecting = true;
+  const open = async (): Promise<void> => {
+    const c = await openWithHost(`${s.wsUrl}/`, 'spread.test');
+    live.add(c);
+    void c.closed.then(({ code }) => {
+      live.delete(c);
+      if (!reconnecting) return;
+      codes.push(code);
+      void open();
+    });
+  };
+  for (let i = 0; i < 6; i++) await open();
+  const on = (x: WsBackend): number => x.server.clients.size;
+  dir.write('20-spread.yaml', objects([a.port, b.port]));
+  await converge(() => on(a) === 3 && on(b) === 3 && live.size === 6, 'rebalanced to 3 and 3', 3, 20_000);
+  dir.write('20-spread.yaml', objects([b.port]));
+  await converge(() => on(a) === 0 && on(b) === 6 && live.size === 6, 'the first endpoint drained', 3, 20_000);
+  assert.deepEqual(codes, [1012, 1012, 1012, 1001, 1001, 1001], 'three rebalance closes, then three drain closes');
+  reconnecting = false;
+  for (const c of live) c.ws.close(1000);
 }
 
 /** `wsgate serve` with its configuration directory live. */
@@ -121,6 +244,11 @@ async function startServeUnderTest(): Promise<ServeHarness> {
       policy: { maxConnections: CHAT_LIMIT },
     }),
     webSocketRoute('feed', { hostnames: ['feed.test'], rules: [{ path: '/', backends: [{ service: 'echo' }] }] }),
+    webSocketRoute('frames', {
+      hostnames: ['frames.test'],
+      rules: [{ path: '/', backends: [{ service: 'echo' }] }],
+      policy: { keepalive: { intervalSeconds: 1, timeoutSeconds: 1 }, maxMessageBytes: FRAMES_MAX_BYTES, maxMessagesPerSecond: FRAMES_RATE },
+    }),
     webSocketRoute('dead', { hostnames: ['dead.test'], rules: [{ path: '/', backends: [{ service: 'dead' }] }] }),
   ]);
   const s = await startServe(dir.path, { defaultMetrics: true });
@@ -169,6 +297,7 @@ before(async () => {
     3,
     15_000,
   );
+  await drainLoad(h);
   await load(h, kube.apis(cp.kubeConfig()));
   // Both targets scraped after the load ended: the last values are in Prometheus.
   const loadEnd = Date.now() / 1000;
@@ -185,11 +314,14 @@ before(async () => {
 
 after(async () => {
   for (const c of held) c.ws.terminate();
+  for (const r of rawSockets) r.destroy();
+  for (const c of quiet) c.ws.terminate();
   await h?.close();
   await ctl?.controller.stop();
   await prom?.close();
   await cp?.stop();
   await echo?.close();
+  for (const b of spreadBackends) await b.close();
   dir?.dispose();
   ca?.dispose();
 });
@@ -255,6 +387,27 @@ describe('the dashboard and alerts against wsgate scraped by a real Prometheus',
     );
   });
 
+  test('the WebSocket panels show the pings, the dead peer, the limit closes, the close codes, throttling and the protocol error', async () => {
+    const panel = (title: string, refId = 'A'): string => {
+      const q = dashboardQueries(dashboard).find((d) => d.panel === title && d.refId === refId);
+      assert.ok(q, `panel "${title}" ${refId}`);
+      return substitute(q.expr, { route: 'default/frames', window: WINDOW });
+    };
+    const values = async (expr: string, ...labels: string[]): Promise<Map<string, number>> =>
+      new Map((await query(prom, expr)).map((s) => [labels.map((l) => s.metric[l] ?? '').join(' '), Number(s.value[1])]));
+    const positive = (m: Map<string, number>, key: string, what: string): void => assert.ok((m.get(key) ?? 0) > 0, `${what}: ${key} in ${JSON.stringify([...m])}`);
+
+    positive(await values(panel('Messages per second by route'), 'route', 'direction'), 'default/frames upstream', 'messages');
+    const closes = await values(panel('Close codes over time'), 'code', 'initiator');
+    for (const key of ['1009 wsgate', '1002 wsgate', '1001 wsgate', '1000 client']) positive(closes, key, 'closes');
+    positive(await values(panel('Dead peers and limit closes', 'A'), 'route', 'side'), 'default/frames client', 'dead peers');
+    positive(await values(panel('Dead peers and limit closes', 'B'), 'route', 'limit'), 'default/frames message_size', 'limit closes');
+    const frames = await values(panel('Frames per second by kind'), 'kind', 'direction');
+    for (const key of ['ping downstream', 'pong upstream', 'data upstream', 'close downstream']) positive(frames, key, 'frames');
+    positive(await values(panel('Throttling and protocol errors', 'A'), 'route'), 'default/frames', 'throttled');
+    positive(await values(panel('Throttling and protocol errors', 'B'), 'reason'), 'unmasked_client_frame', 'protocol errors');
+  });
+
   test('the route variable lists the routes, and every query runs with one route or several chosen', async () => {
     for (const metric of variableMetrics(dashboard)) {
       const routes = await prom.api<string[]>('label/route/values', { 'match[]': metric });
@@ -315,6 +468,26 @@ describe('the dashboard and alerts against wsgate scraped by a real Prometheus',
       3,
       10_000,
     ).catch(() => assert.deepEqual(active, expected));
+  });
+
+  test('the drain panel shows the rebalance and endpoint-drain closes the load made, and no shutdown drain going on', async () => {
+    const panel = (title: string): string => {
+      const q = dashboardQueries(dashboard).find((d) => d.panel === title);
+      assert.ok(q, `panel "${title}"`);
+      // A window that surely reaches back to drainLoad, which ran before the rest of the load.
+      return substitute(q.expr, { route: '.*', window: '5m' });
+    };
+    const byLabel = async (expr: string, label: string): Promise<Map<string, number>> =>
+      new Map((await query(prom, expr)).map((s) => [s.metric[label] ?? '', Number(s.value[1])]));
+
+    const closes = await byLabel(panel('Drain and rebalance closes'), 'outcome');
+    assert.ok((closes.get('rebalance') ?? 0) > 0, `rebalance closes per second: ${JSON.stringify([...closes])}`);
+    assert.ok((closes.get('endpoint_draining') ?? 0) > 0, `endpoint_draining closes per second: ${JSON.stringify([...closes])}`);
+    const rebalance = await byLabel(panel('Rebalance closes'), 'route');
+    assert.ok((rebalance.get('default/spread') ?? 0) > 0, `rebalance closes by route: ${JSON.stringify([...rebalance])}`);
+    // Not draining: every instance reports 0 tunnels left to drain.
+    const remaining = await byLabel(panel('Drain remaining'), 'instance');
+    assert.deepEqual([...remaining.values()], [0, 0]);
   });
 
   test('WsgateNoReadyInstance goes pending once every wsgate stops', async () => {

@@ -130,7 +130,10 @@ describe('the shutdown drain', () => {
         // mean. (The Python clients' clock is another process's; their count and codes are checked above.)
         const perSecond = buckets(ws.map((r) => r.t));
         const mean = WS_CLIENTS / perSecond.length;
-        assert.ok(perSecond.length >= WINDOW_S - 1, `closes spread over ${perSecond.length} s: ${perSecond.join(' ')}`);
+        // The Python clients connected first and the drain goes oldest first: the ws clients fill the last 80% of
+        // the window.
+        const share = WS_CLIENTS / (WS_CLIENTS + PY_CLIENTS);
+        assert.ok(perSecond.length >= Math.floor(WINDOW_S * share) - 1, `closes spread over ${perSecond.length} s: ${perSecond.join(' ')}`);
         for (const n of perSecond) assert.ok(n <= 2 * mean, `a second held ${n} closes, the mean is ${mean.toFixed(0)}: ${perSecond.join(' ')}`);
       } finally {
         for (const c of clients) c.ws.terminate();

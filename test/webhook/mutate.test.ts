@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { admit } from '../../src/webhook/review.ts';
-import { mutatePod, type InjectResult, type JsonPatchOperation, type Pod } from '../../src/webhook/mutate.ts';
+import { mutatePod, SIDECAR_DRAIN, type InjectResult, type JsonPatchOperation, type Pod } from '../../src/webhook/mutate.ts';
+import { CLOSE_HANDSHAKE_TIMEOUT_MS } from '../../src/proxy/ws-session.ts';
 import { policyFromAnnotations } from '../../src/translate/annotations.ts';
 import { parseSidecarFlags } from '../../src/sidecar/cli.ts';
 import { appContainer, injectAnnotations, injectOptions, pod } from './fixtures.ts';
@@ -181,7 +182,8 @@ describe('mutatePod', () => {
         assert.deepEqual(m.patch, []);
         return;
       }
-      assert.equal(m.patch.length, 1);
+      // The sidecar, then (these pods give no grace period) the grace period its drain needs.
+      assert.deepEqual(m.patch.slice(1).map((o) => o.path), ['/spec/terminationGracePeriodSeconds']);
       const op = m.patch[0]!;
       const container = (c.pod.spec?.initContainers ? op.value : (op.value as unknown[])[0]) as { args: string[] };
       assert.equal(op.path, c.pod.spec?.initContainers ? '/spec/initContainers/-' : '/spec/initContainers');
@@ -218,6 +220,42 @@ describe('mutatePod', () => {
         seccompProfile: { type: 'RuntimeDefault' },
       },
     });
+  });
+
+  const graceOf = (m: { patch: readonly JsonPatchOperation[] }): unknown =>
+    m.patch.find((o) => o.path === '/spec/terminationGracePeriodSeconds')?.value;
+  const withGrace = (p: Pod, seconds: number): Pod => ({ ...p, spec: { ...p.spec, terminationGracePeriodSeconds: seconds } });
+
+  test('raises the Kubernetes default grace period (30 s) to the sidecar\'s drain: delay 5 + timeout 30 + 5 s of close handshakes + 10 s', () => {
+    const m = mutatePod(pod(injectAnnotations()), injectOptions);
+    assert.equal(graceOf(m), 5 + 30 + 5 + 10);
+    assert.match(m.reason, /terminationGracePeriodSeconds raised from 30 to 50 for the sidecar's drain/);
+    assert.equal(graceOf(mutatePod(withGrace(pod(injectAnnotations()), 39), injectOptions)), 50);
+  });
+
+  test('raises the grace period for the drain the annotations ask for', () => {
+    const p = pod(injectAnnotations({ 'wsgate.io/drain-delay-seconds': '10', 'wsgate.io/drain-timeout-seconds': '120' }));
+    assert.equal(graceOf(mutatePod(withGrace(p, 60), injectOptions)), 10 + 120 + 5 + 10);
+  });
+
+  test('leaves a grace period that covers the sidecar\'s drain as the pod gives it', () => {
+    for (const seconds of [40, 75, 3600]) {
+      const m = mutatePod(withGrace(pod(injectAnnotations()), seconds), injectOptions);
+      assert.equal(m.result, 'injected');
+      assert.equal(graceOf(m), undefined, `${seconds} s`);
+      assert.equal(m.patch.length, 1);
+    }
+    // A drain of 0 + 0 needs only the close handshakes: the default 30 s covers it.
+    const quick = pod(injectAnnotations({ 'wsgate.io/drain-delay-seconds': '0', 'wsgate.io/drain-timeout-seconds': '0' }));
+    assert.equal(graceOf(mutatePod(quick, injectOptions)), undefined);
+  });
+
+  test('counts the sidecar\'s own drain defaults and close-handshake cut, as its flags and the proxy have them', () => {
+    const flags = parseSidecarFlags(['--upstream=127.0.0.1:8080'], {});
+    assert.ok(!flags.help);
+    assert.equal(flags.drainDelayMs, SIDECAR_DRAIN.delaySeconds * 1000);
+    assert.equal(flags.drainTimeoutMs, SIDECAR_DRAIN.timeoutSeconds * 1000);
+    assert.equal(CLOSE_HANDSHAKE_TIMEOUT_MS, SIDECAR_DRAIN.closeHandshakeSeconds * 1000);
   });
 
   test('is idempotent: applying its own patch and asking again changes nothing', () => {

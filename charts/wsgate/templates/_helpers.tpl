@@ -59,16 +59,34 @@ true
 {{- end -}}
 {{- end -}}
 
-{{/* The termination grace period: the value, else preStop sleep + drain timeout + 15 s of margin. */}}
+{{/*
+The drain settings, checked: a preStop sleep and --drain-delay both wait before the listeners close, and set
+together their waits add up (SIGTERM comes only after the sleep), which is never what was meant.
+*/}}
+{{- define "wsgate.drain" -}}
+{{- $d := .Values.controller.drain -}}
+{{- if and (gt (int $d.preStopSleepSeconds) 0) (gt (int $d.delaySeconds) 0) -}}
+{{- fail (printf "controller.drain.preStopSleepSeconds=%d and controller.drain.delaySeconds=%d both wait before wsgate's listeners close, and their waits add up (%d s): set one of them to 0 (delaySeconds, which also turns readiness false while it waits, is the one to keep)" (int $d.preStopSleepSeconds) (int $d.delaySeconds) (add $d.preStopSleepSeconds $d.delaySeconds)) -}}
+{{- end -}}
+{{- toJson $d -}}
+{{- end -}}
+
+{{/*
+The termination grace period, counted by the kubelet from the deletion: the preStop sleep, the drain delay, the
+drain timeout over which the 1001s are spread, 5 s for the last close handshakes (wsgate cuts them then) and a
+10 s margin (the process's exit; wsgate kills a hung worker 10 s after the timeout). A value set lower than all
+but the margin is refused: the kubelet would kill wsgate with connections still open, which clients see as 1006.
+*/}}
 {{- define "wsgate.terminationGracePeriodSeconds" -}}
-{{- $needed := add .Values.preStopSleepSeconds .Values.controller.drainTimeoutSeconds -}}
+{{- $d := include "wsgate.drain" . | fromJson -}}
+{{- $needed := add $d.preStopSleepSeconds $d.delaySeconds $d.timeoutSeconds 5 -}}
 {{- if .Values.terminationGracePeriodSeconds -}}
 {{- if lt (int .Values.terminationGracePeriodSeconds) (int $needed) -}}
-{{- fail (printf "terminationGracePeriodSeconds=%d is shorter than preStopSleepSeconds + controller.drainTimeoutSeconds = %d: open connections would be killed before they drain; raise it, or set it to 0 to have it computed" (int .Values.terminationGracePeriodSeconds) (int $needed)) -}}
+{{- fail (printf "terminationGracePeriodSeconds=%d is shorter than the drain needs: controller.drain.preStopSleepSeconds (%d) + delaySeconds (%d) + timeoutSeconds (%d) + 5 s for the last close handshakes = %d s; the kubelet would kill wsgate with connections still open (clients see 1006). Raise it, or set it to 0 to have it computed (%d)" (int .Values.terminationGracePeriodSeconds) (int $d.preStopSleepSeconds) (int $d.delaySeconds) (int $d.timeoutSeconds) (int $needed) (int (add $needed 10))) -}}
 {{- end -}}
 {{- .Values.terminationGracePeriodSeconds -}}
 {{- else -}}
-{{- add $needed 15 -}}
+{{- add $needed 10 -}}
 {{- end -}}
 {{- end -}}
 
@@ -92,7 +110,8 @@ true
 - --debounce={{ .Values.controller.debounce }}
 - --max-debounce={{ .Values.controller.maxDebounce }}
 - --handshake-timeout={{ .Values.controller.handshakeTimeout }}
-- --drain-timeout={{ .Values.controller.drainTimeoutSeconds }}s
+- --drain-delay={{ .Values.controller.drain.delaySeconds }}s
+- --drain-timeout={{ .Values.controller.drain.timeoutSeconds }}s
 - --log-level={{ .Values.controller.logLevel }}
 {{- if .Values.controller.workers }}
 - --workers={{ .Values.controller.workers }}
