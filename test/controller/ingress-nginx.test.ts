@@ -4,6 +4,9 @@
 // does not support is said with a condition (Accepted, UnsupportedAnnotation), a Warning Event and a log line; the
 // Ingresses' status, which ingress-nginx still writes during the cut-over, is left alone.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import http from 'node:http';
@@ -14,6 +17,7 @@ import { apis, awaitReadyLeader, endpointSlice, eventually, exchange, service, s
 import { createPodNetwork, type PodNetwork } from './pod-network.ts';
 
 const NS = 'shop';
+const BIN = fileURLToPath(new URL('../../bin/wsgate.js', import.meta.url));
 
 function ingress(name: string, o: { className?: string; annotations?: Record<string, string>; host: string; path?: string; tls?: string }): V1Ingress {
   return {
@@ -158,6 +162,20 @@ describe('taking over ingress-nginx Ingresses', () => {
     assert.match(event.message ?? '', /nginx\.ingress\.kubernetes\.io\/configuration-snippet/);
     assert.match(event.message ?? '', /nginx\.ingress\.kubernetes\.io\/server-snippet/);
     assert.equal(event.involvedObject.kind, 'Ingress');
+  });
+
+  it('wsgate migrate --from-cluster reports the Ingresses of a class from the API server, and exits 1 for the snippets', async () => {
+    // Not spawnSync: the controller in this process keeps running (and renewing its Lease) meanwhile.
+    const child = spawn(process.execPath, [BIN, 'migrate', '--from-cluster', '--kubeconfig', cp.kubeconfigPath, '--namespace', NS, '--ingress-class', 'nginx']);
+    const r = { stdout: '', stderr: '', status: null as number | null };
+    child.stdout.on('data', (d: Buffer) => (r.stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (r.stderr += d.toString()));
+    [r.status] = (await once(child, 'close')) as [number | null];
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stdout, /^# Ingress shop\/chat: 8 ingress-nginx annotations, 2 unsupported, 0 with bad values$/m);
+    assert.match(r.stdout, /^# Ingress shop\/office: 1 ingress-nginx annotation, all carried over$/m);
+    assert.doesNotMatch(r.stdout, /shop\/(classless|traefik)/);
+    assert.match(r.stderr, /3 Ingresses; 1 with unsupported or bad annotations: shop\/chat/);
   });
 
   it("leaves the Ingresses' status to ingress-nginx without a publish flag", async () => {
