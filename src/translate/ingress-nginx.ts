@@ -81,7 +81,12 @@ export const NGINX_ANNOTATIONS: readonly NginxAnnotation[] = [
   { name: 'whitelist-source-range', support: 'honoured', field: 'allowedSourceRanges' },
   { name: 'allowlist-source-range', support: 'honoured', field: 'allowedSourceRanges' },
   { name: 'denylist-source-range', support: 'honoured', field: 'deniedSourceRanges' },
-  { name: 'limit-connections', support: 'honoured', field: 'maxConnectionsPerClient', difference: 'per wsgate pod, as per nginx instance' },
+  {
+    name: 'limit-connections',
+    support: 'honoured',
+    field: 'maxConnectionsPerClient',
+    difference: 'per wsgate pod, as per nginx instance; over it: 429 with Retry-After (ingress-nginx: 503 by default)',
+  },
   {
     name: 'limit-rps',
     support: 'honoured',
