@@ -10,6 +10,8 @@
 //    the most recently opened first (the ones with the least to lose).
 //  - ConsistentHash: a tunnel moves only when its hash key now belongs to another endpoint (the endpoint set
 //    changed); counts are not evened out, since moving a client off its owner would break the stickiness.
+//  - Cookie (issue 12): nothing moves. The client's affinity cookie names its endpoint, and a client closed to even
+//    out the counts would reconnect to that same endpoint; it moves only when its endpoint goes (the endpoint drain).
 // Tunnels on an endpoint that is no longer in the route are not this module's business: the endpoint drain
 // (endpointDrainSeconds) closes them.
 import type { Backend, LoadBalancing, Rebalance } from '../model/table.ts';
@@ -33,7 +35,7 @@ export interface RebalanceRoute {
  * @param budget Closes allowed now (whole closes; the caller accrues maxClosesPerSecond over time).
  */
 export function pickRebalanceCloses<T extends RebalanceTunnel>(tunnels: readonly T[], route: RebalanceRoute, budget: number): T[] {
-  if (budget < 1 || tunnels.length === 0) return [];
+  if (budget < 1 || tunnels.length === 0 || route.loadBalancing.policy === 'Cookie') return [];
   if (route.loadBalancing.policy === 'ConsistentHash') {
     const out: T[] = [];
     for (const t of tunnels) {

@@ -184,6 +184,24 @@ describe('rebalancing after a scale-out', () => {
     }
   });
 
+  test('with the affinity cookie (policy Cookie), moves nothing: a client closed would come back to its endpoint', async () => {
+    const policy: Partial<Policy> = {
+      loadBalancing: { policy: 'Cookie', cookie: { name: 'route', maxAgeSeconds: 0, path: '', sameSite: '', secure: false } },
+      rebalance: { enabled: true, tolerancePercent: 20, maxClosesPerSecond: 100 },
+    };
+    const gw = await startGateway(chat([backend('a', a.port)], policy), { sweepIntervalMs: 100 });
+    try {
+      const { clients } = await openMany(gw.wsUrl, 12);
+      await gw.gateway.apply(chat([backend('a', a.port), backend('b', b.port), backend('c', c.port)], policy));
+      for (let i = 0; i < 5; i++) gw.gateway.registry.sweep();
+      assert.deepEqual([...gw.gateway.registry.tunnelsByEndpoint(ROUTE_ID).values()], [12]);
+      for (const cl of clients) assert.equal(cl.ws.readyState, cl.ws.OPEN);
+      assert.equal(await gw.metric('wsgate_rebalance_closes_total'), 0);
+    } finally {
+      await stopGateway(gw);
+    }
+  });
+
   test('with ConsistentHash, moves only the tunnels whose key now belongs to the added endpoint', async () => {
     const policy: Partial<Policy> = {
       loadBalancing: { policy: 'ConsistentHash', hashOn: { kind: 'header', name: 'x-user' } },
