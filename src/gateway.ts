@@ -16,6 +16,7 @@ import { L4Proxy } from './proxy/l4.ts';
 import { L7Proxy, type ListenAddress } from './proxy/l7.ts';
 import { ConnectionLimits } from './proxy/limits.ts';
 import { probePort } from './cluster/port-probe.ts';
+import type { NormalizeOptions } from './proxy/normalize.ts';
 import { TunnelRegistry } from './proxy/registry.ts';
 import { CLOSE_HANDSHAKE_TIMEOUT_MS } from './proxy/ws-session.ts';
 import { CertificateStore, type CertificatePem } from './tls/cert-store.ts';
@@ -33,6 +34,8 @@ export interface GatewayOptions {
   readonly tunnelHost: string;
   /** Milliseconds for a request head (and a backend's handshake answer). */
   readonly handshakeTimeoutMs: number;
+  /** How request-targets are normalised before routing (src/proxy/normalize.ts; default: its defaults). */
+  readonly normalize?: NormalizeOptions;
   /** The certificate for TLS clients whose SNI matches no route. */
   readonly defaultCertificate: CertificatePem;
   /** How often tunnels are swept for idle timeouts and byte counts (ms, default 1000). */
@@ -93,6 +96,7 @@ export class Gateway implements DataPlane {
       limits,
       certificates: this.certificates,
       handshakeTimeoutMs: o.handshakeTimeoutMs,
+      ...(o.normalize ? { normalize: o.normalize } : {}),
       reusePort: o.reusePort === true,
     });
     this.l4 = new L4Proxy({
