@@ -9,6 +9,8 @@
 //   sessions  W concurrent loops of: connect, handshake, one 64-byte echo, close handshake
 //   hold      K connections opened and held idle; on 'go', one echo on every connection to prove it is alive
 //   l4        C raw TCP connections each reading from the backend's byte source through the tunnel
+//   flood     N connections that write 64 KiB messages as fast as the proxy takes them and never read (the echoes
+//             pile up): after the result, the parent reads the proxy's RSS before it says 'exit'
 import net from 'node:net';
 import { OP_BINARY, OP_CLOSE, FrameReader, buildFrame, headEnd } from './frames.ts';
 
@@ -16,7 +18,8 @@ export type LoadSpec =
   | { kind: 'echo'; port: number; conns: number; size: number; durationMs: number; latency: boolean }
   | { kind: 'sessions'; port: number; workers: number; durationMs: number; maxSessions: number }
   | { kind: 'hold'; port: number; count: number; concurrency: number; checkTimeoutMs: number }
-  | { kind: 'l4'; port: number; conns: number; durationMs: number; bytesPerConn: number };
+  | { kind: 'l4'; port: number; conns: number; durationMs: number; bytesPerConn: number }
+  | { kind: 'flood'; port: number; conns: number; durationMs: number };
 
 export interface LoadResult {
   readonly type: 'result';
@@ -221,6 +224,52 @@ async function runSessions(spec: Extract<LoadSpec, { kind: 'sessions' }>, errors
   return [result, () => undefined];
 }
 
+async function runFlood(spec: Extract<LoadSpec, { kind: 'flood' }>, errors: Errors): Promise<[LoadResult, () => void]> {
+  const frame = buildFrame(OP_BINARY, Buffer.alloc(64 * 1024, 0x61), true);
+  const sockets: net.Socket[] = [];
+  for (let i = 0; i < spec.conns; i++) {
+    try {
+      const socket = await openWs(spec.port, () => undefined);
+      // Never read again: the echoes stay in the kernel's buffers and the proxy's.
+      socket.pause();
+      socket.on('error', (err) => errors.add(err));
+      sockets.push(socket);
+    } catch (err) {
+      errors.add(err);
+    }
+  }
+  send({ type: 'ready', opened: sockets.length });
+  await waitFor('go');
+  const t0 = performance.now();
+  const end = t0 + spec.durationMs;
+  let sent = 0;
+  await Promise.all(
+    sockets.map(async (s) => {
+      while (performance.now() < end && !s.destroyed) {
+        sent += frame.length;
+        if (!s.write(frame)) {
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, Math.max(0, end - performance.now()));
+            s.once('drain', () => {
+              clearTimeout(t);
+              resolve();
+            });
+          });
+        }
+      }
+    }),
+  );
+  const result: LoadResult = {
+    type: 'result',
+    count: sent,
+    elapsedMs: performance.now() - t0,
+    errors: errors.count,
+    opened: sockets.length,
+    ...(errors.first === undefined ? {} : { firstError: errors.first }),
+  };
+  return [result, () => sockets.forEach((s) => s.destroy())];
+}
+
 async function runHold(spec: Extract<LoadSpec, { kind: 'hold' }>, errors: Errors): Promise<[LoadResult, () => void]> {
   const payload = Buffer.from('alive?');
   const frame = buildFrame(OP_BINARY, payload, true);
@@ -323,7 +372,7 @@ async function runL4(spec: Extract<LoadSpec, { kind: 'l4' }>, errors: Errors): P
 if (import.meta.main) {
   const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec;
   const errors = new Errors();
-  const runners = { echo: runEcho, sessions: runSessions, hold: runHold, l4: runL4 } as const;
+  const runners = { echo: runEcho, sessions: runSessions, hold: runHold, l4: runL4, flood: runFlood } as const;
   const run = runners[spec.kind] as (s: LoadSpec, e: Errors) => Promise<[LoadResult, () => void]>;
   const exit = waitFor('exit');
   try {

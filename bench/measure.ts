@@ -73,6 +73,22 @@ export function rssBytes(pid: number): number {
   return kb * 1024;
 }
 
+/** Private resident memory (RssAnon) in bytes of `pid` and its descendants, and how many processes that is. */
+export function anonBytes(pid: number): { bytes: number; processes: number } {
+  let kb = 0;
+  let processes = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const m = /^RssAnon:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      kb += Number(m?.[1] ?? 0);
+      processes++;
+    } catch {
+      // The process has gone.
+    }
+  }
+  return { bytes: kb * 1024, processes };
+}
+
 export function median(values: readonly number[]): number {
   const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (v.length === 0) return NaN;

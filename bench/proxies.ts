@@ -5,6 +5,7 @@
 // WebSocket frames tracked (issue 10: the default, keepalive on toward clients). `wsgate-pipe` is the same wsgate
 // with its route's `inspectFrames: false` (a byte pipe): the cost of frame tracking is the difference between the
 // two in one run (issue 10's budget). Its L4 tunnel is not measured (frame tracking never applies to L4).
+import { NODE_FLAGS } from '../src/cli/node-flags.ts';
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -97,7 +98,9 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
     if (!inspectFrames) l4 = null;
     const nodeArgs = o.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir];
     // The access log is wsgate's stdout (pino, level info): stdout.log.
+    // What the image runs: the compiled JavaScript (run.ts builds dist/ first) with wsgate's V8 flags.
     child = spawnPinned(o.cpu, process.execPath, [
+      ...NODE_FLAGS,
       ...nodeArgs,
       join(REPO, 'bin/wsgate.js'),
       'serve',
@@ -109,7 +112,7 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
       '--drain-timeout', '1s',
       // One data-plane process, as nginx runs one worker and HAProxy one thread: figures are per core.
       '--workers', '1',
-    ], { stdio, cwd: REPO });
+    ], { stdio, cwd: REPO, env: { ...process.env, WSGATE_COMPILED: '1' } });
     notes.push(
       `metrics on 127.0.0.1:${ports.admin}, access log (info) to a file, limits and idle timeout configured, ` +
         (inspectFrames ? 'frames tracked (keepalive toward clients at its default)' : 'inspectFrames: false (a byte pipe)'),

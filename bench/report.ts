@@ -26,6 +26,12 @@ export interface Figures {
   l4MBps: number;
   l4CpuMsPerGB: number;
   l4Busy: number;
+  /** RSS of the proxy's processes, idle after the warm-up (sum over its processes), and the private part (RssAnon). */
+  idleRssMB: number;
+  idlePrivateMB: number;
+  idleProcesses: number;
+  /** RSS growth per connection while clients flood 64 KiB messages and never read (issue 9, item 21). */
+  slowReaderKBPerConn: number;
 }
 
 export type FigureKey = keyof Figures;
@@ -57,6 +63,10 @@ export const ROWS: readonly Row[] = [
   { key: 'l4MBps', label: 'L4 tunnel: MB/s', digits: 0 },
   { key: 'l4CpuMsPerGB', label: '  proxy CPU ms / GB', digits: 0, target: { peer: 'haproxy', max: 1 } },
   { key: 'l4Busy', label: '  proxy core busy %', digits: 0 },
+  { key: 'idleRssMB', label: 'idle process, no connections: RSS MB (all its processes)', digits: 1 },
+  { key: 'idlePrivateMB', label: '  of which private (RssAnon) MB', digits: 1 },
+  { key: 'idleProcesses', label: '  processes', digits: 0 },
+  { key: 'slowReaderKBPerConn', label: '20 clients flooding 64 KiB, never reading: RSS growth KB / connection', digits: 0 },
 ];
 
 export interface Summary {

@@ -19,7 +19,8 @@ import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LoadResult, LoadSpec } from './load.ts';
-import { cpuJiffies, cpuSeconds, median, rssBytes } from './measure.ts';
+import { NODE_FLAGS } from '../src/cli/node-flags.ts';
+import { anonBytes, cpuJiffies, cpuSeconds, median, rssBytes } from './measure.ts';
 import { summariseProfile } from './profile.ts';
 import {
   BACKEND_PORTS,
@@ -85,6 +86,7 @@ async function runLoad(
   spec: LoadSpec,
   pid: number | null,
   onReady?: (msg: { opened?: number }) => Promise<void>,
+  onResult?: () => Promise<void>,
 ): Promise<{ result: LoadResult; cpu: number; loadCpu: number; loadCoreBusy: number }> {
   const child: ChildProcess = spawnPinned(LOAD_CPU, process.execPath, [join(BENCH, 'load.ts'), JSON.stringify(spec)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -120,6 +122,7 @@ async function runLoad(
     const core1 = LOAD_CPU === null ? null : cpuJiffies(LOAD_CPU);
     const loadCoreBusy =
       core0 === null || core1 === null ? NaN : (100 * (core1.busy - core0.busy)) / Math.max(1, core1.total - core0.total);
+    if (onResult !== undefined) await onResult();
     send('exit');
     return { result, cpu, loadCpu, loadCoreBusy };
   } finally {
@@ -139,6 +142,7 @@ async function measureTarget(target: TargetName, round: number, ports: { ws: num
     echo64Rate: NaN, echo64CpuUs: NaN, echo64Busy: NaN, echo64LoadBusy: NaN, echo64LoadCoreBusy: NaN, sessionLoadBusy: NaN, echo16kRate: NaN, echo16kCpuUs: NaN, echo16kBusy: NaN,
     latencyP50Us: NaN, latencyP99Us: NaN, sessionRate: NaN, sessionCpuUs: NaN, sessionBusy: NaN,
     idleBytesPerConn: NaN, idleAlive: NaN, idleHeld: held, l4MBps: NaN, l4CpuMsPerGB: NaN, l4Busy: NaN,
+    idleRssMB: NaN, idlePrivateMB: NaN, idleProcesses: NaN, slowReaderKBPerConn: NaN,
   };
   const check = (phase: string, r: LoadResult): boolean => {
     if (r.errors > 0) fail(target, round, phase, `${r.errors} errors, first: ${r.firstError}`);
@@ -155,6 +159,14 @@ async function measureTarget(target: TargetName, round: number, ports: { ws: num
   // (e) idle connections, on a process that has done nothing but the warm-up.
   await sleep(settleMs);
   const rssBefore = pid === null ? NaN : rssBytes(pid);
+  if (pid !== null) {
+    // The idle process itself (issue 9, item 20: a worker or sidecar at most 80 MB, 30 MB private).
+    const anon = anonBytes(pid);
+    f.idleRssMB = rssBefore / 1e6;
+    f.idlePrivateMB = anon.bytes / 1e6;
+    f.idleProcesses = anon.processes;
+    log('idle process', `${f.idleRssMB.toFixed(1)} MB RSS, ${f.idlePrivateMB.toFixed(1)} MB private, ${anon.processes} process(es)`);
+  }
   let rssHeld = NaN;
   const hold = await runLoad(
     { kind: 'hold', port: ports.ws, count: held, concurrency: 128, checkTimeoutMs: 15_000 },
@@ -218,6 +230,27 @@ async function measureTarget(target: TargetName, round: number, ports: { ws: num
       log('L4', `${f.l4MBps.toFixed(0)} MB/s, ${f.l4CpuMsPerGB.toFixed(0)} ms/GB, core ${f.l4Busy.toFixed(0)}%`);
     }
   }
+  // (g) 20 clients that flood 64 KiB messages and never read: what the proxy holds for them (issue 9, item 21).
+  if (pid !== null) {
+    const floodConns = 20;
+    let rss0 = NaN;
+    let rss1 = NaN;
+    const g = await runLoad(
+      { kind: 'flood', port: ports.ws, conns: floodConns, durationMs: Math.max(1000, phaseMs) },
+      pid,
+      async () => {
+        await sleep(settleMs);
+        rss0 = rssBytes(pid);
+      },
+      () => {
+        rss1 = rssBytes(pid);
+        return Promise.resolve();
+      },
+    );
+    if (g.result.opened !== floodConns) fail(target, round, 'slow reader', `opened ${g.result.opened} of ${floodConns}`);
+    f.slowReaderKBPerConn = (rss1 - rss0) / floodConns / 1000;
+    log('slow reader', `${(g.result.count / 1e6).toFixed(0)} MB sent, RSS +${f.slowReaderKBPerConn.toFixed(0)} KB/conn`);
+  }
   return f;
 }
 
@@ -234,6 +267,36 @@ function medianDrain(list: readonly DrainFigures[]): DrainMedians['spread'] {
   };
 }
 
+/**
+ * An idle `wsgate sidecar` (compiled, with wsgate's V8 flags, pinned to the proxy's core), in front of the bench's
+ * echo port: its RSS and private memory after it has settled (issue 9, item 20: at most 80 MB, 30 MB private).
+ */
+async function idleSidecar(): Promise<{ rssMB: number; privateMB: number } | undefined> {
+  const listen = 18301;
+  const admin = 18302;
+  const child = spawnPinned(PROXY_CPU, process.execPath, [
+    ...NODE_FLAGS,
+    join(BENCH, '..', 'bin', 'wsgate.js'),
+    'sidecar', '--upstream', `127.0.0.1:${BACKEND_PORTS.ws}`, '--listen', `127.0.0.1:${listen}`, '--admin-addr', `127.0.0.1:${admin}`,
+    '--log-level', 'warn',
+  ], { stdio: 'ignore', env: { ...process.env, WSGATE_COMPILED: '1' } });
+  try {
+    for (let i = 0; i < 100; i++) {
+      const up = await fetch(`http://127.0.0.1:${admin}/healthz`).then((r) => r.ok, () => false);
+      if (up) break;
+      await sleep(100);
+    }
+    await sleep(2 * settleMs);
+    const rss = rssBytes(child.pid!);
+    const anon = anonBytes(child.pid!);
+    return { rssMB: rss / 1e6, privateMB: anon.bytes / 1e6 };
+  } catch {
+    return undefined;
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
 /** The 1-minute load average: other work on the machine skews throughput and latency (CPU per unit less so). */
 function loadAverage(): number {
   return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
@@ -242,6 +305,12 @@ function loadAverage(): number {
 async function main(): Promise<number> {
   const started = Date.now();
   const loadBefore = loadAverage();
+  // wsgate runs as the image runs it: compiled (dist/), not its sources through the type stripper.
+  const build = spawnSync(process.execPath, [join(BENCH, '..', 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(BENCH, '..', 'tsconfig.build.json')], {
+    stdio: 'inherit',
+  });
+  if (build.status !== 0) throw new Error('npm run build failed: the bench runs the compiled wsgate');
+  const sidecar = await idleSidecar();
   const dir = mkdtempSync(join(tmpdir(), 'wsgate-bench-'));
   const resultsDir = join(BENCH, 'results');
   mkdirSync(resultsDir, { recursive: true });
@@ -345,6 +414,13 @@ async function main(): Promise<number> {
   }
   const table = renderTable({ targets, medians }, held) + (drainMedians === undefined ? '' : `\n\n${renderDrainTable(drainMedians)}`);
   const budget = renderFrameBudget({ targets, medians });
+  if (sidecar !== undefined) {
+    const ok = sidecar.rssMB <= 80 && sidecar.privateMB <= 30;
+    notes.push(
+      `idle wsgate sidecar (compiled, no connection): ${sidecar.rssMB.toFixed(1)} MB RSS, ${sidecar.privateMB.toFixed(1)} MB private ` +
+        `(issue 9 target ≤ 80 MB, ≤ 30 MB private: ${ok ? 'met' : 'MISSED'})`,
+    );
+  }
   const seconds = (Date.now() - started) / 1000;
   const loadAfter = loadAverage();
   const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${CORES} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;

@@ -11,8 +11,10 @@ if (major < 24) {
 }
 // A checkout runs its sources; the container image, which ships dist/ (npm run build) and no src/, runs the
 // compiled JavaScript, and so saves each process the type stripper's memory (tsconfig.build.json says why).
+// WSGATE_COMPILED=1 runs dist/ in a checkout too: the benchmark measures what the image runs.
 const { existsSync } = await import('node:fs');
 const sources = new URL('../src/cli/main.ts', import.meta.url);
-const entry = existsSync(sources) ? sources : new URL('../dist/cli/main.js', import.meta.url);
+const compiled = new URL('../dist/cli/main.js', import.meta.url);
+const entry = existsSync(sources) && process.env.WSGATE_COMPILED !== '1' ? sources : compiled;
 const { main } = await import(entry.href);
 await main(process.argv.slice(2));

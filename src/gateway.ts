@@ -18,6 +18,7 @@ import { TrustedProxies } from './proxy/client-address.ts';
 import { ConnectionLimits } from './proxy/limits.ts';
 import type { RateLimiter } from './proxy/rate.ts';
 import { probePort } from './cluster/port-probe.ts';
+import type { NormalizeOptions } from './proxy/normalize.ts';
 import { TunnelRegistry } from './proxy/registry.ts';
 import { CLOSE_HANDSHAKE_TIMEOUT_MS } from './proxy/ws-session.ts';
 import { CertificateStore, type CertificatePem } from './tls/cert-store.ts';
@@ -35,6 +36,8 @@ export interface GatewayOptions {
   readonly tunnelHost: string;
   /** Milliseconds for a request head (and a backend's handshake answer). */
   readonly handshakeTimeoutMs: number;
+  /** How request-targets are normalised before routing (src/proxy/normalize.ts; default: its defaults). */
+  readonly normalize?: NormalizeOptions;
   /** The certificate for TLS clients whose SNI matches no route. */
   readonly defaultCertificate: CertificatePem;
   /** How often tunnels are swept for idle timeouts and byte counts (ms, default 1000). */
@@ -128,6 +131,7 @@ export class Gateway implements DataPlane {
       limits,
       certificates: this.certificates,
       handshakeTimeoutMs: o.handshakeTimeoutMs,
+      ...(o.normalize ? { normalize: o.normalize } : {}),
       reusePort: o.reusePort === true,
       ...proxyProtocol,
       ...(trusted.empty ? {} : { trustedProxies: trusted }),

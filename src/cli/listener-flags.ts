@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { ParseArgsConfig } from 'node:util';
 import type { ListenAddress } from '../proxy/l7.ts';
+import type { NormalizeOptions } from '../proxy/normalize.ts';
 import { generateSelfSigned } from '../tls/selfsigned.ts';
 import { defaultWorkers } from '../cluster/plane.ts';
 import { BadFlagError, parseAddress, parseCount, parseDuration, parseLogLevel, parseName } from './flags.ts';
@@ -30,6 +31,9 @@ export const LISTENER_OPTIONS = {
   'redirect-https-port': { type: 'string', default: '443' },
   'enable-ssl-passthrough': { type: 'boolean' },
   'log-level': { type: 'string', default: 'info' },
+  'path-escaped-slashes': { type: 'string', default: 'reject' },
+  'path-backslashes': { type: 'string', default: 'reject' },
+  'path-merge-slashes': { type: 'boolean', default: false },
   workers: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
@@ -62,6 +66,10 @@ export const LISTENER_USAGE = `  --http-addr HOST:PORT      plain HTTP/WebSocket
   --enable-ssl-passthrough   serve ingress-nginx's ssl-passthrough on the TLS listener: a ClientHello naming
                              such a host is passed to its backend undecrypted (default off)
   --log-level LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
+  --path-escaped-slashes P   %2F and %5C in a request path: reject (400, the default), keep (left encoded,
+                             never a separator), or decode (a slash that separates segments)
+  --path-backslashes P       a \ in a request path: reject (400, the default) or slash (read as /)
+  --path-merge-slashes       merge runs of / in request paths before routing (default: keep them)
   --workers N                data-plane processes sharing the ports (default: the cores this process may use,
                              a container's CPU limit included; 1 = everything in one process)
 `;
@@ -82,6 +90,8 @@ export interface ListenerFlags {
   readonly drainDelayMs: number;
   readonly defaultCertificate: { certPem: string; keyPem: string };
   readonly workers: number;
+  /** How request-targets are normalised before routing (normalize.ts). */
+  readonly normalize: NormalizeOptions;
   /** [issue 12] --watch-ingress-without-class. */
   readonly watchIngressWithoutClass: boolean;
   /** [issue 12] The client address, edge policy and ssl-passthrough flags. */
@@ -121,6 +131,7 @@ export function parseListenerFlags(v: ListenerValues): ListenerFlags {
     drainDelayMs,
     defaultCertificate,
     workers: v.workers === undefined ? defaultWorkers() : parseCount('workers', v.workers, 1, 256),
+    normalize: parseNormalize(v),
     watchIngressWithoutClass: v['watch-ingress-without-class'] === true,
     edge: {
       proxyProtocol: v['proxy-protocol'] === true,
@@ -131,6 +142,18 @@ export function parseListenerFlags(v: ListenerValues): ListenerFlags {
     },
     affinityKeyGenerated: affinityKey === undefined,
   };
+}
+
+function parseNormalize(v: ListenerValues): NormalizeOptions {
+  const slashes = v['path-escaped-slashes'] ?? 'reject';
+  if (slashes !== 'reject' && slashes !== 'keep' && slashes !== 'decode') {
+    throw new BadFlagError(`--path-escaped-slashes=${slashes}: must be reject, keep or decode`);
+  }
+  const backslash = v['path-backslashes'] ?? 'reject';
+  if (backslash !== 'reject' && backslash !== 'slash') {
+    throw new BadFlagError(`--path-backslashes=${backslash}: must be reject or slash`);
+  }
+  return { escapedSlashes: slashes, backslash, mergeSlashes: v['path-merge-slashes'] === true };
 }
 
 /** --trusted-proxies: comma-separated CIDRs or addresses, IPv4 or IPv6. */

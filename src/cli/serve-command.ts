@@ -54,6 +54,7 @@ export async function runServe(args: string[], o: { version: string }): Promise<
     ...(f.adminAddr ? { adminAddr: f.adminAddr } : {}),
     tunnelHost: f.tunnelHost,
     handshakeTimeoutMs: f.handshakeTimeoutMs,
+    normalize: f.normalize,
     defaultCertificate: f.defaultCertificate,
     workers,
     logLevel: f.logLevel,

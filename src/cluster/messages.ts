@@ -5,6 +5,7 @@ import type { LevelWithSilent } from 'pino';
 import type { CertificateError } from '../dataplane.ts';
 import type { ListenAddress } from '../proxy/l7.ts';
 import type { RoutingTable } from '../model/table.ts';
+import type { NormalizeOptions } from '../proxy/normalize.ts';
 import type { RateAnswer, RateRequest } from './rate-budget.ts';
 import type { SlotAnswer, SlotRelease, SlotRequest } from './slot-budget.ts';
 
@@ -16,6 +17,7 @@ export interface WorkerInit {
   readonly httpsAddr?: ListenAddress;
   readonly tunnelHost: string;
   readonly handshakeTimeoutMs: number;
+  readonly normalize?: NormalizeOptions;
   readonly defaultCertificate: { certPem: string; keyPem: string };
   readonly logLevel: LevelWithSilent;
   readonly version: string;

@@ -32,6 +32,7 @@ export function createDataPlane(o: PlaneOptions): DataPlane {
       ...(o.httpsAddr ? { httpsAddr: o.httpsAddr } : {}),
       tunnelHost: o.tunnelHost,
       handshakeTimeoutMs: o.handshakeTimeoutMs,
+      ...(o.normalize ? { normalize: o.normalize } : {}),
       defaultCertificate: o.defaultCertificate,
       logLevel: o.logLevel ?? 'info',
       version: o.version ?? '0.0.0',

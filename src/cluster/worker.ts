@@ -46,6 +46,7 @@ async function start(init: WorkerInit, seq: number, table: RoutingTable, budget:
     ...(init.httpsAddr ? { httpsAddr: init.httpsAddr } : {}),
     tunnelHost: init.tunnelHost,
     handshakeTimeoutMs: init.handshakeTimeoutMs,
+    ...(init.normalize ? { normalize: init.normalize } : {}),
     defaultCertificate: init.defaultCertificate,
     reusePort: true,
     // A failed tunnel port is the primary's to retry: it probes before any worker binds with SO_REUSEPORT.

@@ -82,6 +82,7 @@ export function parseControllerFlags(args: string[]): { help: true } | ({ help: 
     adminAddr: f.adminAddr,
     tunnelHost: f.tunnelHost,
     handshakeTimeoutMs: f.handshakeTimeoutMs,
+    normalize: f.normalize,
     defaultCertificate: f.defaultCertificate,
     drainMs: f.drainMs,
     drainDelayMs: f.drainDelayMs,

@@ -30,7 +30,7 @@ export const WEBHOOK_OPTIONS = {
   'listen-port': { type: 'string', default: String(INJECT_DEFAULTS.listenPort) },
   'admin-port': { type: 'string', default: String(INJECT_DEFAULTS.adminPort) },
   'cpu-request': { type: 'string', default: '50m' },
-  'memory-request': { type: 'string', default: '64Mi' },
+  'memory-request': { type: 'string', default: '96Mi' },
   'memory-limit': { type: 'string', default: 'off' },
   'run-as-user': { type: 'string', default: String(INJECT_DEFAULTS.runAsUser) },
   'log-level': { type: 'string', default: 'info' },
@@ -59,7 +59,7 @@ Flags:
   --listen-port N            sidecar port when a pod does not say wsgate.io/listen-port (default ${INJECT_DEFAULTS.listenPort})
   --admin-port N             sidecar admin port when a pod does not say wsgate.io/admin-port (default ${INJECT_DEFAULTS.adminPort})
   --cpu-request Q            sidecar CPU request (default 50m)
-  --memory-request Q         sidecar memory request (default 64Mi)
+  --memory-request Q         sidecar memory request (default 96Mi: an idle sidecar holds about 78 MiB)
   --memory-limit Q           sidecar memory limit, or "off" (default off)
   --run-as-user UID          sidecar's non-root user and group (default ${INJECT_DEFAULTS.runAsUser}, as the chart's controller)
   --log-level LEVEL          fatal, error, warn, info, debug, trace or silent (default info)

@@ -484,7 +484,7 @@ describe('the chart: the sidecar injector', () => {
     assert.equal(c.image, 'wsgate:0.1.0');
     assert.deepEqual(
       ['image', 'image-pull-policy', 'listen-port', 'admin-port', 'cpu-request', 'memory-request', 'memory-limit', 'run-as-user'].map((f) => arg(c, f)),
-      ['wsgate:0.1.0', 'IfNotPresent', '8800', '9800', '50m', '64Mi', undefined, '65532'],
+      ['wsgate:0.1.0', 'IfNotPresent', '8800', '9800', '50m', '96Mi', undefined, '65532'],
     );
     const custom = injector(on({ sidecar: { image: 'r.example.com/wsgate:edge', listenPort: 8900, adminPort: 9900, cpuRequest: '10m', memoryRequest: '32Mi', memoryLimit: '128Mi' } }));
     assert.deepEqual(

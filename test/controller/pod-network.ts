@@ -26,7 +26,41 @@ function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
+/**
+ * Removes what a test process killed before its cleanup left in `slot`: its namespace (and with it the veth pair)
+ * would keep the slot's /28 routed to a namespace nobody serves. Names end in the slot's hex digit and start with
+ * the owner's pid (mod 100000); a live pid's namespace belongs to a run in progress and is left alone.
+ */
+function removeStaleNamespaces(slot: number): void {
+  let names: string[];
+  try {
+    names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0] ?? '');
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^wsgate-ctl-(\d+)([0-9a-f])$/.exec(name);
+    if (!m || m[2] !== slot.toString(16)) continue;
+    const pid = Number(m[1]);
+    let alive = false;
+    try {
+      process.kill(pid, 0);
+      alive = true;
+    } catch {
+      // No such process: the namespace is stale.
+    }
+    if (!alive) {
+      try {
+        ip('netns', 'del', name);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  }
+}
+
 export function createPodNetwork(slot: number): PodNetwork {
+  removeStaleNamespaces(slot);
   const base = 16 * slot;
   const tag = `${process.pid % 100000}${slot.toString(16)}`;
   const ns = `wsgate-ctl-${tag}`;

@@ -160,6 +160,15 @@ describe('wsgate command line', { timeout: 60_000 }, () => {
     assert.match(r.stderr, /info/);
   });
 
+  test('an unknown path normalisation policy exits 2 saying what the values are', async () => {
+    const r = await run('serve', '--config', 'examples/quickstart', '--path-escaped-slashes', 'maybe');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--path-escaped-slashes=maybe: must be reject, keep or decode/);
+    const b = await run('serve', '--config', 'examples/quickstart', '--path-backslashes', 'keep');
+    assert.equal(b.code, 2);
+    assert.match(b.stderr, /--path-backslashes=keep: must be reject or slash/);
+  });
+
   test('a --default-cert that cannot be read exits 2 naming the flag and the file', async () => {
     const r = await run('serve', '--config', 'examples/quickstart', '--default-cert', '/nonexistent/cert.pem', '--default-key', '/nonexistent/key.pem');
     assert.equal(r.code, 2, `exit code ${r.code}; stderr: ${r.stderr}`);

@@ -84,11 +84,12 @@ interface Running {
   readonly exited: Promise<number | null>;
 }
 
-async function startWsgate(workers: string | undefined): Promise<Running> {
+async function startWsgate(workers: string | undefined, extra: readonly string[] = []): Promise<Running> {
   const [httpPort, admin] = [await freePort(), await freePort()];
   const args = [...NODE_FLAGS, BIN, 'serve', '--config', dir.path, '--http-addr', `127.0.0.1:${httpPort}`, '--https-addr', 'off'];
   args.push('--admin-addr', `127.0.0.1:${admin}`, '--log-level', 'warn', '--drain-timeout', '1s');
   if (workers) args.push('--workers', workers);
+  args.push(...extra);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   await converge(async () => (await fetch(`http://127.0.0.1:${admin}/readyz`).catch(() => undefined))?.ok === true, 'ready', 3, 30_000);
@@ -160,3 +161,20 @@ for (const workers of ['1', undefined] as const) {
     });
   });
 }
+
+describe('wsgate serve with the path normalisation flags (default --workers: the workers get them too)', () => {
+  let w: Running;
+  before(async () => {
+    w = await startWsgate(undefined, ['--path-escaped-slashes', 'keep', '--path-backslashes', 'slash', '--path-merge-slashes']);
+  });
+  after(async () => {
+    w.child.kill('SIGKILL');
+    await w.exited;
+  });
+
+  test('keeps an encoded slash encoded (never a separator), reads a backslash as a slash, and merges slashes', async () => {
+    assert.deepEqual(await get(w.http, '/public/..%2Fx', 'public.test'), { status: 200, body: 'public /public/..%2Fx host=public.test' });
+    assert.deepEqual(await get(w.http, '/public\\..\\x', 'public.test'), { status: 200, body: 'rest /x host=public.test' });
+    assert.deepEqual(await get(w.http, '//public//a', 'public.test'), { status: 200, body: 'public /public/a host=public.test' });
+  });
+});
