@@ -12,7 +12,7 @@ import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { headEnd } from './frames.ts';
 
-export type ProxyName = 'wsgate' | 'wsgate-pipe' | 'nginx' | 'haproxy';
+export type ProxyName = 'wsgate' | 'wsgate-pipe' | 'wsgate-js' | 'nginx' | 'haproxy';
 export type TargetName = 'direct' | ProxyName;
 
 export const NGINX = '/usr/sbin/nginx';
@@ -54,6 +54,7 @@ const REPO = resolve(import.meta.dirname, '..');
 const PROXY_PORTS: Record<ProxyName, { ws: number; l4: number; admin: number }> = {
   wsgate: { ws: 18101, l4: 18102, admin: 18190 },
   'wsgate-pipe': { ws: 18111, l4: 18112, admin: 18191 },
+  'wsgate-js': { ws: 18121, l4: 18122, admin: 18192 },
   nginx: { ws: 18201, l4: 18202, admin: 0 },
   haproxy: { ws: 18301, l4: 18302, admin: 0 },
 };
@@ -75,7 +76,7 @@ export function childFdLimit(): number {
 }
 
 export function available(name: ProxyName): { ok: boolean; note?: string } {
-  if (name === 'wsgate' || name === 'wsgate-pipe') return { ok: true };
+  if (name.startsWith('wsgate')) return { ok: true };
   if (name === 'nginx') return existsSync(NGINX) ? { ok: true } : { ok: false, note: `${NGINX} not installed` };
   return existsSync(HAPROXY) ? { ok: true } : { ok: false, note: `${HAPROXY} not installed` };
 }
@@ -90,10 +91,12 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
   const out = openSync(join(dir, 'stdout.log'), 'w');
   const err = openSync(join(dir, 'stderr.log'), 'w');
   const stdio: SpawnOptions['stdio'] = ['ignore', out, err];
-  if (name === 'wsgate' || name === 'wsgate-pipe') {
+  if (name.startsWith('wsgate')) {
     const configDir = join(dir, 'config');
     mkdirSync(configDir, { recursive: true });
-    const inspectFrames = name === 'wsgate';
+    const inspectFrames = name !== 'wsgate-pipe';
+    // wsgate and wsgate-pipe relay L4 tunnels natively (splice), wsgate-js with the JavaScript relay (issue 13).
+    const relay = name === 'wsgate-js' ? 'js' : 'native';
     writeFileSync(join(configDir, 'bench.yaml'), wsgateConfig(o.backend, ports.l4, inspectFrames));
     if (!inspectFrames) l4 = null;
     const nodeArgs = o.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir];
@@ -112,10 +115,12 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
       '--drain-timeout', '1s',
       // One data-plane process, as nginx runs one worker and HAProxy one thread: figures are per core.
       '--workers', '1',
+      '--relay', relay,
     ], { stdio, cwd: REPO, env: { ...process.env, WSGATE_COMPILED: '1' } });
     notes.push(
       `metrics on 127.0.0.1:${ports.admin}, access log (info) to a file, limits and idle timeout configured, ` +
-        (inspectFrames ? 'frames tracked (keepalive toward clients at its default)' : 'inspectFrames: false (a byte pipe)'),
+        (inspectFrames ? 'frames tracked (keepalive toward clients at its default)' : 'inspectFrames: false (a byte pipe)') +
+        `, L4 relay ${relay}` + (name === 'wsgate-js' ? ' (its L4 phase only)' : ''),
     );
   } else if (name === 'nginx') {
     const stream = existsSync(NGINX_STREAM_MODULE);

@@ -10,7 +10,8 @@
 //  5. with wsgate among the targets: the drain row (bench/drain.ts), N idle WebSockets reconnecting to the backend
 //     when wsgate stops, the 1001s spread over --drain-timeout versus all at once, once per round.
 // Flags: --quick (one short round: the CI smoke), --rounds N, --seconds S (per phase), --hold K,
-//        --targets direct,wsgate,wsgate-pipe,nginx,haproxy, --profile (wsgate and wsgate-pipe under --cpu-prof;
+//        --targets direct,wsgate,wsgate-pipe,wsgate-js,nginx,haproxy (wsgate-js: wsgate with --relay js, only its
+//        L4 phase, beside wsgate's native relay), --profile (wsgate and wsgate-pipe under --cpu-prof;
 //        each profile summarised at the end), --drain-clients N (2000; quick 500), --drain-window S (10; quick 2),
 //        --no-drain.
 import { spawnSync, type ChildProcess } from 'node:child_process';
@@ -41,7 +42,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string' },
     seconds: { type: 'string' },
     hold: { type: 'string' },
-    targets: { type: 'string', default: 'direct,wsgate,wsgate-pipe,nginx,haproxy' },
+    targets: { type: 'string', default: 'direct,wsgate,wsgate-pipe,wsgate-js,nginx,haproxy' },
     profile: { type: 'boolean', default: false },
     'drain-clients': { type: 'string' },
     'drain-window': { type: 'string' },
@@ -152,6 +153,22 @@ async function measureTarget(target: TargetName, round: number, ports: { ws: num
   };
   const busy = (cpu: number, r: LoadResult): number => (100 * cpu) / (r.elapsedMs / 1000);
   const log = (phase: string, text: string): void => void process.stdout.write(`  ${target} r${round} ${phase}: ${text}\n`);
+  // (f) L4 tunnel.
+  const l4Phase = async (l4Port: number): Promise<void> => {
+    const bytesPerConn = (quick ? 256 : 8192) * 1024 * 1024;
+    const l = await runLoad({ kind: 'l4', port: l4Port, conns: 4, durationMs: phaseMs, bytesPerConn }, pid);
+    if (check('L4', l.result)) {
+      f.l4MBps = l.result.count / 1e6 / (l.result.elapsedMs / 1000);
+      f.l4CpuMsPerGB = (l.cpu * 1000) / (l.result.count / 1e9);
+      f.l4Busy = busy(l.cpu, l.result);
+      log('L4', `${f.l4MBps.toFixed(0)} MB/s, ${f.l4CpuMsPerGB.toFixed(0)} ms/GB, core ${f.l4Busy.toFixed(0)}%`);
+    }
+  };
+  // wsgate-js differs from wsgate only in its L4 relay: its L7 phases would measure the same code.
+  if (target === 'wsgate-js') {
+    if (ports.l4 !== null) await l4Phase(ports.l4);
+    return f;
+  }
 
   // Warm-up (JIT, allocator): a short echo, not measured.
   await runLoad({ kind: 'echo', port: ports.ws, conns: 8, size: 64, durationMs: Math.min(500, phaseMs), latency: false }, null);
@@ -219,17 +236,7 @@ async function measureTarget(target: TargetName, round: number, ports: { ws: num
     f.sessionLoadBusy = busy(d.loadCpu, d.result);
     log('sessions', `${f.sessionRate.toFixed(0)}/s, ${f.sessionCpuUs.toFixed(1)} µs/session, core ${f.sessionBusy.toFixed(0)}%, load ${f.sessionLoadBusy.toFixed(0)}%`);
   }
-  // (f) L4 tunnel.
-  if (ports.l4 !== null) {
-    const bytesPerConn = (quick ? 256 : 8192) * 1024 * 1024;
-    const l = await runLoad({ kind: 'l4', port: ports.l4, conns: 4, durationMs: phaseMs, bytesPerConn }, pid);
-    if (check('L4', l.result)) {
-      f.l4MBps = l.result.count / 1e6 / (l.result.elapsedMs / 1000);
-      f.l4CpuMsPerGB = (l.cpu * 1000) / (l.result.count / 1e9);
-      f.l4Busy = busy(l.cpu, l.result);
-      log('L4', `${f.l4MBps.toFixed(0)} MB/s, ${f.l4CpuMsPerGB.toFixed(0)} ms/GB, core ${f.l4Busy.toFixed(0)}%`);
-    }
-  }
+  if (ports.l4 !== null) await l4Phase(ports.l4);
   // (g) 20 clients that flood 64 KiB messages and never read: what the proxy holds for them (issue 9, item 21).
   if (pid !== null) {
     const floodConns = 20;

@@ -20,6 +20,7 @@ import type { RateLimiter } from './proxy/rate.ts';
 import { probePort } from './cluster/port-probe.ts';
 import type { NormalizeOptions } from './proxy/normalize.ts';
 import { TunnelRegistry } from './proxy/registry.ts';
+import { chooseRelay, nativeTunnels, type RelayChoice, type RelayStatus } from './proxy/native-relay.ts';
 import { CLOSE_HANDSHAKE_TIMEOUT_MS } from './proxy/ws-session.ts';
 import { CertificateStore, type CertificatePem } from './tls/cert-store.ts';
 
@@ -62,6 +63,17 @@ export interface GatewayOptions {
   readonly edge?: EdgeOptions;
   /** [issue 12] Request rates (a worker's asks the primary); default: counted in this process. */
   readonly rate?: RateLimiter;
+  /** What relays L4 tunnels (--relay; native-relay.ts): default WSGATE_RELAY, else native (js if it cannot load). */
+  readonly relay?: RelayChoice;
+}
+
+/** The relay of a data-plane process, as /debug/workers shows it. */
+export interface RelayInfo {
+  readonly relay: RelayStatus['relay'];
+  /** Why the JavaScript relay runs though native was asked for (the addon's load error); null otherwise. */
+  readonly relayFallback: string | null;
+  /** L4 tunnels on the native relay now. */
+  readonly nativeTunnels: number;
 }
 
 /** [issue 12] What the listeners do before routing, and the keys and ports the edge policy needs. */
@@ -97,10 +109,15 @@ export class Gateway implements DataPlane {
   #httpAddr: ListenAddress | undefined;
   #httpsAddr: ListenAddress | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
+  readonly #relay: RelayStatus;
 
   constructor(o: GatewayOptions) {
     this.#o = o;
     const log = o.log;
+    // The relay of this process's L4 tunnels, said once (a fallback as a warning: native was asked for).
+    this.#relay = chooseRelay(o.relay);
+    if (this.#relay.fallback === undefined) log.info({ relay: this.#relay.relay }, 'L4 tunnel relay');
+    else log.warn({ relay: 'js', fallback: this.#relay.fallback }, 'L4 tunnel relay: native relay not loaded, using the JavaScript relay');
     this.#httpAddr = o.httpAddr;
     this.#httpsAddr = o.httpsAddr;
     const balancer = new Balancer();
@@ -141,8 +158,19 @@ export class Gateway implements DataPlane {
       ...(e.sslPassthrough === true ? { passthrough: (socket, head, route) => l4.passthrough(socket, head, route) } : {}),
     });
     if (o.adminAddr) {
-      this.#admin = new AdminServer({ metrics: registryMetrics(o.metrics), notReady: () => this.notReady(), table: () => this.#table });
+      this.#admin = new AdminServer({
+        metrics: registryMetrics(o.metrics),
+        notReady: () => this.notReady(),
+        table: () => this.#table,
+        // One process: the same shape as a worker pool's /debug/workers, with one entry.
+        debug: { workers: () => [{ worker: 0, pid: process.pid, tunnels: this.registry.size, notReady: this.notReady() ?? null, failedPorts: this.l4.failedPorts(), ...this.relayInfo() }] },
+      });
     }
+  }
+
+  /** Which relay carries this process's L4 tunnels, and why. */
+  relayInfo(): RelayInfo {
+    return { relay: this.#relay.relay, relayFallback: this.#relay.fallback ?? null, nativeTunnels: nativeTunnels() };
   }
 
   get table(): RoutingTable {

@@ -12,6 +12,7 @@ import type { LOG_LEVELS } from '../log/logger.ts';
 import type { EdgeOptions } from '../gateway.ts';
 import { generatedAffinityKey } from '../proxy/affinity.ts';
 import { normalizeCidr } from '../translate/edge-policy.ts';
+import { RELAY_CHOICES, type RelayChoice } from '../proxy/native-relay.ts';
 
 export const LISTENER_OPTIONS = {
   'http-addr': { type: 'string', default: '0.0.0.0:8080' },
@@ -35,6 +36,7 @@ export const LISTENER_OPTIONS = {
   'path-backslashes': { type: 'string', default: 'reject' },
   'path-merge-slashes': { type: 'boolean', default: false },
   workers: { type: 'string' },
+  relay: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -72,6 +74,9 @@ export const LISTENER_USAGE = `  --http-addr HOST:PORT      plain HTTP/WebSocket
   --path-merge-slashes       merge runs of / in request paths before routing (default: keep them)
   --workers N                data-plane processes sharing the ports (default: the cores this process may use,
                              a container's CPU limit included; 1 = everything in one process)
+  --relay R                  what relays L4 tunnels: native (splice(2) on a thread of its own, when the addon
+                             is built and loads; otherwise js, said in the log and /debug/workers) or js
+                             (default: $WSGATE_RELAY, else native)
 `;
 
 type ListenerValues = {
@@ -98,6 +103,8 @@ export interface ListenerFlags {
   readonly edge: EdgeOptions;
   /** No --affinity-key-file: the key was made now (a warning at start). */
   readonly affinityKeyGenerated: boolean;
+  /** --relay: what relays L4 tunnels (native-relay.ts). */
+  readonly relay: RelayChoice;
 }
 
 /** Checks and converts the shared flags; a bad value is a BadFlagError (exit 2). */
@@ -141,7 +148,19 @@ export function parseListenerFlags(v: ListenerValues): ListenerFlags {
       sslPassthrough: v['enable-ssl-passthrough'] === true,
     },
     affinityKeyGenerated: affinityKey === undefined,
+    relay: parseRelay(v.relay),
   };
+}
+
+/** --relay, else WSGATE_RELAY, else native. */
+function parseRelay(flag: string | undefined): RelayChoice {
+  const env = process.env['WSGATE_RELAY'];
+  const value = flag ?? (env === undefined || env === '' ? 'native' : env);
+  if (!(RELAY_CHOICES as readonly string[]).includes(value)) {
+    const source = flag === undefined ? `WSGATE_RELAY=${value}` : `--relay=${value}`;
+    throw new BadFlagError(`${source}: must be native or js`);
+  }
+  return value as RelayChoice;
 }
 
 function parseNormalize(v: ListenerValues): NormalizeOptions {

@@ -61,6 +61,7 @@ export async function runServe(args: string[], o: { version: string }): Promise<
     version: o.version,
     watchIngressWithoutClass: f.watchIngressWithoutClass,
     edge: f.edge,
+    relay: f.relay,
   });
   if (f.affinityKeyGenerated) log.info('no --affinity-key-file: affinity cookies use a key made at start, known to this process group only');
   const a = server.plane.addresses();

@@ -6,6 +6,8 @@ import type { CertificateError } from '../dataplane.ts';
 import type { ListenAddress } from '../proxy/l7.ts';
 import type { RoutingTable } from '../model/table.ts';
 import type { NormalizeOptions } from '../proxy/normalize.ts';
+import type { RelayInfo } from '../gateway.ts';
+import type { RelayChoice } from '../proxy/native-relay.ts';
 import type { RateAnswer, RateRequest } from './rate-budget.ts';
 import type { SlotAnswer, SlotRelease, SlotRequest } from './slot-budget.ts';
 
@@ -22,6 +24,8 @@ export interface WorkerInit {
   readonly logLevel: LevelWithSilent;
   readonly version: string;
   readonly sweepIntervalMs?: number;
+  /** --relay. */
+  readonly relay?: RelayChoice;
   /** [issue 12] The edge flags; the affinity key as base64, the same in every worker of the pod. */
   readonly edge?: {
     readonly proxyProtocol?: boolean;
@@ -69,7 +73,7 @@ export type ToPrimary =
       readonly failedPorts: readonly number[];
     }
   | { readonly type: 'metrics'; readonly seq: number; readonly metrics: WorkerMetrics }
-  | { readonly type: 'status'; readonly seq: number; readonly tunnels: number; readonly notReady: string | null }
+  | ({ readonly type: 'status'; readonly seq: number; readonly tunnels: number; readonly notReady: string | null } & RelayInfo)
   | SlotRequest
   | SlotRelease
   | RateRequest;

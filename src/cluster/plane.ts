@@ -37,6 +37,7 @@ export function createDataPlane(o: PlaneOptions): DataPlane {
       logLevel: o.logLevel ?? 'info',
       version: o.version ?? '0.0.0',
       ...(o.sweepIntervalMs ? { sweepIntervalMs: o.sweepIntervalMs } : {}),
+      ...(o.relay ? { relay: o.relay } : {}),
       ...(o.edge ? { edge: edgeInit(o.edge) } : {}),
     },
   });

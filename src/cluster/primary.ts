@@ -22,6 +22,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { MonotonicCounters } from './monotonic.ts';
 import { AdminServer } from '../admin/server.ts';
 import type { CertificateError, DataPlane } from '../dataplane.ts';
+import type { RelayInfo } from '../gateway.ts';
 import { ErrorCodes, WsgateError, type ErrorCode } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -438,11 +439,11 @@ export class WorkerPool implements DataPlane {
 
   /** Each worker's live tunnels and readiness, for /debug/workers and for tests of the spread. */
   async #workerStatus(): Promise<
-    { worker: number; pid: number | undefined; tunnels: number; notReady: string | null; failedPorts: readonly number[] }[]
+    ({ worker: number; pid: number | undefined; tunnels: number; notReady: string | null; failedPorts: readonly number[] } & RelayInfo)[]
   > {
     const seq = -++this.#requestSeq;
     const answers = await this.#request({ type: 'status', seq }, seq, this.#o.requestTimeoutMs ?? 2000);
-    const out: { worker: number; pid: number | undefined; tunnels: number; notReady: string | null; failedPorts: readonly number[] }[] = [];
+    const out: ({ worker: number; pid: number | undefined; tunnels: number; notReady: string | null; failedPorts: readonly number[] } & RelayInfo)[] = [];
     for (const a of answers) {
       if (a.message.type !== 'status') continue;
       const state = this.#workers.get(a.worker);
@@ -452,6 +453,9 @@ export class WorkerPool implements DataPlane {
         tunnels: a.message.tunnels,
         notReady: a.message.notReady,
         failedPorts: state?.failedPorts ?? [],
+        relay: a.message.relay,
+        relayFallback: a.message.relayFallback,
+        nativeTunnels: a.message.nativeTunnels,
       });
     }
     return out.sort((x, y) => x.worker - y.worker);

@@ -53,6 +53,7 @@ async function start(init: WorkerInit, seq: number, table: RoutingTable, budget:
     retryPortsMs: 0,
     limits: new ConnectionLimits(budget),
     ...(init.sweepIntervalMs ? { sweepIntervalMs: init.sweepIntervalMs } : {}),
+    ...(init.relay ? { relay: init.relay } : {}),
     // [issue 12] Rates are the pod's (the primary's buckets); the affinity key is the primary's, in every worker.
     rate: new RateLimiter(rate),
     ...(init.edge ? { edge: edgeOptions(init.edge) } : {}),
@@ -105,7 +106,7 @@ async function handle(r: Running, m: ToWorker): Promise<void> {
       send({ type: 'metrics', seq: m.seq, metrics: await r.metrics.registry.getMetricsAsJSON() });
       return;
     case 'status':
-      send({ type: 'status', seq: m.seq, tunnels: gateway.registry.size, notReady: gateway.notReady() ?? null });
+      send({ type: 'status', seq: m.seq, tunnels: gateway.registry.size, notReady: gateway.notReady() ?? null, ...gateway.relayInfo() });
       return;
     case 'stop':
       await gateway.stop(m.graceMs);

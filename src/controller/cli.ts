@@ -90,6 +90,7 @@ export function parseControllerFlags(args: string[]): { help: true } | ({ help: 
     workers: f.workers,
     watchIngressWithoutClass: f.watchIngressWithoutClass,
     edge: f.edge,
+    relay: f.relay,
   };
 }
 

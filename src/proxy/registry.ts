@@ -22,8 +22,11 @@ import { endpointKey } from './balancer.ts';
 import { DrainScheduler } from './drain.ts';
 import type { Outcome } from './outcomes.ts';
 import { pickRebalanceCloses } from './rebalance.ts';
+import { handOver, type RelayChoice } from './native-relay.ts';
 import { endRelay, joinRelay, sweepRelay } from './relay.ts';
 import {
+  clientRead,
+  clientWritten,
   countBytes,
   cutText,
   destroyOnFinish,
@@ -81,6 +84,8 @@ export class TunnelRegistry {
   /** Lines peers can cause (protocol violations), rate-limited. */
   readonly #rlog: RateLimitedLog;
   #draining: (() => void) | undefined;
+  /** The relay of this registry's L4 tunnels; undefined: the process's (native-relay.ts chooseRelay()). */
+  relay: RelayChoice | undefined = undefined;
 
   /**
    * @param sweepIntervalMs How often byte counters and idle timeouts are checked (default 1000 ms).
@@ -150,6 +155,12 @@ export class TunnelRegistry {
     t.series.active.inc();
     t.series.live++;
     this.#log.debug({ route: t.series.route, layer: t.series.layer, client: t.clientAddress, backend: t.backend }, 'tunnel opened');
+    // L4 tunnels go to the native relay when it is loaded and the sockets can be handed over (native-relay.ts).
+    if (t.series.layer === 'l4' && (t.link = handOver(t.client, t.upstream, t, this.relay)) !== undefined) {
+      if (this.#closed) this.fail(t, 'shutdown');
+      else if (this.#shutdownEndsAt > 0) this.#scheduler.schedule([t], Math.max(0, this.#shutdownEndsAt - now), 'shutdown', now);
+      return;
+    }
     join(t.client, t.upstream, t);
     join(t.upstream, t.client, t);
     // A side may already be gone (a client that hung up while its backend was being dialled): its 'close' has
@@ -208,6 +219,10 @@ export class TunnelRegistry {
       return;
     }
     t.closing(outcome);
+    if (t.link !== undefined) {
+      t.link.shutdown();
+      return;
+    }
     t.client.end();
     t.upstream.end();
   }
@@ -301,7 +316,7 @@ export class TunnelRegistry {
         moved = session.active;
         session.active = false;
       } else {
-        const total = t.client.bytesRead + t.client.bytesWritten;
+        const total = clientRead(t) + clientWritten(t);
         moved = total !== t.lastTotal;
         t.lastTotal = total;
       }
@@ -383,6 +398,10 @@ export class TunnelRegistry {
    */
   fail(t: Tunnel, outcome: Outcome): void {
     t.outcome ??= outcome;
+    if (t.link !== undefined) {
+      t.link.close(outcome === 'upstream_error', outcome === 'client_abort');
+      return;
+    }
     if (outcome === 'client_abort') reset(t.upstream);
     else t.upstream.destroy();
     if (outcome === 'upstream_error') reset(t.client);
@@ -399,6 +418,18 @@ export class TunnelRegistry {
       }
     }
     if (--t.open > 0) return;
+    this.#ended(t);
+  }
+
+  /** The native relay has closed both sockets of a tunnel; `outcome` says why when it was an error. */
+  relayClosed(t: Tunnel, outcome: Outcome | undefined): void {
+    if (outcome !== undefined) t.outcome ??= outcome;
+    t.open = 0;
+    this.#ended(t);
+  }
+
+  /** Both sides of a tunnel have closed: counts, metrics, the log line, its slot and endpoint given back. */
+  #ended(t: Tunnel): void {
     this.#tunnels.delete(t);
     this.#scheduler.cancel(t);
     endRelay(t.client);

@@ -7,6 +7,7 @@ import type { Layer, LoadBalancing, OnRemoval, Policy, Rebalance } from '../mode
 import type { Balancer } from './balancer.ts';
 import type { DrainBatch, Drainable } from './drain.ts';
 import type { ConnectionLimits } from './limits.ts';
+import type { NativeLink, NativeOwner } from './native-relay.ts';
 import type { Outcome } from './outcomes.ts';
 import type { TunnelRegistry } from './registry.ts';
 import { throttleSide, unthrottleSide, writeInto } from './relay.ts';
@@ -85,7 +86,7 @@ export interface TunnelOwners {
  * What a tunnel keeps after its handshake: the two sockets and a few numbers. Every field is set in the
  * constructor, so all tunnels share one shape; nothing here closes over the request that made the tunnel.
  */
-export class Tunnel implements SessionOwner, Drainable {
+export class Tunnel implements SessionOwner, Drainable, NativeOwner {
   readonly registry: TunnelRegistry;
   readonly client: Socket;
   readonly upstream: Socket;
@@ -113,6 +114,8 @@ export class Tunnel implements SessionOwner, Drainable {
   drainBatch: DrainBatch | undefined;
   /** When wsgate started closing it (close frames or FIN sent); 0 while it is not closing. */
   closingAt = 0;
+  /** On the native relay (native-relay.ts): its sockets were handed over and destroyed; undefined on the JS relay. */
+  link: NativeLink | undefined = undefined;
 
   constructor(registry: TunnelRegistry, o: TunnelOptions, series: RouteSeries, now: number) {
     this.registry = registry;
@@ -161,6 +164,21 @@ export class Tunnel implements SessionOwner, Drainable {
   inject(socket: Socket, frame: Buffer): void {
     writeInto(socket, frame);
   }
+
+  // NativeOwner: the native relay has closed both sockets.
+  relayClosed(_link: NativeLink, outcome: Outcome | undefined): void {
+    this.registry.relayClosed(this, outcome);
+  }
+}
+
+/** Bytes read from the client so far (tunnel traffic and, on L7, the request head). */
+export function clientRead(t: Tunnel): number {
+  return t.link === undefined ? t.client.bytesRead : t.link.clientRead;
+}
+
+/** Bytes written to the client so far. */
+export function clientWritten(t: Tunnel): number {
+  return t.link === undefined ? t.client.bytesWritten : t.link.clientWritten;
 }
 
 /**
@@ -222,8 +240,8 @@ function joinSide(side: TunnelSocket, peer: Socket, t: Tunnel): void {
 
 /** Adds the bytes relayed since the last count to the byte metrics. */
 export function countBytes(t: Tunnel): void {
-  const up = t.client.bytesRead;
-  const down = t.client.bytesWritten;
+  const up = clientRead(t);
+  const down = clientWritten(t);
   if (up > t.countedUp) {
     t.series.bytesUp.inc(up - t.countedUp);
     t.countedUp = up;
