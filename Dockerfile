@@ -12,8 +12,9 @@
 # handles SIGTERM and SIGINT itself (drain, then exit; a second signal closes every tunnel). Its only child
 # processes are its --workers, which Node reaps. Distroless has no tini; `docker run --init` adds one if wanted.
 
-# ---- build: type-check, then keep only the production dependencies -----------------------------------------------
-FROM node:24-bookworm-slim AS build
+# ---- build: type-check, build the native relay, then keep only the production dependencies ------------------------
+# The full bookworm image (not -slim): node-gyp needs python3, make and a C compiler for the native relay.
+FROM node:24-bookworm AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 # --ignore-scripts: the only install script is the `node` devDependency's (a Node.js binary for npm scripts), which
@@ -25,6 +26,10 @@ COPY src ./src
 COPY examples ./examples
 RUN npx tsc --noEmit
 RUN npx tsc -p tsconfig.build.json
+# The native relay of L4 tunnels (issue 13): built against this image's Node.js headers, offline. Required here: an
+# image must not quietly fall back to the JavaScript relay (a checkout's npm ci only warns).
+COPY native ./native
+RUN sh native/build.sh --require
 # Prune: a fresh install of the production dependencies only (npm ci removes node_modules first).
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
@@ -44,6 +49,9 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/dist ./dist
+# The addon alone (dist/proxy/native-relay.js loads ../../native/build/Release/wsgate_relay.node). Distroless has the
+# same glibc as bookworm, which built it.
+COPY --from=build /app/native/build/Release/wsgate_relay.node ./native/build/Release/wsgate_relay.node
 # Numeric, so that Kubernetes' runAsNonRoot can verify it (distroless's nonroot user is 65532).
 USER 65532:65532
 # HTTP, HTTPS, admin (/metrics, /healthz, /readyz).

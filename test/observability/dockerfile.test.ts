@@ -237,7 +237,8 @@ after(() => {
 describe('the Dockerfile, built without Docker', { timeout: 600_000 }, () => {
   test('sends only the files it copies as the build context', () => {
     const top = new Set(contextFiles.map((f) => f.split('/')[0]));
-    assert.deepEqual([...top].sort(), ['bin', 'examples', 'package-lock.json', 'package.json', 'src', 'tsconfig.build.json', 'tsconfig.json']);
+    assert.deepEqual([...top].sort(), ['bin', 'examples', 'native', 'package-lock.json', 'package.json', 'src', 'tsconfig.build.json', 'tsconfig.json']);
+    assert.ok(!contextFiles.some((f) => f.startsWith('native/build/')), "a checkout's own native build stays out");
   });
 
   test('builds on the official Node.js 24 image and runs on distroless Node.js 24 as a numeric non-root user', () => {
@@ -264,7 +265,9 @@ describe('the Dockerfile, built without Docker', { timeout: 600_000 }, () => {
 
   test('leaves in the image the compiled code and production dependencies only, and no TypeScript', () => {
     const app = inStage(final(), '.');
-    assert.deepEqual(readdirSync(app).sort(), ['bin', 'dist', 'node_modules', 'package.json']);
+    assert.deepEqual(readdirSync(app).sort(), ['bin', 'dist', 'native', 'node_modules', 'package.json']);
+    // Of the native relay, only the addon (issue 13).
+    assert.deepEqual(readdirSync(join(app, 'native'), { recursive: true }).sort(), ['build', 'build/Release', 'build/Release/wsgate_relay.node']);
     const ts = (readdirSync(join(app, 'dist'), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts'));
     assert.deepEqual(ts, [], 'no .ts file in dist/');
     assert.ok(existsSync(join(app, 'dist', 'cli', 'main.js')));
@@ -320,5 +323,7 @@ describe('the Dockerfile, built without Docker', { timeout: 600_000 }, () => {
     if (code === 'timeout') child.kill('SIGKILL');
     assert.equal(code, 0, `wsgate's exit after SIGTERM:\n${out}`);
     assert.match(out, /"msg":"stopped"/);
+    // The image relays L4 tunnels natively: its addon loads.
+    assert.match(out, /"relay":"native","msg":"L4 tunnel relay"/);
   });
 });
