@@ -9,7 +9,9 @@
 //  1. writes the bytes JavaScript had already read (`head`) to its sink first;
 //  2. splices source -> pipe and pipe -> sink, non-blocking; EAGAIN waits for epoll (edge-triggered, both sockets
 //     registered for reading and writing). The pipe (64 KiB by default) bounds what a direction holds, so a sink that
-//     does not read stops the source from being read: backpressure;
+//     does not read stops the source from being read: backpressure. A direction holds a pipe only while bytes are in
+//     it: an emptied pipe goes back to a pool (HAProxy's pipe pool), so an idle tunnel costs its two sockets and no
+//     pipe (descriptors and the kernel's per-user pipe pages, fs.pipe-user-pages-soft, are for busy tunnels only);
 //  3. at the source's EOF, once its pipe is empty, shuts the sink down for writing (half-close), as the JS relay's
 //     end() does.
 // The tunnel ends when both directions have ended (reason COMPLETED), at the first error (CLIENT_ERROR or
@@ -39,7 +41,9 @@
 #define MAX_EVENTS 256
 
 enum { SIDE_CLIENT = 0, SIDE_UPSTREAM = 1 };
-enum { REASON_COMPLETED = 0, REASON_CLIENT_ERROR = 1, REASON_UPSTREAM_ERROR = 2, REASON_CLOSED = 3 };
+enum { REASON_COMPLETED = 0, REASON_CLIENT_ERROR = 1, REASON_UPSTREAM_ERROR = 2, REASON_CLOSED = 3, REASON_RELAY_ERROR = 4 };
+/** Free pipes kept for reuse; more are closed. */
+#define PIPE_POOL_MAX 64
 enum { OP_ADD = 1, OP_SHUTDOWN = 2, OP_CLOSE = 3 };
 
 typedef struct tunnel tunnel;
@@ -102,6 +106,48 @@ static uint32_t g_slots;
 /** Owned by the relay thread: tunnels by slot. */
 static tunnel **g_table;
 static char g_scratch[65536];
+/** The pipe pool (relay thread only), and how many pipes exist, pooled and in use (read by JavaScript). */
+static int g_pool[PIPE_POOL_MAX][2];
+static int g_pooled;
+static uint32_t g_pipes_pooled, g_pipes_used;
+
+static void count_pipes(void) {
+  __atomic_store_n(&g_pipes_pooled, (uint32_t)g_pooled, __ATOMIC_RELAXED);
+}
+
+/** A pipe for a direction about to splice in: from the pool, or new. */
+static int take_pipe(direction *x) {
+  if (x->pipe_r >= 0) return 0;
+  if (g_pooled > 0) {
+    g_pooled--;
+    x->pipe_r = g_pool[g_pooled][0];
+    x->pipe_w = g_pool[g_pooled][1];
+  } else {
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return -1;
+    x->pipe_r = p[0];
+    x->pipe_w = p[1];
+  }
+  __atomic_add_fetch(&g_pipes_used, 1, __ATOMIC_RELAXED);
+  count_pipes();
+  return 0;
+}
+
+/** An empty pipe back to the pool (or closed when the pool is full). */
+static void give_pipe(direction *x) {
+  if (x->pipe_r < 0) return;
+  if (g_pooled < PIPE_POOL_MAX) {
+    g_pool[g_pooled][0] = x->pipe_r;
+    g_pool[g_pooled][1] = x->pipe_w;
+    g_pooled++;
+  } else {
+    close(x->pipe_r);
+    close(x->pipe_w);
+  }
+  x->pipe_r = x->pipe_w = -1;
+  __atomic_sub_fetch(&g_pipes_used, 1, __ATOMIC_RELAXED);
+  count_pipes();
+}
 
 static void store_counter(uint32_t index, uint64_t value) {
   double d = (double)value;
@@ -138,8 +184,17 @@ static void close_tunnel(tunnel *t, int reason, int err, int rst_client, int rst
     close(t->fd[s]);
   }
   for (int d = 0; d < 2; d++) {
-    close(t->dir[d].pipe_r);
-    close(t->dir[d].pipe_w);
+    // A pipe that still holds bytes (a sink that failed or was cut) is closed, never pooled.
+    if (t->dir[d].pipe_r >= 0) {
+      if (t->dir[d].in_pipe == 0) {
+        give_pipe(&t->dir[d]);
+      } else {
+        close(t->dir[d].pipe_r);
+        close(t->dir[d].pipe_w);
+        t->dir[d].pipe_r = t->dir[d].pipe_w = -1;
+        __atomic_sub_fetch(&g_pipes_used, 1, __ATOMIC_RELAXED);
+      }
+    }
     free(t->dir[d].head);
     t->dir[d].head = NULL;
   }
@@ -199,8 +254,14 @@ static int pump_direction(tunnel *t, int d) {
       return 0;
     }
   }
+  if (x->in_pipe == 0 && x->src_eof) give_pipe(x);
   // 3. Source -> pipe (EAGAIN: the source is empty, or the pipe is full until step 2 empties it).
   if (!x->src_eof) {
+    if (take_pipe(x) != 0) {
+      // No descriptor for a pipe (EMFILE/ENFILE): the tunnel cannot go on.
+      close_tunnel(t, REASON_RELAY_ERROR, errno, 0, 0);
+      return 0;
+    }
     n = splice(src, NULL, x->pipe_w, NULL, SPLICE_ASK, SPLICE_FLAGS);
     if (n > 0) {
       progress = 1;
@@ -214,6 +275,7 @@ static int pump_direction(tunnel *t, int d) {
       fail(t, d, errno);
       return 0;
     }
+    if (x->in_pipe == 0) give_pipe(x);
   } else if (x->discard && !x->src_done) {
     for (;;) {
       n = recv(src, g_scratch, sizeof g_scratch, MSG_DONTWAIT);
@@ -455,16 +517,6 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
       }
     }
   }
-  for (int d = 0; d < 2 && err == 0; d++) {
-    int p[2];
-    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
-      err = errno;
-      what = "pipe2";
-    } else {
-      t->dir[d].pipe_r = p[0];
-      t->dir[d].pipe_w = p[1];
-    }
-  }
   if (err == 0 && (take_head(env, argc > 3 ? argv[3] : NULL, &t->dir[0]) != 0 ||
                    take_head(env, argc > 4 ? argv[4] : NULL, &t->dir[1]) != 0)) {
     err = ENOMEM;
@@ -473,11 +525,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   if (err != 0) {
     // Nothing was handed over: the caller keeps its sockets, and these duplicates go.
     for (int s = 0; s < 2; s++) if (t->fd[s] >= 0) close(t->fd[s]);
-    for (int d = 0; d < 2; d++) {
-      if (t->dir[d].pipe_r >= 0) close(t->dir[d].pipe_r);
-      if (t->dir[d].pipe_w >= 0) close(t->dir[d].pipe_w);
-      free(t->dir[d].head);
-    }
+    for (int d = 0; d < 2; d++) free(t->dir[d].head);
     free(t);
     return throw_errno(env, what, err);
   }
@@ -523,6 +571,18 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/** pipes(): [pooled, in use]: the relay's pipes now (each two descriptors). */
+static napi_value js_pipes(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out, a, b;
+  CHECK(env, napi_create_array_with_length(env, 2, &out));
+  CHECK(env, napi_create_uint32(env, __atomic_load_n(&g_pipes_pooled, __ATOMIC_RELAXED), &a));
+  CHECK(env, napi_create_uint32(env, __atomic_load_n(&g_pipes_used, __ATOMIC_RELAXED), &b));
+  CHECK(env, napi_set_element(env, out, 0, a));
+  CHECK(env, napi_set_element(env, out, 1, b));
+  return out;
+}
+
 /** ref(keep): whether pending close reports keep the event loop alive (while tunnels live). */
 static napi_value js_ref(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -544,6 +604,7 @@ NAPI_MODULE_INIT() {
       {"shutdown", NULL, js_shutdown, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"ref", NULL, js_ref, NULL, NULL, NULL, napi_default, NULL},
+      {"pipes", NULL, js_pipes, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

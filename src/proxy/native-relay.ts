@@ -36,10 +36,13 @@ interface Addon {
   shutdown(slot: number): void;
   close(slot: number, resetClient: boolean, resetUpstream: boolean): void;
   ref(keep: boolean): void;
+  pipes(): [pooled: number, inUse: number];
 }
 
 /** Reasons of relay.c's close reports, in its order (REASON_*). */
-const REASONS: readonly (Outcome | undefined)[] = [undefined, 'client_abort', 'upstream_error', undefined];
+// RELAY_ERROR (no descriptor for a pipe: the process is out of them) counts as an upstream error: what the JS relay
+// sees when the same shortage fails its connect to a backend.
+const REASONS: readonly (Outcome | undefined)[] = [undefined, 'client_abort', 'upstream_error', undefined, 'upstream_error'];
 
 /** Tunnels the relay can hold at once (16 B of counters each); past that, new tunnels use the JavaScript relay. */
 const SLOTS = 65_536;
@@ -163,6 +166,12 @@ export function relayStatus(): RelayStatus {
 /** Tunnels on the native relay now (for /debug/workers and tests). */
 export function nativeTunnels(): number {
   return live;
+}
+
+/** The relay's pipes (two descriptors each): kept for reuse, and holding bytes of a busy direction now. */
+export function nativePipes(): { pooled: number; inUse: number } {
+  const [pooled, inUse] = addon?.pipes() ?? [0, 0];
+  return { pooled, inUse };
 }
 
 interface HandleWithFd {

@@ -14,7 +14,7 @@ import { DEFAULT_POLICY, freezeTable, type Endpoint, type TunnelRoute } from '..
 import { Balancer } from '../../src/proxy/balancer.ts';
 import { L4Proxy } from '../../src/proxy/l4.ts';
 import { ConnectionLimits } from '../../src/proxy/limits.ts';
-import { chooseRelay, nativeTunnels, type RelayChoice } from '../../src/proxy/native-relay.ts';
+import { chooseRelay, nativePipes, nativeTunnels, type RelayChoice } from '../../src/proxy/native-relay.ts';
 import { TunnelRegistry } from '../../src/proxy/registry.ts';
 import { metricSum } from '../helpers/metrics.ts';
 
@@ -220,8 +220,9 @@ async function outcomes(m: Metrics): Promise<Record<string, number>> {
   return out;
 }
 
+/** Descriptors open in this process, less the native relay's pooled pipes (two each: kept for reuse on purpose). */
 function openDescriptors(): number {
-  return readdirSync('/proc/self/fd').length;
+  return readdirSync('/proc/self/fd').length - 2 * nativePipes().pooled;
 }
 
 // --- the suite, once per relay ---------------------------------------------------------------------------------
@@ -346,6 +347,16 @@ for (const relay of RELAYS) {
       assert.deepEqual(await outcomes(h.metrics), { client_abort: 1 });
     });
 
+    if (relay === 'native') {
+      test('an idle tunnel holds no pipe: its emptied pipes go back to the pool', async (t) => {
+        const h = await start(t, relay);
+        await openTunnel(h, relay);
+        await converge(() => nativePipes().inUse === 0, 'no pipe in use while the tunnel is idle');
+        assert.equal(h.registry.size, 1);
+        assert.ok(nativePipes().pooled >= 1, 'the pipe it used is kept for the next busy direction');
+      });
+    }
+
     test('leaves no descriptor behind after 40 tunnels, ended every way', async (t) => {
       const h = await start(t, relay);
       // A warm-up tunnel, so that lazily opened descriptors (the relay's epoll and thread) are in the baseline.
@@ -373,6 +384,7 @@ for (const relay of RELAYS) {
       await Promise.all(tunnels.flatMap(({ client, backend }) => [client.closed, backend.closed]));
       await converge(() => openDescriptors() === baseline, `back to ${baseline} descriptors`);
       assert.equal(h.registry.size, 0);
+      assert.equal(nativePipes().inUse, 0, 'no pipe held by a closed tunnel');
     });
   });
 }
