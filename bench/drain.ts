@@ -22,11 +22,11 @@ import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
-import { spawnPinned, waitReady } from './proxies.ts';
+import { PORT_OFFSET, spawnPinned, waitReady } from './proxies.ts';
 
 const REPO = resolve(import.meta.dirname, '..');
-const WSGATE_PORT = 18111;
-const WSGATE_ADMIN = 18191;
+const WSGATE_PORT = 18111 + PORT_OFFSET;
+const WSGATE_ADMIN = 18191 + PORT_OFFSET;
 
 export interface DrainSpec {
   /** Idle WebSockets held through wsgate before SIGTERM. */

@@ -51,14 +51,19 @@ export interface StartOptions {
 }
 
 const REPO = resolve(import.meta.dirname, '..');
+/**
+ * Added to every fixed port of the bench (WSGATE_BENCH_PORT_OFFSET, default 0), so that two benches on one machine
+ * (two checkouts) do not collide.
+ */
+export const PORT_OFFSET = Number(process.env['WSGATE_BENCH_PORT_OFFSET'] ?? 0);
 const PROXY_PORTS: Record<ProxyName, { ws: number; l4: number; admin: number }> = {
-  wsgate: { ws: 18101, l4: 18102, admin: 18190 },
-  'wsgate-pipe': { ws: 18111, l4: 18112, admin: 18191 },
-  'wsgate-js': { ws: 18121, l4: 18122, admin: 18192 },
-  nginx: { ws: 18201, l4: 18202, admin: 0 },
-  haproxy: { ws: 18301, l4: 18302, admin: 0 },
+  wsgate: { ws: 18101 + PORT_OFFSET, l4: 18102 + PORT_OFFSET, admin: 18190 + PORT_OFFSET },
+  'wsgate-pipe': { ws: 18111 + PORT_OFFSET, l4: 18112 + PORT_OFFSET, admin: 18191 + PORT_OFFSET },
+  'wsgate-js': { ws: 18121 + PORT_OFFSET, l4: 18122 + PORT_OFFSET, admin: 18192 + PORT_OFFSET },
+  nginx: { ws: 18201 + PORT_OFFSET, l4: 18202 + PORT_OFFSET, admin: 0 },
+  haproxy: { ws: 18301 + PORT_OFFSET, l4: 18302 + PORT_OFFSET, admin: 0 },
 };
-export const BACKEND_PORTS: BackendPorts = { ws: 18001, source: 18002 };
+export const BACKEND_PORTS: BackendPorts = { ws: 18001 + PORT_OFFSET, source: 18002 + PORT_OFFSET };
 
 /**
  * Spawns `cmd args` pinned to `cpu`, with the soft fd limit raised to the hard limit first (the shell's `ulimit`,

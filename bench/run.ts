@@ -25,6 +25,7 @@ import { anonBytes, cpuJiffies, cpuSeconds, median, rssBytes } from './measure.t
 import { summariseProfile } from './profile.ts';
 import {
   BACKEND_PORTS,
+  PORT_OFFSET,
   available,
   childFdLimit,
   spawnPinned,
@@ -279,8 +280,8 @@ function medianDrain(list: readonly DrainFigures[]): DrainMedians['spread'] {
  * echo port: its RSS and private memory after it has settled (issue 9, item 20: at most 80 MB, 30 MB private).
  */
 async function idleSidecar(): Promise<{ rssMB: number; privateMB: number } | undefined> {
-  const listen = 18301;
-  const admin = 18302;
+  const listen = 18301 + PORT_OFFSET;
+  const admin = 18302 + PORT_OFFSET;
   const child = spawnPinned(PROXY_CPU, process.execPath, [
     ...NODE_FLAGS,
     join(BENCH, '..', 'bin', 'wsgate.js'),
