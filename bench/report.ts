@@ -93,7 +93,8 @@ export function renderTable(s: Summary, heldTarget: number): string {
       const f = s.medians[t];
       let v = f?.[row.key];
       if (row.key === 'idleBytesPerConn' && v !== undefined) v /= 1000;
-      if (row.key === 'idleAlive') cells.push(`${fmt(v, 0)}/${fmt(f?.idleHeld, 0)}`);
+      // (n/a for a target without the idle phase: wsgate-js.)
+      if (row.key === 'idleAlive') cells.push(Number.isFinite(v) ? `${fmt(v, 0)}/${fmt(f?.idleHeld, 0)}` : 'n/a');
       else if (row.key === 'echo64LoadBusy') cells.push(`${fmt(v, 0)} (${fmt(f?.echo64LoadCoreBusy, 0)})`);
       else cells.push(fmt(v, row.digits));
     }

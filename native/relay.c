@@ -39,6 +39,11 @@
 /** Asked for per splice into a pipe; the pipe's free room bounds what one call moves. */
 #define SPLICE_ASK (1 << 20)
 #define MAX_EVENTS 256
+/**
+ * Rounds of both directions one tunnel gets per turn: a tunnel whose source never runs dry is put back at the end of
+ * the queue rather than starving the others (edge-triggered: no new event would come for it).
+ */
+#define PUMP_ROUNDS 16
 
 enum { SIDE_CLIENT = 0, SIDE_UPSTREAM = 1 };
 enum { REASON_COMPLETED = 0, REASON_CLIENT_ERROR = 1, REASON_UPSTREAM_ERROR = 2, REASON_CLOSED = 3, REASON_RELAY_ERROR = 4 };
@@ -78,6 +83,9 @@ struct tunnel {
   uint64_t read_client, written_client;
   int closed;
   tunnel *next_free;
+  /** On the again list (it used up its rounds with bytes still moving). */
+  int queued;
+  tunnel *next_again;
 };
 
 typedef struct command {
@@ -171,6 +179,8 @@ static void post(uint32_t slot, int reason, int err) {
 }
 
 static tunnel *g_free_list;
+/** Tunnels to pump again before waiting (relay thread only). */
+static tunnel *g_again;
 
 static void close_tunnel(tunnel *t, int reason, int err, int rst_client, int rst_upstream) {
   if (t->closed) return;
@@ -309,7 +319,16 @@ static int pump_direction(tunnel *t, int d) {
 
 static void pump(tunnel *t) {
   int progress = 1;
-  while (progress && !t->closed) {
+  for (int round = 0; progress && !t->closed; round++) {
+    if (round == PUMP_ROUNDS) {
+      publish(t);
+      if (!t->queued) {
+        t->queued = 1;
+        t->next_again = g_again;
+        g_again = t;
+      }
+      return;
+    }
     progress = pump_direction(t, 0);
     if (!t->closed) progress |= pump_direction(t, 1);
   }
@@ -363,7 +382,7 @@ static void *relay_main(void *arg) {
   (void)arg;
   struct epoll_event events[MAX_EVENTS];
   for (;;) {
-    int n = epoll_wait(g_epoll, events, MAX_EVENTS, -1);
+    int n = epoll_wait(g_epoll, events, MAX_EVENTS, g_again != NULL ? 0 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       abort();
@@ -378,11 +397,28 @@ static void *relay_main(void *arg) {
       endpoint *e = events[i].data.ptr;
       if (!e->t->closed) pump(e->t);
     }
+    // Those that used up their rounds, after everyone else's turn (a pump may queue them again, for the next one).
+    tunnel *again = g_again;
+    g_again = NULL;
+    while (again != NULL) {
+      tunnel *t = again;
+      again = t->next_again;
+      t->queued = 0;
+      if (!t->closed) pump(t);
+    }
+    // Closed ones are freed once nothing can point at them: no event of this batch, no place on the again list.
+    tunnel *keep = NULL;
     while (g_free_list != NULL) {
       tunnel *t = g_free_list;
       g_free_list = t->next_free;
-      free(t);
+      if (t->queued) {
+        t->next_free = keep;
+        keep = t;
+      } else {
+        free(t);
+      }
     }
+    g_free_list = keep;
   }
   return NULL;
 }

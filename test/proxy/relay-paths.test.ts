@@ -249,6 +249,25 @@ for (const relay of RELAYS) {
       assert.deepEqual(await outcomes(h.metrics), { completed: 1 });
     });
 
+    test('relays 8 tunnels at once, each byte for byte, none starved', async (t) => {
+      const h = await start(t, relay);
+      const tunnels: { client: Peer; backend: Peer }[] = [];
+      for (let i = 0; i < 8; i++) tunnels.push(await openTunnel(h, relay));
+      await Promise.all(
+        tunnels.map(async ({ client, backend }) => {
+          const down = randomBytes(8 << 20);
+          const up = randomBytes(1 << 20);
+          backend.socket.end(down);
+          client.socket.end(up);
+          const [gotDown, gotUp] = await Promise.all([client.readToEnd(), backend.readToEnd()]);
+          assert.ok(gotDown.equals(down), 'backend → client intact');
+          assert.ok(gotUp.equals(up), 'client → backend intact');
+        }),
+      );
+      await h.registry.drained();
+      assert.deepEqual(await outcomes(h.metrics), { completed: 8 });
+    });
+
     test('the sweep counts bytes of a live tunnel as they flow', async (t) => {
       const h = await start(t, relay, {}, 50);
       const { client, backend } = await openTunnel(h, relay);
