@@ -74,9 +74,10 @@ export const LISTENER_USAGE = `  --http-addr HOST:PORT      plain HTTP/WebSocket
   --path-merge-slashes       merge runs of / in request paths before routing (default: keep them)
   --workers N                data-plane processes sharing the ports (default: the cores this process may use,
                              a container's CPU limit included; 1 = everything in one process)
-  --relay R                  what relays L4 tunnels: native (splice(2) on a thread of its own, when the addon
-                             is built and loads; otherwise js, said in the log and /debug/workers) or js
-                             (default: $WSGATE_RELAY, else native)
+  --relay R                  what relays L4 tunnels (and WebSockets not inspected: inspectFrames false):
+                             native (splice(2) on a thread of its own, when the addon is built and loads;
+                             otherwise js, said in the log and /debug/workers) or js (default:
+                             $WSGATE_RELAY, else native)
 `;
 
 type ListenerValues = {
