@@ -13,7 +13,8 @@
 //     it: an emptied pipe goes back to a pool (HAProxy's pipe pool), so an idle tunnel costs its two sockets and no
 //     pipe (descriptors and the kernel's per-user pipe pages, fs.pipe-user-pages-soft, are for busy tunnels only);
 //  3. at the source's EOF, once its pipe is empty, shuts the sink down for writing (half-close), as the JS relay's
-//     end() does.
+//     end() does. A graceful close (JavaScript's shutdown()) does this to both directions at once, then waits for
+//     both peers' EOF; a peer that sends bytes instead gets its connection closed, as on the JS relay.
 // The tunnel ends when both directions have ended (reason COMPLETED), at the first error (CLIENT_ERROR or
 // UPSTREAM_ERROR: the other side is reset, as the JS relay does) or when JavaScript closes it (CLOSED).
 //
@@ -281,28 +282,29 @@ static int pump_direction(tunnel *t, int d) {
       progress = 1;
       x->src_eof = 1;
       x->src_done = 1;
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    } else if (errno == EINTR) {
+      progress = 1;  // try again next round: edge-triggered, no new event would come
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
       fail(t, d, errno);
       return 0;
     }
     if (x->in_pipe == 0) give_pipe(x);
   } else if (x->discard && !x->src_done) {
-    for (;;) {
-      n = recv(src, g_scratch, sizeof g_scratch, MSG_DONTWAIT);
-      if (n > 0) {
-        if (d == 0) t->read_client += (uint64_t)n;
-        continue;
-      }
-      if (n == 0) {
-        progress = 1;
-        x->src_done = 1;
-      } else if (errno == EINTR) {
-        continue;
-      } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        fail(t, d, errno);
-        return 0;
-      }
-      break;
+    // After a graceful close, a peer may only close: bytes it still sends have nowhere to go, and the tunnel is
+    // closed at once, as the JavaScript relay's write after end() fails and closes it.
+    n = recv(src, g_scratch, sizeof g_scratch, MSG_DONTWAIT);
+    if (n > 0) {
+      if (d == 0) t->read_client += (uint64_t)n;
+      close_tunnel(t, REASON_CLOSED, 0, 0, 0);
+      return 0;
+    } else if (n == 0) {
+      progress = 1;
+      x->src_done = 1;
+    } else if (errno == EINTR) {
+      progress = 1;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      fail(t, d, errno);
+      return 0;
     }
   }
   // 4. Half-close: the source has ended and everything it sent has gone.
