@@ -102,7 +102,7 @@ function isServed(s: Snapshot, g: GatewayView): boolean {
 }
 
 export function translateGatewayAPI(s: Snapshot, lookup: Lookup, certificates: Map<string, LoadedCertificate>): GatewayAPIResult {
-  const classes = ourGatewayClasses(s.gatewayClasses ?? [], s.gatewayControllerName ?? GATEWAY_CONTROLLER_NAME);
+  const classes = ourGatewayClasses(s.gatewayClasses ?? [], s.gatewayControllerName ?? GATEWAY_CONTROLLER_NAME, s.gatewayClassNames);
   const grants = new ReferenceGrants(s.referenceGrants ?? []);
   const namespaceLabels = new Map<string, Readonly<Record<string, string>>>(
     (s.namespaces ?? []).map((n: Namespace) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]),

@@ -87,11 +87,16 @@ const PROTOCOL_KINDS: Readonly<Record<string, readonly GatewayRouteKind[]>> = {
   TCP: ['TCPRoute'],
 };
 
-/** Our GatewayClasses by name, each with its Accepted verdict. */
-export function ourGatewayClasses(classes: readonly GatewayClass[], controllerName = GATEWAY_CONTROLLER_NAME): Map<string, { cls: GatewayClass; accepted: Verdict }> {
+/** Our GatewayClasses by name (of `names`, when given), each with its Accepted verdict. */
+export function ourGatewayClasses(
+  classes: readonly GatewayClass[],
+  controllerName = GATEWAY_CONTROLLER_NAME,
+  names?: readonly string[],
+): Map<string, { cls: GatewayClass; accepted: Verdict }> {
   const out = new Map<string, { cls: GatewayClass; accepted: Verdict }>();
   for (const cls of classes) {
     if (cls.spec?.controllerName !== controllerName || typeof cls.metadata?.name !== 'string') continue;
+    if (names !== undefined && !names.includes(cls.metadata.name)) continue;
     const accepted =
       cls.spec.parametersRef === undefined
         ? OK('Accepted', 'GatewayClass is accepted by wsgate')

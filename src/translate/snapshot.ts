@@ -50,6 +50,11 @@ export interface Snapshot {
   /** [gatewayControllerName='wsgate.io/gateway-controller'] The GatewayClass controllerName wsgate owns. */
   readonly gatewayControllerName?: string;
   /**
+   * `--gateway-class`: the GatewayClasses (of that controllerName) this wsgate manages; absent = every one. Several
+   * wsgate installs in one cluster split classes this way.
+   */
+  readonly gatewayClassNames?: readonly string[];
+  /**
    * Whose listeners go into the table: 'all' (default: `serve` and `translate` serve every Gateway of wsgate's
    * classes, merging ports), one Gateway (a provisioned proxy, `controller --gateway`), or 'none' (the controller
    * that provisions proxies and writes status serves no Gateway itself).
