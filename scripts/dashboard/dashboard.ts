@@ -129,7 +129,7 @@ const connections: RowSpec = {
       title: 'Open connections against the route limit',
       description:
         'wsgate_connections_active / wsgate_route_max_connections per instance: only routes with maxConnections ' +
-        'set. Limits count per process; 100% means new connections get 429.',
+        'set. Limits count per pod (all its workers together); 100% means new connections get 429.',
       queries: [
         {
           expr: `max by (route, layer) (wsgate_connections_active{${R}} / wsgate_route_max_connections{${R}})`,

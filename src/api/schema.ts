@@ -139,7 +139,7 @@ function idleTimeout(): SchemaNode {
 }
 
 function maxConnections(): SchemaNode {
-  return nonNegativeInteger('Live connections allowed (per wsgate process); 0 = unlimited. Default 0.');
+  return nonNegativeInteger('Live connections allowed (per wsgate pod: all its worker processes together); 0 = unlimited. Default 0.');
 }
 
 function endpointDrain(closes: string): SchemaNode {
@@ -306,7 +306,7 @@ const policyProps: PropsOf<PolicySpec> = {
     'Plain HTTP: seconds from the request sent to the response head before a 504; 0 = no limit. Default 60.',
   ),
   maxConnections: maxConnections(),
-  maxConnectionsPerClient: nonNegativeInteger('Live connections allowed per client IP (per process); 0 = unlimited. Default 0.'),
+  maxConnectionsPerClient: nonNegativeInteger('Live connections allowed per client IP (per wsgate pod); 0 = unlimited. Default 0.'),
   allowedOrigins: {
     type: 'array',
     description: 'Origin header values allowed for WebSocket handshakes; empty = any.',

@@ -188,9 +188,9 @@ export interface PolicySpec {
    * 0 = no limit. Default 60 (nginx's proxy_read_timeout). Never applies to a WebSocket after its 101.
    */
   responseHeaderTimeoutSeconds?: number;
-  /** Live connections allowed on the route (per wsgate process); 0 = unlimited. Default 0. */
+  /** Live connections allowed on the route (per wsgate pod: all its worker processes together); 0 = unlimited. Default 0. */
   maxConnections?: number;
-  /** Live connections allowed per client IP on the route (per process); 0 = unlimited. Default 0. */
+  /** Live connections allowed per client IP on the route (per wsgate pod); 0 = unlimited. Default 0. */
   maxConnectionsPerClient?: number;
   /** Origin header values allowed for WebSocket handshakes; empty = any. */
   allowedOrigins?: string[];

@@ -225,7 +225,7 @@ export function createMetrics(version: string, opts: { defaultMetrics?: boolean;
     }),
     wsFrames: new Counter({
       name: 'wsgate_ws_frames_total',
-      help: 'WebSocket frames relayed, by direction and kind (data, ping, pong, close).',
+      help: "WebSocket frames on the wire, by direction and kind (data, ping, pong, close): relayed ones and wsgate's own pings and close frames.",
       labelNames: ['route', 'direction', 'kind'],
       registers,
     }),
