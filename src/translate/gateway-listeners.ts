@@ -141,7 +141,9 @@ export function readGateway(
     }
     let accepted = OK('Accepted', 'listener is accepted');
     const mode = l?.tls?.mode ?? 'Terminate';
-    if (protocol === 'TLS' && mode !== 'Passthrough') {
+    // A TLS listener in a mode wsgate does not serve takes no route kind (TLSRouteListenerTerminateNotSupported).
+    const unservedMode = protocol === 'TLS' && mode !== 'Passthrough';
+    if (unservedMode) {
       accepted = NOT('UnsupportedValue', `${field}.tls.mode: a TLS listener is served in mode Passthrough only (TLS termination for TLSRoutes is not supported)`);
     } else if (protocol === 'HTTPS' && mode !== 'Terminate') {
       accepted = NOT('UnsupportedValue', `${field}.tls.mode: an HTTPS listener terminates TLS (mode Terminate)`);
@@ -176,7 +178,7 @@ export function readGateway(
       if (c.problem !== undefined && resolvedRefs.ok) resolvedRefs = c.problem;
       certificate = c.certificate;
     }
-    return { ...base, hostname, supportedKinds: kinds, accepted, resolvedRefs, ...(certificate ? { certificate } : {}) };
+    return { ...base, hostname, supportedKinds: unservedMode ? [] : kinds, accepted, resolvedRefs, ...(certificate ? { certificate } : {}) };
   });
   markConflicts(listeners);
   return {
