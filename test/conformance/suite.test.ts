@@ -44,7 +44,7 @@ describe('the Gateway API conformance suite v1.6.3 against wsgate', { timeout: 2
   const dir = mkdtempSync(join(tmpdir(), 'wsgate-conformance-test-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('passes GATEWAY-HTTP, GATEWAY-TLS and GATEWAY-TCP (core and every claimed extended feature), as docs/conformance/report.yaml says', async () => {
+  it('passes GATEWAY-HTTP, GATEWAY-TLS and GATEWAY-TCP (core and every claimed extended feature), as docs/conformance/report.yaml says', { timeout: 20 * 60_000 }, async () => {
     const reportPath = join(dir, 'report.yaml');
     const outPath = join(dir, 'output.log');
     const out = openSync(outPath, 'w');
