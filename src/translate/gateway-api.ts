@@ -35,6 +35,7 @@ import { translateHttpRules, type HttpRuleEntry } from './gateway-httproute.ts';
 import {
   gatewayStatus,
   ourGatewayClasses,
+  gatewayIdentity,
   readGateway,
   served,
   timestampMillis,
@@ -237,16 +238,8 @@ function readGatewaySafely(...args: Parameters<typeof readGateway>): GatewayView
   try {
     return readGateway(...args);
   } catch (err) {
-    const gw = args[0];
-    const namespace = gw.metadata?.namespace || 'default';
-    const name = gw.metadata?.name ?? '';
     return {
-      gateway: gw,
-      namespace,
-      name,
-      key: `${namespace}/${name}`,
-      generation: typeof gw.metadata?.generation === 'number' ? gw.metadata.generation : 0,
-      created: timestampMillis(gw.metadata?.creationTimestamp),
+      ...gatewayIdentity(args[0]),
       classProblem: { ok: false, reason: 'Invalid', message: `could not be translated: ${err instanceof Error ? err.message : String(err)}` },
       listeners: [],
     };
