@@ -156,6 +156,7 @@ export class Gateway implements DataPlane {
       ...(o.rate !== undefined ? { rate: o.rate } : {}),
       ...(e.redirectHttpsPort !== undefined ? { redirectHttpsPort: e.redirectHttpsPort } : {}),
       ...(e.sslPassthrough === true ? { passthrough: (socket, head, route) => l4.passthrough(socket, head, route) } : {}),
+      listenerHost: o.tunnelHost,
     });
     if (o.adminAddr) {
       this.#admin = new AdminServer({
@@ -186,7 +187,12 @@ export class Gateway implements DataPlane {
     if (this.#admin && this.#o.adminAddr) {
       this.#adminAddress = await this.#admin.listen(this.#o.adminAddr.host, this.#o.adminAddr.port);
     }
-    if (this.#applied) return this.#bind();
+    if (this.#applied) {
+      await this.#bind();
+      // [issue 14] Gateway API listener ports follow the table.
+      await this.l7.ports.update(this.#table.listeners ?? []);
+      return;
+    }
     // Probed without SO_REUSEPORT even in a worker: a worker is only ever started with its table (worker.ts).
     if (this.#httpAddr) this.#httpAddr = { ...this.#httpAddr, port: await probePort(this.#httpAddr.host, this.#httpAddr.port, 'http') };
     if (this.#httpsAddr) this.#httpsAddr = { ...this.#httpsAddr, port: await probePort(this.#httpsAddr.host, this.#httpsAddr.port, 'https') };
@@ -211,7 +217,7 @@ export class Gateway implements DataPlane {
     // Rules, not host × rule pairs: a rule serving several hostnames is one route.
     const ids = new Set<string>();
     const labels = new Set<string>();
-    for (const vh of table.virtualHosts) {
+    for (const vh of [...table.virtualHosts, ...(table.listeners ?? []).flatMap((l) => l.virtualHosts)]) {
       for (const r of vh.routes) {
         ids.add(r.id);
         labels.add(r.route);
@@ -236,17 +242,22 @@ export class Gateway implements DataPlane {
     setRouteMaxConnections(this.#o.metrics, table);
     setCertificateExpiries(this.#o.metrics, this.certificates.expiries());
     this.#scheduleRetry();
-    if (this.#started) await this.#bind();
+    if (this.#started) {
+      await this.#bind();
+      await this.l7.ports.update(table.listeners ?? []);
+      this.#scheduleRetry();
+    }
     return { certificateErrors: errors };
   }
 
   /** Tunnel ports that did not bind are tried again while they stay in the table. */
   #scheduleRetry(): void {
     const every = this.#o.retryPortsMs ?? 5000;
-    if (every <= 0 || this.#retryTimer !== undefined || this.#draining || this.l4.failedPorts().length === 0) return;
+    if (every <= 0 || this.#retryTimer !== undefined || this.#draining) return;
+    if (this.l4.failedPorts().length === 0 && this.l7.ports.failedPorts().length === 0) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      void this.l4.update(this.#table).then(() => this.#scheduleRetry());
+      void Promise.all([this.l4.update(this.#table), this.l7.ports.update(this.#table.listeners ?? [])]).then(() => this.#scheduleRetry());
     }, every);
     this.#retryTimer.unref();
   }
@@ -261,6 +272,8 @@ export class Gateway implements DataPlane {
     if (!this.#listening) return 'listeners not bound';
     const failed = this.l4.failedPorts();
     if (failed.length > 0) return `tunnel ports not bound: ${failed.join(', ')}`;
+    const listenerPorts = this.l7.ports.failedPorts();
+    if (listenerPorts.length > 0) return `gateway listener ports not bound: ${listenerPorts.join(', ')}`;
     return undefined;
   }
 

@@ -4,6 +4,7 @@
 // fields, this rejects them: in a file they are almost always typos, and a silently dropped `idleTimeoutSecond`
 // is worse than a loud one. Kubernetes kinds get only the checks a loader needs (apiVersion/kind, metadata.name);
 // their content is the translator's concern, which reports bad parts as conditions.
+import { GATEWAY_API_VERSIONS } from './gateway-api.ts';
 import { KIND_API_VERSIONS } from './types.ts';
 import {
   AUTH_URL_PATTERN,
@@ -32,7 +33,14 @@ export interface FieldError {
 export const KNOWN_KINDS: Readonly<Record<string, string>> = KIND_API_VERSIONS;
 
 /** Kinds without a namespace; every other known kind is namespaced. */
-export const CLUSTER_SCOPED_KINDS: ReadonlySet<string> = new Set(['IngressClass']);
+export const CLUSTER_SCOPED_KINDS: ReadonlySet<string> = new Set(['IngressClass', 'GatewayClass', 'Namespace']);
+
+/**
+ * [issue 14] Kinds read at any of several apiVersions: the Gateway API's (v1, and v1beta1 where the standard channel
+ * still serves it) and Namespaces (for allowedRoutes selectors). Their content is checked by the translator, as for
+ * Kubernetes kinds.
+ */
+const MULTI_VERSION_KINDS: Readonly<Record<string, readonly string[]>> = { ...GATEWAY_API_VERSIONS, Namespace: ['v1'] };
 
 const SCHEMAS: Readonly<Record<string, SchemaNode>> = {
   WebSocketRoute: webSocketRouteSchema(),
@@ -78,9 +86,18 @@ export function validateObject(obj: unknown): FieldError[] {
   const errors: FieldError[] = [];
   const { apiVersion, kind } = obj;
   if (typeof kind !== 'string' || kind === '') return [{ field: 'kind', message: 'required value' }];
+  const versions = Object.hasOwn(MULTI_VERSION_KINDS, kind) ? MULTI_VERSION_KINDS[kind] : undefined;
+  if (versions !== undefined) {
+    if (typeof apiVersion !== 'string' || !versions.includes(apiVersion)) {
+      const got = typeof apiVersion === 'string' ? `"${apiVersion}"` : 'none';
+      errors.push({ field: 'apiVersion', message: `unsupported apiVersion ${got} for kind ${kind}: expected ${versions.map((v) => `"${v}"`).join(' or ')}` });
+    }
+    validateMetadata(obj.metadata, errors);
+    return errors;
+  }
   const expectedApiVersion = KNOWN_KINDS[kind];
   if (expectedApiVersion === undefined) {
-    return [{ field: 'kind', message: `unsupported kind "${kind}": supported kinds: ${Object.keys(KNOWN_KINDS).join(', ')}` }];
+    return [{ field: 'kind', message: `unsupported kind "${kind}": supported kinds: ${[...Object.keys(KNOWN_KINDS), ...Object.keys(MULTI_VERSION_KINDS)].join(', ')}` }];
   }
   if (apiVersion !== expectedApiVersion) {
     const got = typeof apiVersion === 'string' ? `"${apiVersion}"` : 'none';

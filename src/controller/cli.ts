@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import { BadFlagError, parseDuration, parseFlags, parseName } from '../cli/flags.ts';
+import { BadFlagError, parseCount, parseDuration, parseFlags, parseName } from '../cli/flags.ts';
 import { LISTENER_OPTIONS, LISTENER_USAGE, parseListenerFlags } from '../cli/listener-flags.ts';
 import { createLogger } from '../log/logger.ts';
 import { createMetrics } from '../metrics/metrics.ts';
@@ -19,6 +19,16 @@ export const CONTROLLER_OPTIONS = {
   'leader-election-id': { type: 'string', default: 'wsgate-leader' },
   debounce: { type: 'string', default: '100ms' },
   'max-debounce': { type: 'string', default: '1s' },
+  // [issue 14] Gateway API.
+  'gateway-class': { type: 'string' },
+  gateway: { type: 'string' },
+  'provision': { type: 'boolean', default: true },
+  'proxy-image': { type: 'string' },
+  'proxy-replicas': { type: 'string', default: '1' },
+  'proxy-service-type': { type: 'string', default: 'LoadBalancer' },
+  'proxy-cluster-role': { type: 'string' },
+  'proxy-workers': { type: 'string', default: '1' },
+  'proxy-drain-timeout': { type: 'string', default: '60s' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const CONTROLLER_USAGE = `Usage: wsgate controller [flags]
@@ -40,6 +50,21 @@ Flags of the cluster:
   IngressClass: Ingresses of --ingress-class are served; an IngressClass of that name should say
   spec.controller: wsgate.io/ingress-controller
 
+Flags of the Gateway API (docs/gateway-api.md):
+  --gateway-class NAME,...   manage these GatewayClasses (controllerName wsgate.io/gateway-controller; "*" = every
+                             one): write the status of them, their Gateways and routes, and provision each accepted
+                             Gateway's proxies. This controller serves no Gateway itself
+  --gateway NS/NAME          be one Gateway's proxy: serve its listeners and routes, write nothing (the controller
+                             of --gateway-class runs proxies with this flag)
+  --provision=false          with --gateway-class: status only, no proxies (default true)
+  --proxy-image IMAGE        the proxies' image (default wsgate:<this version>)
+  --proxy-replicas N         proxies per Gateway (default 1)
+  --proxy-service-type TYPE  LoadBalancer, ClusterIP or NodePort: the Service in front of a Gateway's proxies,
+                             whose address is the Gateway's (default LoadBalancer)
+  --proxy-cluster-role NAME  ClusterRole each proxy's ServiceAccount is bound to (default: none bound)
+  --proxy-workers N          --workers of each proxy (default 1: Gateways scale by replicas)
+  --proxy-drain-timeout DUR  --drain-timeout of each proxy; its pods' grace period is 10 s more (default 60s)
+
 Flags of the proxy (as for wsgate serve):
 ${LISTENER_USAGE}
 Example: wsgate controller --kubeconfig ~/.kube/config --namespace apps --publish-service wsgate/wsgate
@@ -48,7 +73,7 @@ Example: wsgate controller --kubeconfig ~/.kube/config --namespace apps --publis
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 /** The flags, checked and converted; everything the controller needs but the logger and metrics. */
-export function parseControllerFlags(args: string[]): { help: true } | ({ help: false; drainMs: number; drainDelayMs: number; logLevel: string } & Omit<ControllerOptions, 'log' | 'metrics'>) {
+export function parseControllerFlags(args: string[], version = '0.0.0'): { help: true } | ({ help: false; drainMs: number; drainDelayMs: number; logLevel: string } & Omit<ControllerOptions, 'log' | 'metrics'>) {
   const v = parseFlags(args, CONTROLLER_OPTIONS, 'controller');
   if (v.help) return { help: true };
   const namespace = v.namespace === undefined ? undefined : parseName('namespace', v.namespace);
@@ -67,6 +92,7 @@ export function parseControllerFlags(args: string[]): { help: true } | ({ help: 
   );
   const kc = loadKubeConfig(v.kubeconfig);
   const f = parseListenerFlags(v);
+  const gatewayAPI = parseGatewayFlags(v, version);
   return {
     help: false,
     kc,
@@ -91,6 +117,41 @@ export function parseControllerFlags(args: string[]): { help: true } | ({ help: 
     watchIngressWithoutClass: f.watchIngressWithoutClass,
     edge: f.edge,
     relay: f.relay,
+    ...(gatewayAPI !== undefined ? { gatewayAPI } : {}),
+  };
+}
+
+type ParsedFlags = ReturnType<typeof parseFlags<typeof CONTROLLER_OPTIONS>>;
+
+/** [issue 14] --gateway-class and its --proxy-* flags, or --gateway; undefined when neither is given. */
+function parseGatewayFlags(v: ParsedFlags, version: string): ControllerOptions['gatewayAPI'] {
+  if (v['gateway-class'] !== undefined && v.gateway !== undefined) {
+    throw new BadFlagError('--gateway-class and --gateway exclude each other: the first manages GatewayClasses, the second is one Gateway\'s proxy');
+  }
+  if (v.gateway !== undefined) {
+    const { namespace, name } = parseNamespacedName('gateway', v.gateway);
+    return { mode: 'gateway', namespace, name };
+  }
+  if (v['gateway-class'] === undefined) return undefined;
+  const list = v['gateway-class'].split(',').map((c) => c.trim()).filter((c) => c !== '');
+  if (list.length === 0) throw new BadFlagError('--gateway-class needs a GatewayClass name (or "*" for every one of wsgate\'s)');
+  const classes = list.includes('*') ? [] : list.map((c) => parseName('gateway-class', c));
+  const serviceType = v['proxy-service-type'];
+  if (serviceType !== 'LoadBalancer' && serviceType !== 'ClusterIP' && serviceType !== 'NodePort') {
+    throw new BadFlagError(`--proxy-service-type=${serviceType}: expected LoadBalancer, ClusterIP or NodePort`);
+  }
+  if (!v.provision) return { mode: 'gateway-class', classes };
+  return {
+    mode: 'gateway-class',
+    classes,
+    provision: {
+      image: v['proxy-image'] ?? `wsgate:${version}`,
+      replicas: parseCount('proxy-replicas', v['proxy-replicas'], 0, 1000),
+      serviceType,
+      workers: parseCount('proxy-workers', v['proxy-workers'], 1, 256),
+      drainSeconds: Math.round(parseDuration('proxy-drain-timeout', v['proxy-drain-timeout']) / 1000),
+      ...(v['proxy-cluster-role'] !== undefined ? { clusterRole: parseName('proxy-cluster-role', v['proxy-cluster-role']) } : {}),
+    },
   };
 }
 
@@ -142,7 +203,7 @@ function loadKubeConfig(path: string | undefined): KubeConfig {
 }
 
 export async function runController(args: string[], o: { version: string }): Promise<void> {
-  const flags = parseControllerFlags(args);
+  const flags = parseControllerFlags(args, o.version);
   if (flags.help) {
     process.stdout.write(CONTROLLER_USAGE);
     return;

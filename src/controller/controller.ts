@@ -13,7 +13,9 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { Gateway, HTTPRoute } from '../api/gateway-api.ts';
 import type { Ingress, TCPTunnel, WebSocketRoute } from '../api/types.ts';
+import type { GatewayInfrastructure } from '../translate/gateway-listeners.ts';
 import { createDataPlane, type PlaneOptions } from '../cluster/plane.ts';
 import type { DataPlane } from '../dataplane.ts';
 import { selectIngresses } from '../translate/ingress.ts';
@@ -22,7 +24,9 @@ import type { TranslateResult } from '../translate/snapshot.ts';
 import { translate } from '../translate/translate.ts';
 import { Debouncer } from './debounce.ts';
 import { describeError, SupervisedInformer, type BackoffOptions } from './informers.ts';
-import { kindSources, WATCHED_KINDS, type WatchedKind } from './kinds.ts';
+import { kindSources, watchedKinds, type WatchedKind } from './kinds.ts';
+import { GatewayWriter } from './gateway-writer.ts';
+import { observedInfrastructure, type ProvisionOptions } from './provision.ts';
 import { LeaderElector } from './leader.ts';
 import { isRelevant, referencesOf, type References } from './relevance.ts';
 import { StatusWriter } from './status-writer.ts';
@@ -56,6 +60,15 @@ export interface ControllerOptions extends Omit<PlaneOptions, 'sourceNotReady'> 
   readonly resyncMs?: number;
   /** Informer supervision: restart backoff and watchdog (informers.ts). */
   readonly informers?: { readonly backoff?: BackoffOptions; readonly watchdogMs?: number };
+  /**
+   * [issue 14] The Gateway API. `classes`: this controller manages these GatewayClasses (of controllerName
+   * wsgate.io/gateway-controller; an empty list = every one): it writes their status and the status of their
+   * Gateways and routes, and provisions each accepted Gateway's proxies (`provision`); it serves no Gateway itself.
+   * `gateway`: this process is one Gateway's proxy: it serves that Gateway's listeners and writes nothing.
+   */
+  readonly gatewayAPI?:
+    | { readonly mode: 'gateway-class'; readonly classes: readonly string[]; readonly provision?: ProvisionOptions }
+    | { readonly mode: 'gateway'; readonly namespace: string; readonly name: string };
 }
 
 export interface Controller {
@@ -85,9 +98,16 @@ export interface Controller {
   abandon(): Promise<void>;
 }
 
+/** Kinds whose objects decide what Services and Secrets are referenced. */
+const ROUTE_KINDS: ReadonlySet<WatchedKind> = new Set<WatchedKind>(['Ingress', 'WebSocketRoute', 'TCPTunnel', 'IngressClass', 'Gateway', 'HTTPRoute', 'TLSRoute', 'TCPRoute']);
+
 export async function startController(o: ControllerOptions): Promise<Controller> {
   const log = o.log.child({ component: 'controller' });
   const identity = o.leaderElection.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
+  // [issue 14] What is watched and served depends on the Gateway API mode (kinds.ts).
+  const gw = o.gatewayAPI;
+  const kinds = watchedKinds(gw?.mode ?? 'ingress');
+  const isProxy = gw?.mode === 'gateway';
   const synced = new Set<WatchedKind>();
   let initialSyncDone = false;
   let syncs = 0;
@@ -102,14 +122,31 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       ingresses: ourIngresses(),
       webSocketRoutes: store.list('WebSocketRoute') as unknown as WebSocketRoute[],
       tcpTunnels: store.list('TCPTunnel') as unknown as TCPTunnel[],
+      gateways: store.list('Gateway') as unknown as Gateway[],
+      gatewayRoutes: [...store.list('HTTPRoute'), ...store.list('TLSRoute'), ...store.list('TCPRoute')] as unknown as HTTPRoute[],
     });
     return refs;
+  };
+  /** [issue 14] The Gateway API part of the snapshot: which Gateway is served, and what their proxies are. */
+  const gatewaySnapshot = (): Parameters<ObjectStore['snapshot']>[2] => {
+    if (gw === undefined) return undefined;
+    if (gw.mode === 'gateway') return { gatewayServed: { namespace: gw.namespace, name: gw.name } };
+    const infrastructure = new Map<string, GatewayInfrastructure>();
+    for (const g of store.list('Gateway') as unknown as Gateway[]) {
+      const observed = observedInfrastructure(
+        g,
+        (ns, name) => store.get('Service', `${ns}/${name}`),
+        (ns, name) => store.get('Deployment', `${ns}/${name}`),
+      );
+      if (observed !== undefined) infrastructure.set(`${g.metadata?.namespace ?? 'default'}/${g.metadata?.name ?? ''}`, observed);
+    }
+    return { gatewayServed: 'none', gatewayInfrastructure: infrastructure, ...(gw.classes.length > 0 ? { gatewayClassNames: gw.classes } : {}) };
   };
 
   const gateway = createDataPlane({
     ...o,
     sourceNotReady: () => {
-      const waiting = WATCHED_KINDS.filter((k) => !synced.has(k));
+      const waiting = kinds.filter((k) => !synced.has(k));
       return waiting.length > 0 ? `informers not synced: ${waiting.join(', ')}` : undefined;
     },
   });
@@ -121,15 +158,19 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     log: log.child({ component: 'status' }),
     identity,
     // `leader` is declared below; the queue asks only when it has something to write, after a sync.
-    isLeader: () => leader.isLeader,
+    isLeader: () => leader?.isLeader === true,
     ...(o.publishService ? { publishService: o.publishService } : {}),
     ...(o.publishAddresses ? { publishAddresses: o.publishAddresses } : {}),
   });
+  const gatewayWriter =
+    gw?.mode === 'gateway-class'
+      ? new GatewayWriter({ kc: o.kc, log: log.child({ component: 'gateway-status' }), queue: statusWriter.queue, ...(gw.provision ? { provision: gw.provision } : {}) })
+      : undefined;
 
   const sync = async (): Promise<void> => {
     if (!initialSyncDone) return;
     const end = o.metrics.controllerSyncSeconds.startTimer();
-    const snapshot = store.snapshot(o.ingressClass, o.watchIngressWithoutClass === true);
+    const snapshot = store.snapshot(o.ingressClass, o.watchIngressWithoutClass === true, gatewaySnapshot());
     const result = translate(snapshot);
     const { certificateErrors } = await gateway.apply(result.table);
     end();
@@ -155,7 +196,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     if (fetched) debouncer.trigger();
 
     // Queued, not awaited: the next sync does not wait for the API server to take them.
-    if (leader.isLeader) statusWriter.write(result, store, selectIngresses(snapshot));
+    if (leader?.isLeader === true) {
+      statusWriter.write(result, store, selectIngresses(snapshot));
+      if (gatewayWriter !== undefined && result.gatewayAPI !== undefined) gatewayWriter.write(result.gatewayAPI, store);
+    }
   };
 
   /** One log line per object whose conditions changed and are not all True (or carry a warning). */
@@ -184,7 +228,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     onError: (err) => log.error({ err: describeError(err) }, 'sync failed; the last table keeps serving'),
   });
 
-  const leader = new LeaderElector({
+  // A Gateway's proxy writes nothing, so it takes no part in leader election (nor needs a Lease).
+  const leader = isProxy
+    ? undefined
+    : new LeaderElector({
     kc: o.kc,
     log,
     namespace: o.leaderElection.namespace,
@@ -197,14 +244,15 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       o.metrics.leader.set(isLeader ? 1 : 0);
       // A new leader writes every status that differs; a former one writes nothing more.
       if (isLeader) debouncer.trigger();
-      else statusWriter.reset();
+      else {
+        statusWriter.reset();
+        gatewayWriter?.reset();
+      }
     },
   });
 
   const storeOnEvent = (e: StoreEvent): void => {
-    if (e.kind === 'Ingress' || e.kind === 'WebSocketRoute' || e.kind === 'TCPTunnel' || e.kind === 'IngressClass') {
-      refs = undefined;
-    }
+    if (ROUTE_KINDS.has(e.kind)) refs = undefined;
     const relevant = isRelevant(e, {
       ...references(),
       ingressClassName: o.ingressClass,
@@ -219,7 +267,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   const informerOnList = (kind: WatchedKind, items: readonly KubernetesObject[]): void => {
     for (const e of store.replace(kind, items)) storeOnEvent(e);
     synced.add(kind);
-    if (!initialSyncDone && synced.size === WATCHED_KINDS.length) {
+    if (!initialSyncDone && synced.size === kinds.length) {
       initialSyncDone = true;
       log.info('every informer has listed; building the first routing table');
       void debouncer.flush();
@@ -229,9 +277,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   // Every watched kind has a watch-error series from the start, at 0: `increase()` and alerts on it see the first
   // error as a change, and a dashboard shows "no errors" rather than "no data" (Prometheus' advice for label sets
   // known up front).
-  for (const kind of WATCHED_KINDS) o.metrics.controllerWatchErrors.inc({ kind }, 0);
+  for (const kind of kinds) o.metrics.controllerWatchErrors.inc({ kind }, 0);
 
-  const informers = kindSources(o.kc, o.namespace).map(
+  const informers = kindSources(o.kc, o.namespace, kinds).map(
     (source) =>
       new SupervisedInformer({
         kc: o.kc,
@@ -254,7 +302,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       }),
   );
   for (const i of informers) i.start();
-  leader.start();
+  leader?.start();
 
   const resyncMs = o.resyncMs ?? 300_000;
   const resyncTimer = resyncMs > 0 ? setInterval(() => debouncer.trigger(), resyncMs) : undefined;
@@ -264,7 +312,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     gateway,
     identity,
     get isLeader() {
-      return leader.isLeader;
+      return leader?.isLeader === true;
     },
     get syncs() {
       return syncs;
@@ -273,7 +321,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       return debouncer.pending;
     },
     get statusWrites() {
-      return statusWriter.writes;
+      return statusWriter.writes + (gatewayWriter?.writes ?? 0);
     },
     get lastResult() {
       return lastResult;
@@ -285,12 +333,12 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       await Promise.all(informers.map((i) => i.stop()));
       await debouncer.stop();
       await statusWriter.stop();
-      await leader.stop();
+      await leader?.stop();
       o.metrics.leader.set(0);
       await gateway.stop(graceMs);
     },
     async abandon() {
-      await leader.abandon();
+      await leader?.abandon();
       clearInterval(resyncTimer);
       await Promise.all(informers.map((i) => i.stop()));
       await debouncer.stop();

@@ -131,7 +131,7 @@ export class SupervisedInformer {
       this.#tappedWatch(() => this.#lw === lw),
       () => this.#list(lw),
       false,
-      undefined,
+      this.#o.source.labelSelector,
       this.#o.source.fieldSelector,
     );
     this.#lw = lw;

@@ -7,10 +7,16 @@
 //   - WebSocketRoute, TCPTunnel: always ours; an update only when spec, annotations or generation changed.
 //   - Service: referenced by a route, or the --publish-service.
 //   - EndpointSlice: its kubernetes.io/service-name label names a referenced Service of its namespace.
-//   - Secret: referenced by a route's TLS.
+//   - Secret: referenced by a route's TLS (or [issue 14] a Gateway listener's certificateRefs).
+//   - [issue 14] Gateway API kinds: any change of spec, annotations or generation (not status: wsgate writes it);
+//     Namespaces: their labels (allowedRoutes selectors); provisioned Deployments: their readiness; provisioned
+//     Services (managed-by wsgate): always, their address is their Gateway's.
 import { isDeepStrictEqual } from 'node:util';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Gateway, HTTPRoute, TCPRoute, TLSRoute } from '../api/gateway-api.ts';
 import { CONTROLLER_NAME, type Ingress, type IngressClass, type TCPTunnel, type WebSocketRoute } from '../api/types.ts';
+import { listOf } from '../translate/gateway-refs.ts';
+import { MANAGED_BY, MANAGED_BY_LABEL } from './kinds.ts';
 import { selectIngresses } from '../translate/ingress.ts';
 import { NGINX_PREFIX } from '../translate/ingress-nginx.ts';
 import { SERVICE_NAME_LABEL } from '../translate/lookup.ts';
@@ -43,6 +49,9 @@ export function referencesOf(routes: {
   readonly ingresses: readonly Ingress[];
   readonly webSocketRoutes: readonly WebSocketRoute[];
   readonly tcpTunnels: readonly TCPTunnel[];
+  // [issue 14]
+  readonly gateways?: readonly Gateway[];
+  readonly gatewayRoutes?: readonly (HTTPRoute | TLSRoute | TCPRoute)[];
 }): References {
   const services = new Set<string>();
   const secrets = new Set<string>();
@@ -75,6 +84,23 @@ export function referencesOf(routes: {
   for (const t of routes.tcpTunnels) {
     const ns = nsOf(t);
     for (const b of t.spec?.backends ?? []) addService(ns, b?.service);
+  }
+  // [issue 14] Gateway listeners' certificates, and routes' backendRefs (which may name another namespace).
+  for (const g of routes.gateways ?? []) {
+    const ns = nsOf(g);
+    for (const l of listOf(g.spec?.listeners)) {
+      for (const ref of listOf(l?.tls?.certificateRefs)) {
+        if ((ref?.group ?? '') === '' && (ref?.kind ?? 'Secret') === 'Secret') addSecret(ref.namespace || ns, ref.name);
+      }
+    }
+  }
+  for (const r of routes.gatewayRoutes ?? []) {
+    const ns = nsOf(r);
+    for (const rule of listOf(r.spec?.rules)) {
+      for (const b of listOf(rule?.backendRefs)) {
+        if ((b?.group ?? '') === '' && (b?.kind ?? 'Service') === 'Service') addService(b.namespace || ns, b.name);
+      }
+    }
   }
   return { services, secrets };
 }
@@ -113,6 +139,22 @@ function keyIn(set: ReadonlySet<string>, obj: KubernetesObject | undefined): boo
 
 export function isRelevant(e: StoreEvent, v: RelevanceView): boolean {
   switch (e.kind) {
+    // [issue 14] Gateway API objects: any change of what translation reads (their status is wsgate's own writing).
+    case 'GatewayClass':
+    case 'Gateway':
+    case 'HTTPRoute':
+    case 'TLSRoute':
+    case 'TCPRoute':
+    case 'ReferenceGrant':
+      return specChanged(e);
+    case 'Namespace':
+      // allowedRoutes selectors read Namespace labels.
+      return e.type !== 'updated' || !isDeepStrictEqual(plain(e.old?.metadata?.labels ?? {}), plain(e.new?.metadata?.labels ?? {}));
+    case 'Deployment': {
+      // A provisioned proxy Deployment: its readiness makes its Gateway Programmed.
+      const ready = (o: KubernetesObject | undefined): unknown => (o as { status?: { availableReplicas?: number; readyReplicas?: number } } | undefined)?.status;
+      return e.type !== 'updated' || !isDeepStrictEqual(plain(ready(e.old)), plain(ready(e.new))) || specChanged(e);
+    }
     case 'IngressClass':
       return isOurClass(e.old, v.ingressClassName) || isOurClass(e.new, v.ingressClassName);
     case 'Ingress': {
@@ -125,6 +167,8 @@ export function isRelevant(e: StoreEvent, v: RelevanceView): boolean {
     case 'Service': {
       const obj = e.new ?? e.old;
       if (obj !== undefined && v.publishService === `${nsOf(obj)}/${obj.metadata?.name ?? ''}`) return true;
+      // [issue 14] A Service wsgate provisioned for a Gateway: its load-balancer address is the Gateway's.
+      if (obj?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY) return true;
       return keyIn(v.services, e.old) || keyIn(v.services, e.new);
     }
     case 'EndpointSlice': {

@@ -52,6 +52,11 @@ export class StatusWriter {
     this.#queue = new StatusQueue({ log: o.log, active: o.isLeader, ...(o.backoff ? { backoff: o.backoff } : {}) });
   }
 
+  /** The queue every leader write goes through ([issue 14] the Gateway API's too: gateway-writer.ts). */
+  get queue(): StatusQueue {
+    return this.#queue;
+  }
+
   /** Writes queued and not yet made. */
   get pending(): number {
     return this.#queue.size;

@@ -8,7 +8,8 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { EndpointSlice, Secret, TCPTunnel, WebSocketRoute } from '../api/types.ts';
 import type { Snapshot } from '../translate/snapshot.ts';
-import { keyOf, WATCHED_KINDS, type WatchedKind } from './kinds.ts';
+import type { Gateway, GatewayClass, HTTPRoute, Namespace, ReferenceGrant, TCPRoute, TLSRoute } from '../api/gateway-api.ts';
+import { ALL_KINDS, keyOf, type WatchedKind } from './kinds.ts';
 
 export interface StoreEvent {
   readonly kind: WatchedKind;
@@ -30,7 +31,7 @@ export class ObjectStore {
 
   constructor(o: StoreOptions) {
     this.#secretWanted = o.secretWanted;
-    for (const kind of WATCHED_KINDS) this.#byKind.set(kind, new Map());
+    for (const kind of ALL_KINDS) this.#byKind.set(kind, new Map());
   }
 
   get(kind: WatchedKind, key: string): KubernetesObject | undefined {
@@ -96,11 +97,30 @@ export class ObjectStore {
     for (const [key, s] of secrets) if (!referenced.has(key) && !isStripped(s)) secrets.set(key, strip(s));
   }
 
-  /** The immutable input of translate(): every object held, Secrets only with their data. */
-  snapshot(ingressClassName: string, watchIngressWithoutClass = false): Snapshot {
+  /**
+   * The immutable input of translate(): every object held, Secrets only with their data. [issue 14] `gateway`: the
+   * Gateway API part — which Gateways the table serves and what the controller observes of their proxies.
+   */
+  snapshot(
+    ingressClassName: string,
+    watchIngressWithoutClass = false,
+    gateway?: Pick<Snapshot, 'gatewayServed' | 'gatewayInfrastructure' | 'gatewayClassNames'>,
+  ): Snapshot {
     return {
       ingressClassName,
       ...(watchIngressWithoutClass ? { watchIngressWithoutClass } : {}),
+      ...(gateway !== undefined
+        ? {
+            ...gateway,
+            gatewayClasses: this.list('GatewayClass') as unknown as GatewayClass[],
+            gateways: this.list('Gateway') as unknown as Gateway[],
+            httpRoutes: this.list('HTTPRoute') as unknown as HTTPRoute[],
+            tlsRoutes: this.list('TLSRoute') as unknown as TLSRoute[],
+            tcpRoutes: this.list('TCPRoute') as unknown as TCPRoute[],
+            referenceGrants: this.list('ReferenceGrant') as unknown as ReferenceGrant[],
+            namespaces: this.list('Namespace') as unknown as Namespace[],
+          }
+        : {}),
       ingressClasses: this.list('IngressClass'),
       ingresses: this.list('Ingress'),
       webSocketRoutes: this.list('WebSocketRoute') as unknown as WebSocketRoute[],

@@ -24,6 +24,11 @@ export interface Backend {
   readonly name: string;
   readonly weight: number;
   readonly endpoints: readonly Endpoint[];
+  /**
+   * [issue 14] A Gateway API backendRef that did not resolve (no such Service, not permitted, an unsupported kind):
+   * the share of requests that picks it gets 500, as the spec asks. Absent = a resolved backend.
+   */
+  readonly invalid?: true;
 }
 
 export type HashOn =
@@ -266,6 +271,72 @@ export interface HttpRoute {
   readonly path: string;
   readonly backends: readonly Backend[];
   readonly policy: Policy;
+  // [issue 14] What Gateway API HTTPRoutes add; absent on the routes of every other kind.
+  /** What a request must also have (method, headers, query parameters), all of it; absent = nothing more. */
+  readonly match?: RequestMatch;
+  /** What the rule does to a request and its response (src/proxy/filters.ts); absent = nothing. */
+  readonly filters?: RouteFilters;
+  /**
+   * Weights are shares of requests per backend (Gateway API backendRefs): a backend is chosen first (smooth weighted
+   * round robin), then an endpoint of it by the policy. Absent: each endpoint carries its backend's weight.
+   */
+  readonly weightPerBackend?: true;
+  /** Plain HTTP: seconds for the whole exchange, else 504 (HTTPRoute timeouts.request); 0 or absent = none. Never a tunnel's. */
+  readonly requestTimeoutSeconds?: number;
+}
+
+/** [issue 14] A header or query parameter a request must carry. */
+export interface ValueMatch {
+  /** Header names lower case (they are case-insensitive); query parameter names as written (they are not). */
+  readonly name: string;
+  readonly type: 'Exact' | 'RegularExpression';
+  readonly value: string;
+}
+
+/** [issue 14] A Gateway API HTTPRouteMatch beyond its path. */
+export interface RequestMatch {
+  /** Upper case; absent = any method. */
+  readonly method?: string;
+  readonly headers: readonly ValueMatch[];
+  readonly queryParams: readonly ValueMatch[];
+}
+
+/** [issue 14] Headers set (replacing), added (appended) and removed. Names as written; `remove` lower case. */
+export interface HeaderModifier {
+  readonly set: readonly (readonly [string, string])[];
+  readonly add: readonly (readonly [string, string])[];
+  readonly remove: readonly string[];
+}
+
+/** [issue 14] How a redirect or a rewrite changes the path: all of it, or the part the rule's prefix matched. */
+export type PathModifier =
+  | { readonly type: 'ReplaceFullPath'; readonly value: string }
+  | { readonly type: 'ReplacePrefixMatch'; readonly value: string };
+
+/** [issue 14] An HTTPRoute RequestRedirect: absent members keep the request's own. */
+export interface RequestRedirect {
+  readonly scheme?: 'http' | 'https';
+  readonly hostname?: string;
+  readonly path?: PathModifier;
+  /** Absent: the request's port unless the scheme changes (then the scheme's default, left out of Location). */
+  readonly port?: number;
+  readonly statusCode: 301 | 302 | 303 | 307 | 308;
+}
+
+/** [issue 14] An HTTPRoute URLRewrite. */
+export interface UrlRewrite {
+  readonly hostname?: string;
+  readonly path?: PathModifier;
+}
+
+/** [issue 14] An HTTPRoute rule's filters. A redirect answers the request itself; the others change what passes. */
+export interface RouteFilters {
+  readonly requestHeaders?: HeaderModifier;
+  readonly responseHeaders?: HeaderModifier;
+  readonly redirect?: RequestRedirect;
+  readonly rewrite?: UrlRewrite;
+  /** Every request gets this status and no backend is tried (500: a rule whose backends are all invalid). */
+  readonly directStatus?: number;
 }
 
 /**
@@ -307,6 +378,13 @@ export interface TunnelRoute {
   /** As Policy's: a refused connection is closed at once. Default empty (optional for tables built elsewhere). */
   readonly allowedSourceRanges?: readonly string[];
   readonly deniedSourceRanges?: readonly string[];
+  /**
+   * [issue 14] `*.` wildcards in sniHostnames match any number of labels, the most specific first (Gateway API
+   * TLSRoute); absent = exactly one label (TCPTunnel, ingress-nginx ssl-passthrough).
+   */
+  readonly wildcardAnyDepth?: true;
+  /** [issue 14] As HttpRoute.weightPerBackend (TCPRoute, TLSRoute backendRefs). */
+  readonly weightPerBackend?: true;
 }
 
 /**
@@ -325,6 +403,20 @@ export interface PassthroughRoute {
   readonly deniedSourceRanges: readonly string[];
 }
 
+/**
+ * [issue 14] One port of the Gateway API listeners wsgate serves: HTTP, or HTTPS terminated with its own certificates.
+ * Its virtual hosts are the listeners' hostnames intersected with their routes'; `*.` wildcards match any number of
+ * labels, the most specific first. (TLS passthrough and TCP listeners are tunnels, in RoutingTable.tunnels.)
+ */
+export interface ListenerPort {
+  readonly port: number;
+  readonly protocol: 'HTTP' | 'HTTPS';
+  /** Sorted as RoutingTable.virtualHosts; routes within each in Gateway API precedence order. */
+  readonly virtualHosts: readonly VirtualHost[];
+  /** HTTPS: the listeners' certificates, chosen by SNI (an exact name, then the longest wildcard); the first is the default. */
+  readonly certificates: readonly Certificate[];
+}
+
 export interface RoutingTable {
   /** Exact hostnames first (sorted), then wildcards (longest suffix first), then `*`. */
   readonly virtualHosts: readonly VirtualHost[];
@@ -333,6 +425,8 @@ export interface RoutingTable {
   readonly tunnels: readonly TunnelRoute[];
   /** Sorted by hostname, as virtual hosts; absent = none. */
   readonly passthrough?: readonly PassthroughRoute[];
+  /** [issue 14] Gateway API HTTP and HTTPS listener ports, sorted by port; absent = none. */
+  readonly listeners?: readonly ListenerPort[];
 }
 
 export const EMPTY_TABLE: RoutingTable = Object.freeze({

@@ -40,6 +40,8 @@ export class Balancer {
   readonly #active = new Map<string, number>();
   /** Round-robin cursors per route id. */
   readonly #cursors = new Map<string, number>();
+  /** [issue 14] Smooth weighted round robin over backends, per route id: each backend's current score. */
+  readonly #shares = new Map<string, Map<string, number>>();
 
   acquire(key: string): void {
     this.#active.set(key, (this.#active.get(key) ?? 0) + 1);
@@ -58,6 +60,39 @@ export class Balancer {
   /** Forgets the round-robin cursors of routes that left the table (ids not in `routeIds`). */
   prune(routeIds: ReadonlySet<string>): void {
     for (const id of this.#cursors.keys()) if (!routeIds.has(id)) this.#cursors.delete(id);
+    for (const id of this.#shares.keys()) if (!routeIds.has(id)) this.#shares.delete(id);
+  }
+
+  /**
+   * [issue 14] The backends a new request or connection of a route with weightPerBackend may use: the one backend
+   * whose turn it is (smooth weighted round robin, nginx's: over any window each backend gets its weight's share,
+   * evenly spread), or 'invalid' when that is a backendRef that did not resolve (its share answers 500). Other
+   * routes get all their backends (weights then count per endpoint).
+   */
+  backendsFor(route: { readonly id: string; readonly backends: readonly Backend[]; readonly weightPerBackend?: true }): readonly Backend[] | 'invalid' {
+    const live = route.backends.filter((b) => b.weight > 0);
+    if (route.weightPerBackend !== true || live.length <= 1) {
+      return live.length === 1 && live[0]!.invalid === true ? 'invalid' : route.backends;
+    }
+    let scores = this.#shares.get(route.id);
+    if (scores === undefined) {
+      scores = new Map();
+      this.#shares.set(route.id, scores);
+    }
+    let total = 0;
+    let best: Backend | undefined;
+    let bestScore = -Infinity;
+    for (const b of live) {
+      total += b.weight;
+      const score = (scores.get(b.name) ?? 0) + b.weight;
+      scores.set(b.name, score);
+      if (score > bestScore) {
+        best = b;
+        bestScore = score;
+      }
+    }
+    scores.set(best!.name, bestScore - total);
+    return best!.invalid === true ? 'invalid' : [best!];
   }
 
   /** Round-robin cursors held (for tests of pruning). */

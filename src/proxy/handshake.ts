@@ -49,6 +49,9 @@ export const REJECTIONS = {
   auth_denied: { status: 401, reason: 'auth_denied', message: 'Unauthorized' },
   auth_unavailable: { status: 503, reason: 'auth_unavailable', message: 'Authentication service unavailable' },
   body_too_large: { status: 413, reason: 'body_too_large', message: 'Request body too large' },
+  // Gateway API (issue 14): a redirect's status and Location are set per rule (filters.ts).
+  route_redirect: { status: 302, reason: 'route_redirect', message: 'Moved' },
+  invalid_backend: { status: 500, reason: 'invalid_backend', message: 'No valid backend for this route' },
 } as const satisfies Record<L7RejectReason, Rejection>;
 
 export interface ValidHandshake {

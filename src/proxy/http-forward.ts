@@ -19,7 +19,8 @@ import type { Socket } from 'node:net';
 import type { RateLimitedLog } from '../log/rate-limit.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import type { HttpRoute } from '../model/table.ts';
+import type { Backend, HttpRoute } from '../model/table.ts';
+import { modifyHeaders } from './filters.ts';
 import type { Affinity } from './affinity.ts';
 import { isTlsError, requestOptions, serverName } from './backend-tls.ts';
 import type { Balancer, HashInput, Pick } from './balancer.ts';
@@ -70,6 +71,8 @@ interface Exchange {
   readonly startedAt: number;
   /** What the endpoint is picked by; with a Cookie rule, the cookie's endpoint as `preferred`. */
   readonly hash: HashInput;
+  /** [issue 14] The backends this exchange may use (balancer.backendsFor: one of a weightPerBackend route's). */
+  readonly backends: readonly Backend[];
   attempts: number;
   /** The body went over maxRequestBodyBytes (413). */
   bodyTooLarge: boolean;
@@ -122,6 +125,8 @@ export class HttpForwarder {
       const preferred = this.#d.affinity.endpointOf(hash.cookie?.(lb.cookie.name), route.backends);
       if (preferred !== undefined) hash = { ...hash, preferred };
     }
+    // [issue 14] A weightPerBackend route's backend for this exchange; an invalid backendRef's share answers 500.
+    const backends = this.#d.balancer.backendsFor(route);
     const x: Exchange = {
       req,
       res,
@@ -132,6 +137,7 @@ export class HttpForwarder {
       tried: new Set(),
       startedAt: performance.now(),
       hash,
+      backends: backends === 'invalid' ? [] : backends,
       bodyTooLarge: false,
       detail: undefined,
       attempts: 0,
@@ -146,13 +152,26 @@ export class HttpForwarder {
       x.proxyReq?.destroy();
       this.#finish(x, x.status ?? CLIENT_CLOSED_REQUEST, 'client_abort');
     });
+    if (backends === 'invalid') return this.#answer(x, 500, REJECTIONS.invalid_backend.message);
+    // [issue 14] An HTTPRoute's timeouts.request bounds the whole exchange (plain HTTP only: tunnels never come here).
+    const limit = route.requestTimeoutSeconds ?? 0;
+    if (limit > 0) {
+      const timer = setTimeout(() => {
+        if (x.finished) return;
+        this.#d.metrics.httpUpstreamTimeouts.inc({ route: route.route, phase: 'request' });
+        x.proxyReq?.destroy();
+        if (res.headersSent) this.#abortResponse(x, 'upstream_error');
+        else this.#answer(x, 504, REJECTIONS.upstream_timeout.message);
+      }, limit * 1000);
+      res.once('close', () => clearTimeout(timer));
+    }
     this.#attempt(x);
   }
 
   #attempt(x: Exchange): void {
     const { balancer, metrics } = this.#d;
     const { route, req, res } = x;
-    const pick = balancer.pick(route.id, route.backends, route.policy.loadBalancing, x.hash, x.tried);
+    const pick = balancer.pick(route.id, x.backends, route.policy.loadBalancing, x.hash, x.tried);
     if (!pick) {
       const status = x.tried.size === 0 ? 503 : 502;
       return this.#answer(x, status, status === 503 ? REJECTIONS.no_endpoint.message : REJECTIONS.upstream_refused.message);
@@ -303,7 +322,9 @@ export class HttpForwarder {
       const origin = x.req.headers.origin;
       headers.push(...responseCorsHeaders(p.cors, typeof origin === 'string' ? origin : undefined));
     }
-    return headers;
+    // [issue 14] An HTTPRoute rule's ResponseHeaderModifier (filters.ts).
+    const mod = x.route.filters?.responseHeaders;
+    return mod === undefined ? headers : modifyHeaders(headers, mod);
   }
 
   /** The backend failed after the response head was relayed: the client connection goes, it cannot be told. */

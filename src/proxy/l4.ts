@@ -321,13 +321,15 @@ export class L4Proxy {
       this.#reject(client, route.route, 'over_limit');
       return;
     }
+    // [issue 14] A TLSRoute's or TCPRoute's backend whose turn it is; a backendRef that did not resolve is no endpoint.
+    const backends = balancer.backendsFor(route);
     let upstream;
     try {
       upstream = await connectUpstream(
         {
           routeId: route.id,
           route: route.route,
-          backends: route.backends,
+          backends: backends === 'invalid' ? [] : backends,
           loadBalancing: TUNNEL_LOAD_BALANCING,
           hashInput: { clientIP },
           connectTimeoutSeconds: route.connectTimeoutSeconds,
@@ -428,13 +430,22 @@ export function indexTunnels(tunnels: readonly TunnelRoute[]): ReadonlyMap<numbe
   return out;
 }
 
-/** Exact name first, then a `*.` wildcard standing for exactly the first label. */
+/**
+ * Exact name first, then a `*.` wildcard standing for exactly the first label; [issue 14] then, for tunnels with
+ * wildcardAnyDepth (Gateway API TLSRoutes), the most specific wildcard covering more labels.
+ */
 function matchServerName(routes: PortRoutes, serverName: string): TunnelRoute | undefined {
   const exact = routes.exact.get(serverName);
   if (exact) return exact;
   const dot = serverName.indexOf('.');
   if (dot <= 0) return undefined;
-  return routes.wildcard.get(serverName.slice(dot + 1));
+  const one = routes.wildcard.get(serverName.slice(dot + 1));
+  if (one) return one;
+  for (let d = serverName.indexOf('.', dot + 1); d > 0; d = serverName.indexOf('.', d + 1)) {
+    const deeper = routes.wildcard.get(serverName.slice(d + 1));
+    if (deeper?.wildcardAnyDepth === true) return deeper;
+  }
+  return undefined;
 }
 
 /** An accepted L4 connection that is not a tunnel yet, as the registry sees it. */

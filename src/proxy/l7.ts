@@ -35,6 +35,8 @@ import { normalizeHost, normalizeTarget, type NormalizeOptions, type TargetRejec
 import { Router } from './router.ts';
 import type { TunnelRegistry } from './registry.ts';
 import { Upgrade, type UpgradeDeps, type UpgradeRequest } from './upgrade.ts';
+import { modifyHeaders, redirectLocation, rewriteRequest } from './filters.ts';
+import { ListenerPorts } from './listener-ports.ts';
 
 export interface ListenAddress {
   readonly host: string;
@@ -68,6 +70,8 @@ export interface L7Deps {
   readonly redirectHttpsPort?: number;
   /** --enable-ssl-passthrough: ssl-passthrough hosts' TLS goes here instead of being terminated. */
   readonly passthrough?: (socket: Socket, head: Buffer, route: PassthroughRoute) => void;
+  /** [issue 14] The address Gateway API listener ports bind (default 0.0.0.0; the tunnels' --tunnel-host). */
+  readonly listenerHost?: string;
 }
 
 /** A request as wsgate routes and forwards it, normalised once at the edge (normalize.ts). */
@@ -88,6 +92,8 @@ interface Listener {
   readonly server: http.Server;
   readonly proto: 'http' | 'https';
   port: number;
+  /** [issue 14] A Gateway API listener port routes with its own table (listener-ports.ts); absent = the main one. */
+  readonly router?: () => Router;
 }
 
 export class L7Proxy {
@@ -104,6 +110,8 @@ export class L7Proxy {
   readonly #edge: EdgeChecks;
   readonly #auth = new ExternalAuthClient();
   readonly #rate: RateLimiter;
+  /** [issue 14] Gateway API HTTP and HTTPS listener ports, each with its own router. */
+  readonly ports: ListenerPorts;
 
   constructor(deps: L7Deps) {
     this.#d = deps;
@@ -120,6 +128,14 @@ export class L7Proxy {
       httpsPort: deps.redirectHttpsPort ?? 443,
     });
     this.#http = new HttpForwarder({ ...deps, rlog: this.#rlog, affinity });
+    this.ports = new ListenerPorts({
+      log: deps.log,
+      serve: async (proto, port, router, tls) => {
+        const server = proto === 'https' ? https.createServer({ ...this.#serverOptions(), ...tls, handshakeTimeout: this.#handshakeTimeoutMs }) : http.createServer(this.#serverOptions());
+        await this.#listen(server, proto, { host: deps.listenerHost ?? '0.0.0.0', port }, router, false);
+        return server;
+      },
+    });
     this.#upgradeDeps = {
       metrics: deps.metrics,
       rlog: this.#rlog,
@@ -142,8 +158,9 @@ export class L7Proxy {
     return this.#router;
   }
 
-  async listen(httpAddr: ListenAddress | undefined, httpsAddr: ListenAddress | undefined): Promise<void> {
-    const timeouts: http.ServerOptions = {
+  /** The options every L7 server gets. */
+  #serverOptions(): http.ServerOptions {
+    return {
       // A client that has not sent its whole head in time is closed with 408 (slowloris).
       headersTimeout: this.#handshakeTimeoutMs,
       // 0: a plain request's body may stream for as long as it needs; upgraded sockets are not tracked at all.
@@ -156,6 +173,10 @@ export class L7Proxy {
       // HTTP/1.1, ignoring the Upgrade, as RFC 9110 §7.8 allows.
       shouldUpgradeCallback: isWebSocketUpgrade,
     };
+  }
+
+  async listen(httpAddr: ListenAddress | undefined, httpsAddr: ListenAddress | undefined): Promise<void> {
+    const timeouts = this.#serverOptions();
     if (httpAddr) {
       await this.#listen(http.createServer(timeouts), 'http', httpAddr);
     }
@@ -190,11 +211,11 @@ export class L7Proxy {
     this.#http.close();
     this.#auth.close();
     if (this.#d.rate === undefined) this.#rate.stop();
-    return Promise.resolve();
+    return this.ports.close();
   }
 
-  async #listen(server: http.Server, proto: 'http' | 'https', addr: ListenAddress): Promise<void> {
-    const l: Listener = { server, proto, port: addr.port };
+  async #listen(server: http.Server, proto: 'http' | 'https', addr: ListenAddress, router?: () => Router, main = true): Promise<void> {
+    const l: Listener = { server, proto, port: addr.port, ...(router !== undefined ? { router } : {}) };
     // A client that half-closes after its request (printf ... | nc -N) still gets its response: its FIN ends the
     // request stream, not the exchange (Node's default aborts the request and ends the socket).
     (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
@@ -222,7 +243,7 @@ export class L7Proxy {
     });
     server.on('error', (err) => this.#d.log.error({ err, proto }, 'listener error'));
     l.port = (server.address() as AddressInfo).port;
-    this.#listeners.push(l);
+    if (main) this.#listeners.push(l);
   }
 
   // --- WebSocket handshakes -------------------------------------------------------------------------------------
@@ -233,7 +254,7 @@ export class L7Proxy {
     const r: UpgradeRequest = e.ok
       ? { req, target: e.target, path: e.path, host: e.host, hostHeader: e.hostHeader, clientIP: c.client, peerIP: c.peer }
       : { req, target: req.url ?? '/', path: req.url ?? '/', host: req.headers.host, invalid: e.rejection, clientIP: c.client, peerIP: c.peer };
-    new Upgrade(this.#upgradeDeps, socket, head, r).start(r, this.#router, l);
+    new Upgrade(this.#upgradeDeps, socket, head, r).start(r, l.router?.() ?? this.#router, l);
   }
 
   /** [issue 12] The request's real client (client-address.ts). */
@@ -313,7 +334,8 @@ export class L7Proxy {
       const r = e.rejection;
       return this.#http.respond(req, res, r.status, r.message, '', { Connection: 'close' }, undefined, r.reason);
     }
-    const route = this.#router.find(e.host, e.path);
+    const router = l.router?.() ?? this.#router;
+    const route = router.find(e.host, e.path, { method: req.method ?? '', headers: req.headers, target: e.target });
     if (!route) return this.#http.respond(req, res, 404, REJECTIONS.no_route.message, '', undefined, e.path);
     const c = this.#client(req);
     // [issue 12] The edge policy (edge-checks.ts), steps 4–7 of upgrade.ts's order.
@@ -364,11 +386,23 @@ export class L7Proxy {
       port: l.port,
       ...(e.hostHeader ? { host: e.hostHeader } : {}),
     };
-    const headers = forwardHeaders(req.rawHeaders, info, false, undefined, verdict.headers);
+    // [issue 14] A Gateway API rule's redirect or fixed answer, else its rewrite and header changes (filters.ts).
+    const f = route.filters;
+    if (f?.directStatus !== undefined) {
+      return this.#http.respond(req, res, f.directStatus, REJECTIONS.invalid_backend.message, route.route, undefined, e.path, undefined, c.client, 'invalid_backend');
+    }
+    if (f?.redirect !== undefined) {
+      const location = redirectLocation(f.redirect, route, { scheme: l.proto, host: e.host, port: l.port, path: e.path, target: e.target });
+      return this.#http.respond(req, res, f.redirect.statusCode, '', route.route, { Location: location }, e.path, undefined, c.client, 'route_redirect');
+    }
+    let headers = forwardHeaders(req.rawHeaders, info, false, undefined, verdict.headers);
+    let target = e.target;
+    if (f?.rewrite !== undefined) ({ target, headers } = rewriteRequest(f.rewrite, route, e.path, target, headers));
+    if (f?.requestHeaders !== undefined) headers = modifyHeaders(headers, f.requestHeaders);
     if (req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
     // Only a request without a body can be retried on another endpoint: a body already sent cannot be replayed.
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-    const request = { method: req.method ?? '', host: e.host, path: e.path, target: e.target, clientIP: c.client, proto: l.proto };
+    const request = { method: req.method ?? '', host: e.host, path: e.path, target, clientIP: c.client, proto: l.proto };
     this.#http.forward(req, res, route, headers, request, !hasBody);
   }
 }

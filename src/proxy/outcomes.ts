@@ -80,6 +80,11 @@ export const REJECT_REASONS = [
   'auth_unavailable',
   /** A plain HTTP request body over maxRequestBodyBytes (413). */
   'body_too_large',
+  // Gateway API (issue 14), L7.
+  /** An HTTPRoute rule's RequestRedirect: answered with its status (301, 302, 303, 307, 308) and Location. */
+  'route_redirect',
+  /** An HTTPRoute rule with no usable backend, or a backendRef that did not resolve taking its share (500). */
+  'invalid_backend',
   // Connection level, every listener with --proxy-protocol (closed, never answered).
   /** The connection did not start with a valid PROXY protocol v1/v2 header in time. */
   'bad_proxy_header',
@@ -103,6 +108,8 @@ export const HTTP_TIMEOUT_PHASES = [
   'response_header',
   /** No byte either way for idleTimeoutSeconds while the exchange was in progress. */
   'idle',
+  /** [issue 14] The whole exchange took longer than its HTTPRoute rule's timeouts.request (504; never a tunnel). */
+  'request',
 ] as const;
 
 export type HttpTimeoutPhase = (typeof HTTP_TIMEOUT_PHASES)[number];

@@ -242,6 +242,10 @@ export class TunnelRegistry {
       routes.set(id, { backends, endpoints, rebalance, loadBalancing });
     };
     for (const vh of table.virtualHosts) for (const r of vh.routes) add(r.id, r.backends, r.policy.rebalance, r.policy.loadBalancing);
+    // [issue 14] Gateway API listener ports' routes.
+    for (const lp of table.listeners ?? []) {
+      for (const vh of lp.virtualHosts) for (const r of vh.routes) add(r.id, r.backends, r.policy.rebalance, r.policy.loadBalancing);
+    }
     for (const t of table.tunnels) add(t.id, t.backends, undefined, { policy: 'LeastConnections' });
     // [issue 12] ssl-passthrough hosts are tunnels too (l4.ts passthrough()).
     for (const p of table.passthrough ?? []) add(p.id, p.backends, undefined, { policy: 'LeastConnections' });

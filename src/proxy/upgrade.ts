@@ -5,7 +5,9 @@
 //
 // The fixed order of checks (plain HTTP requests go through 1, 2 and 4–7 in the same order: l7.ts):
 //  1. the request itself (handshake.ts: method, Upgrade, Connection, key, version);
-//  2. the route, from the table current now (a later swap does not change it);
+//  2. the route, from the table current now (a later swap does not change it); [issue 14] a Gateway API rule's
+//     fixed answer (500) or RequestRedirect ends it here, and its URLRewrite and RequestHeaderModifier shape the head
+//     the backend gets (filters.ts);
 //  3. Origin, then subprotocols;
 //  4–7. the route's edge policy (edge-checks.ts, issue 12): 4. the HTTPS redirect (426, or a redirect),
 //     5. source ranges (403), 6. the request rate per client IP (429), 7. external auth (401/403, or 500/503);
@@ -36,6 +38,7 @@ import type { Router } from './router.ts';
 import type { PendingConnection, TunnelRegistry } from './registry.ts';
 import { connectUpstream, type Upstream } from './upstream.ts';
 import { allowedRsvOf } from './ws-session.ts';
+import { modifyHeaders, redirectLocation, rewriteRequest } from './filters.ts';
 
 export interface UpgradeDeps {
   readonly metrics: Metrics;
@@ -130,7 +133,7 @@ export class Upgrade implements PendingConnection {
     const v = validateHandshake(r.req.method, r.req.headers);
     if (!('ok' in v)) return this.#reject(v);
     // 2. The route.
-    const route = router.find(r.host, r.path);
+    const route = router.find(r.host, r.path, { method: 'GET', headers: r.req.headers, target: r.target });
     if (!route) return this.#reject(REJECTIONS.no_route);
     this.#route = route;
     const policy = route.policy;
@@ -166,6 +169,15 @@ export class Upgrade implements PendingConnection {
       return this.#reject(verdict.rejection);
     }
     const policy = route.policy;
+    // [issue 14] A Gateway API rule's fixed answer or redirect (filters.ts), and the backend whose turn it is.
+    const f = route.filters;
+    if (f?.directStatus !== undefined) return this.#reject({ ...REJECTIONS.invalid_backend, status: f.directStatus });
+    if (f?.redirect !== undefined) {
+      const Location = redirectLocation(f.redirect, route, { scheme: listener.proto, host: r.host, port: listener.port, path: r.path, target: r.target });
+      return this.#reject({ ...REJECTIONS.route_redirect, status: f.redirect.statusCode, headers: { Location } });
+    }
+    const backends = this.#d.balancer.backendsFor(route);
+    if (backends === 'invalid') return this.#reject(REJECTIONS.invalid_backend);
     // Everything the backend will be sent is taken from the request now: the request object is not kept.
     const info: ForwardInfo = {
       clientIP: this.#ip,
@@ -174,8 +186,11 @@ export class Upgrade implements PendingConnection {
       port: listener.port,
       ...(r.hostHeader !== undefined ? { host: r.hostHeader } : {}),
     };
-    const headers = forwardHeaders(r.req.rawHeaders, info, true, policy.subprotocols.length > 0 ? protocols : undefined, verdict.headers);
-    const requestBytes = requestHead('GET', r.target, headers);
+    let headers = forwardHeaders(r.req.rawHeaders, info, true, policy.subprotocols.length > 0 ? protocols : undefined, verdict.headers);
+    let target = r.target;
+    if (f?.rewrite !== undefined) ({ target, headers } = rewriteRequest(f.rewrite, route, r.path, target, headers));
+    if (f?.requestHeaders !== undefined) headers = modifyHeaders(headers, f.requestHeaders);
+    const requestBytes = requestHead('GET', target, headers);
     let hash: HashInput = hashInput(this.#ip, r.req, r.target);
     // A ConsistentHash route keeps what the endpoint was chosen by, so that a rebalance moves only what moved.
     if (policy.loadBalancing.policy === 'ConsistentHash') this.#hashKey = hashKey(policy.loadBalancing.hashOn, hash) ?? this.#ip;
@@ -198,7 +213,7 @@ export class Upgrade implements PendingConnection {
         {
           routeId: route.id,
           route: route.route,
-          backends: route.backends,
+          backends,
           loadBalancing: policy.loadBalancing,
           hashInput: hash,
           connectTimeoutSeconds: policy.connectTimeoutSeconds,

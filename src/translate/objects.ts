@@ -12,6 +12,17 @@ import {
   type TCPTunnel,
   type WebSocketRoute,
 } from '../api/types.ts';
+import {
+  GATEWAY_API_VERSIONS,
+  type Gateway,
+  type GatewayAPIKind,
+  type GatewayClass,
+  type HTTPRoute,
+  type Namespace,
+  type ReferenceGrant,
+  type TCPRoute,
+  type TLSRoute,
+} from '../api/gateway-api.ts';
 import type { Snapshot } from './snapshot.ts';
 
 /** The apiVersion each kind must have (or omit) to be read. */
@@ -32,6 +43,14 @@ export function snapshotFromObjects(objects: readonly unknown[], ingressClassNam
     services: [] as Service[],
     endpointSlices: [] as EndpointSlice[],
     secrets: [] as Secret[],
+    // [issue 14]
+    gatewayClasses: [] as GatewayClass[],
+    gateways: [] as Gateway[],
+    httpRoutes: [] as HTTPRoute[],
+    tlsRoutes: [] as TLSRoute[],
+    tcpRoutes: [] as TCPRoute[],
+    referenceGrants: [] as ReferenceGrant[],
+    namespaces: [] as Namespace[],
   };
   const add = (value: unknown): void => {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
@@ -41,6 +60,25 @@ export function snapshotFromObjects(objects: readonly unknown[], ingressClassNam
       return;
     }
     if (typeof o.kind !== 'string') return;
+    // [issue 14] Gateway API kinds, at any version the standard channel serves; and Namespaces, for their labels.
+    const gatewayVersions = Object.hasOwn(GATEWAY_API_VERSIONS, o.kind) ? GATEWAY_API_VERSIONS[o.kind as GatewayAPIKind] : undefined;
+    if (gatewayVersions !== undefined) {
+      if (o.apiVersion !== undefined && !gatewayVersions.includes(o.apiVersion as string)) return;
+      const lists: Record<GatewayAPIKind, unknown[]> = {
+        GatewayClass: s.gatewayClasses,
+        Gateway: s.gateways,
+        HTTPRoute: s.httpRoutes,
+        TLSRoute: s.tlsRoutes,
+        TCPRoute: s.tcpRoutes,
+        ReferenceGrant: s.referenceGrants,
+      };
+      lists[o.kind as GatewayAPIKind].push(o);
+      return;
+    }
+    if (o.kind === 'Namespace') {
+      if (o.apiVersion === undefined || o.apiVersion === 'v1') s.namespaces.push(o as Namespace);
+      return;
+    }
     const apiVersion = API_VERSIONS[o.kind];
     if (apiVersion === undefined || (o.apiVersion !== undefined && o.apiVersion !== apiVersion)) return;
     switch (o.kind) {
@@ -68,5 +106,9 @@ export function snapshotFromObjects(objects: readonly unknown[], ingressClassNam
     }
   };
   for (const o of objects) add(o);
-  return s;
+  // [issue 14] Gateway API lists only when something was read: a snapshot without them is as it always was.
+  const { gatewayClasses, gateways, httpRoutes, tlsRoutes, tcpRoutes, referenceGrants, namespaces, ...rest } = s;
+  const gatewayLists = { gatewayClasses, gateways, httpRoutes, tlsRoutes, tcpRoutes, referenceGrants, namespaces };
+  const present = Object.fromEntries(Object.entries(gatewayLists).filter(([, list]) => list.length > 0));
+  return { ...rest, ...present };
 }

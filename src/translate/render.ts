@@ -12,13 +12,19 @@ import {
   DEFAULT_POLICY,
   type Backend,
   type Certificate,
+  type HeaderModifier,
   type HttpRoute,
+  type ListenerPort,
+  type RequestMatch,
+  type RouteFilters,
+  type ValueMatch,
   type LoadBalancing,
   type PassthroughRoute,
   type Policy,
   type TunnelRoute,
 } from '../model/table.ts';
-import type { ObjectStatus, TranslateResult } from './snapshot.ts';
+import type { GatewayCondition } from '../api/gateway-api.ts';
+import type { GatewayAPIStatuses, ObjectStatus, TranslateResult } from './snapshot.ts';
 
 export function renderResult(result: TranslateResult): string {
   const doc = {
@@ -27,7 +33,10 @@ export function renderResult(result: TranslateResult): string {
     tunnels: result.table.tunnels.map(renderTunnel),
     // Only when there is one: tables without ssl-passthrough render as before.
     ...((result.table.passthrough ?? []).length > 0 ? { passthrough: (result.table.passthrough ?? []).map(renderPassthrough) } : {}),
+    // [issue 14] Only when there are Gateway API objects.
+    ...(result.table.listeners !== undefined ? { listeners: result.table.listeners.map(renderListenerPort) } : {}),
     statuses: result.statuses.map(renderStatus),
+    ...(result.gatewayAPI !== undefined ? { gatewayAPI: renderGatewayAPI(result.gatewayAPI) } : {}),
   };
   const yaml = new Document(doc);
   visit(yaml, {
@@ -44,6 +53,11 @@ function renderRoute(r: HttpRoute): object {
     route: r.route,
     pathType: r.pathType,
     path: r.path,
+    // [issue 14] The Gateway API's additions, when present.
+    ...(r.match !== undefined ? { match: renderMatch(r.match) } : {}),
+    ...(r.filters !== undefined ? { filters: renderFilters(r.filters) } : {}),
+    ...(r.requestTimeoutSeconds !== undefined ? { requestTimeoutSeconds: r.requestTimeoutSeconds } : {}),
+    ...(r.weightPerBackend === true ? { weightPerBackend: true } : {}),
     backends: r.backends.map(renderBackend),
     policy: renderPolicy(r.policy),
   };
@@ -53,7 +67,81 @@ function renderBackend(b: Backend): object {
   return {
     name: b.name,
     weight: b.weight,
+    ...(b.invalid === true ? { invalid: true } : {}),
     endpoints: b.endpoints.map((e) => (e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`)),
+  };
+}
+
+/** [issue 14] `name=value` (regular expressions as `name~value`) on one line each. */
+function renderMatch(m: RequestMatch): object {
+  const values = (list: readonly ValueMatch[]): string[] => list.map((v) => `${v.name}${v.type === 'Exact' ? '=' : '~'}${v.value}`);
+  return {
+    ...(m.method !== undefined ? { method: m.method } : {}),
+    ...(m.headers.length > 0 ? { headers: values(m.headers) } : {}),
+    ...(m.queryParams.length > 0 ? { queryParams: values(m.queryParams) } : {}),
+  };
+}
+
+function renderFilters(f: RouteFilters): object {
+  const mod = (h: HeaderModifier): object => ({
+    ...(h.set.length > 0 ? { set: h.set.map(([n, v]) => `${n}: ${v}`) } : {}),
+    ...(h.add.length > 0 ? { add: h.add.map(([n, v]) => `${n}: ${v}`) } : {}),
+    ...(h.remove.length > 0 ? { remove: [...h.remove] } : {}),
+  });
+  return {
+    ...(f.directStatus !== undefined ? { directStatus: f.directStatus } : {}),
+    ...(f.requestHeaders !== undefined ? { requestHeaders: mod(f.requestHeaders) } : {}),
+    ...(f.responseHeaders !== undefined ? { responseHeaders: mod(f.responseHeaders) } : {}),
+    ...(f.redirect !== undefined ? { redirect: { ...f.redirect, ...(f.redirect.path ? { path: { ...f.redirect.path } } : {}) } } : {}),
+    ...(f.rewrite !== undefined ? { rewrite: { ...f.rewrite, ...(f.rewrite.path ? { path: { ...f.rewrite.path } } : {}) } } : {}),
+  };
+}
+
+function renderListenerPort(l: ListenerPort): object {
+  return {
+    port: l.port,
+    protocol: l.protocol,
+    ...(l.certificates.length > 0 ? { certificates: l.certificates.map(renderCertificate) } : {}),
+    virtualHosts: l.virtualHosts.map((vh) => ({ hostname: vh.hostname, routes: vh.routes.map(renderRoute) })),
+  };
+}
+
+/** Conditions as type, status, reason, message (observedGeneration once, on the object). */
+function renderConditions(list: readonly GatewayCondition[]): object[] {
+  return list.map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message }));
+}
+
+function renderGatewayAPI(g: GatewayAPIStatuses): object {
+  return {
+    gatewayClasses: g.gatewayClasses.map((c) => ({
+      name: c.name,
+      observedGeneration: c.generation,
+      conditions: renderConditions(c.conditions),
+      supportedFeatures: [...c.supportedFeatures],
+    })),
+    gateways: g.gateways.map((gw) => ({
+      namespace: gw.namespace,
+      name: gw.name,
+      observedGeneration: gw.generation,
+      addresses: gw.status.addresses.map((a) => `${a.type}:${a.value}`),
+      conditions: renderConditions(gw.status.conditions),
+      listeners: gw.status.listeners.map((l) => ({
+        name: l.name,
+        supportedKinds: l.supportedKinds.map((k) => k.kind),
+        attachedRoutes: l.attachedRoutes,
+        conditions: renderConditions(l.conditions),
+      })),
+    })),
+    routes: g.routes.map((r) => ({
+      kind: r.kind,
+      namespace: r.namespace,
+      name: r.name,
+      observedGeneration: r.generation,
+      parents: r.parents.map((p) => ({
+        parentRef: `${p.parentRef.namespace}/${p.parentRef.name}${p.parentRef.sectionName !== undefined ? `#${p.parentRef.sectionName}` : ''}${p.parentRef.port !== undefined ? `:${p.parentRef.port}` : ''}`,
+        conditions: renderConditions(p.conditions),
+      })),
+    })),
   };
 }
 
@@ -179,6 +267,8 @@ function renderTunnel(t: TunnelRoute): object {
     maxConnections: t.maxConnections,
   };
   renderDrain(t, out);
+  if (t.wildcardAnyDepth === true) out['wildcardAnyDepth'] = true;
+  if (t.weightPerBackend === true) out['weightPerBackend'] = true;
   if ((t.allowedSourceRanges ?? []).length > 0) out['allowedSourceRanges'] = [...(t.allowedSourceRanges ?? [])];
   if ((t.deniedSourceRanges ?? []).length > 0) out['deniedSourceRanges'] = [...(t.deniedSourceRanges ?? [])];
   return out;

@@ -9,12 +9,15 @@
 //      (precedence.ts, certificates.ts). Losers are told on their reports.
 //   4. Assemble the table in RoutingTable order, turn reports into statuses (sorted by kind, namespace, name),
 //      and deep-freeze everything.
+// [issue 14] Gateway API objects are translated beside them (gateway-api.ts) into listener ports and tunnels of the
+// same table, and statuses of their own (TranslateResult.gatewayAPI).
 import type { RoutingTable } from '../model/table.ts';
 import { freezeTable } from '../model/table.ts';
 import type { CertificateClaim } from './certificates.ts';
 import { buildCertificates } from './certificates.ts';
 import { ObjectReport, compareStatuses } from './conditions.ts';
 import type { Context, Contribution } from './context.ts';
+import { hasGatewayAPI, translateGatewayAPI } from './gateway-api.ts';
 import { selectIngresses, translateIngress } from './ingress.ts';
 import { Lookup } from './lookup.ts';
 import {
@@ -66,14 +69,21 @@ export function translate(s: Snapshot): TranslateResult {
     run(report, () => translateTCPTunnel(t, report, ctx));
   }
 
+  // [issue 14] Gateway API: listener ports of their own, and tunnels beside TCPTunnels' (on ports TCPTunnels do not
+  // take: a Gateway tunnel on a TCPTunnel's port is left out, the TCPTunnel keeps it).
+  const gatewayAPI = hasGatewayAPI(s) ? translateGatewayAPI(s, ctx.lookup, ctx.certificates) : undefined;
   const passthroughRoutes = resolvePassthrough(passthrough);
+  const ownTunnels = resolveTunnels(tunnels);
+  const tunnelPorts = new Set(ownTunnels.map((t) => t.port));
+  const gatewayTunnels = (gatewayAPI?.tunnels ?? []).filter((t) => !tunnelPorts.has(t.port));
   const table: RoutingTable = {
     virtualHosts: buildVirtualHosts(resolveRouteConflicts(routes)),
     certificates: buildCertificates(certificates),
-    tunnels: resolveTunnels(tunnels),
+    tunnels: gatewayTunnels.length === 0 ? ownTunnels : [...ownTunnels, ...gatewayTunnels].sort((a, b) => a.port - b.port || Number(a.sniHostnames.length === 0) - Number(b.sniHostnames.length === 0)),
     // Absent unless some Ingress asks for ssl-passthrough, so that other tables are as they were.
     ...(passthroughRoutes.length > 0 ? { passthrough: passthroughRoutes } : {}),
+    ...(gatewayAPI !== undefined && gatewayAPI.listeners.length > 0 ? { listeners: gatewayAPI.listeners } : {}),
   };
   const statuses = reports.map((r) => r.toStatus()).sort(compareStatuses);
-  return freezeTable({ table, statuses });
+  return freezeTable({ table, statuses, ...(gatewayAPI !== undefined ? { gatewayAPI: gatewayAPI.statuses } : {}) });
 }

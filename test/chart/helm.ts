@@ -34,7 +34,7 @@ export function helm(args: readonly string[]): { status: number; stdout: string;
   const home = mkdtempSync(join(tmpdir(), 'wsgate-helm-home-'));
   try {
     const env = { ...process.env, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
-    const r = spawnSync(helmPath(), args, { encoding: 'utf8', env });
+    const r = spawnSync(helmPath(), args, { encoding: 'utf8', env, maxBuffer: 64 * 1024 * 1024 });
     if (r.error) throw r.error;
     return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   } finally {

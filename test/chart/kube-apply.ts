@@ -27,6 +27,10 @@ const RESOURCES: Record<string, { prefix: string; plural: string; namespaced: bo
   MutatingWebhookConfiguration: { prefix: '/apis/admissionregistration.k8s.io/v1', plural: 'mutatingwebhookconfigurations', namespaced: false },
   Certificate: { prefix: '/apis/cert-manager.io/v1', plural: 'certificates', namespaced: true },
   Issuer: { prefix: '/apis/cert-manager.io/v1', plural: 'issuers', namespaced: true },
+  // [issue 14] gatewayAPI.enabled.
+  GatewayClass: { prefix: '/apis/gateway.networking.k8s.io/v1', plural: 'gatewayclasses', namespaced: false },
+  ValidatingAdmissionPolicy: { prefix: '/apis/admissionregistration.k8s.io/v1', plural: 'validatingadmissionpolicies', namespaced: false },
+  ValidatingAdmissionPolicyBinding: { prefix: '/apis/admissionregistration.k8s.io/v1', plural: 'validatingadmissionpolicybindings', namespaced: false },
 };
 
 export interface ApplyResult {

@@ -6,6 +6,7 @@
 //     reads the TLS Secret and the publish Service, records a Warning Event, and never meets a 403;
 //  4. take one verb away and show the controller notices: the 403 is logged and the status it needed is not written;
 //     without `list` on one kind, that informer's errors are counted and /readyz names the kind.
+// [issue 14] The Gateway API's RBAC (gatewayAPI.enabled) the same way, for the controller and for a provisioned proxy.
 // The sidecar injector's RBAC (self-signed mode) the same way: `wsgate webhook` with the chart Deployment's flags and
 // a token of the injector's ServiceAccount writes, renews and re-creates its Secret and keeps the caBundle of its
 // webhook configuration with no 403; without `patch` on it, the 403 is logged and counted; everything else
@@ -28,6 +29,7 @@ import { parseWebhookFlags, startWebhook, type Webhook } from '../../src/webhook
 import { createWebhookMetrics, type WebhookMetrics } from '../../src/webhook/metrics.ts';
 import { eventually, metricValue } from '../controller/harness.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/kube.ts';
+import { installGatewayAPI } from '../conformance/cluster.ts';
 import { container, podSpec, render, type Manifest } from './helm.ts';
 import { applyOrThrow, objectPath, send } from './kube-apply.ts';
 
@@ -115,12 +117,16 @@ async function runChartController(inst: Install, kubeconfig: string): Promise<Ru
   const [command, ...chartArgs] = container(workload).args;
   assert.equal(command, 'controller');
   const loopback = ['http-addr', 'https-addr', 'admin-addr'];
-  const args = [
+  return startWithArgs([
     ...chartArgs.filter((a) => !loopback.some((f) => a.startsWith(`--${f}=`))),
     ...loopback.map((f) => `--${f}=127.0.0.1:0`),
     '--tunnel-host=127.0.0.1',
     `--kubeconfig=${kubeconfig}`,
-  ];
+  ]);
+}
+
+/** `wsgate controller ARGS` in this process, as runController starts it, its log lines kept. */
+async function startWithArgs(args: string[]): Promise<RunningController> {
   const flags = parseControllerFlags(args);
   assert.ok(!flags.help);
   // What runController does with the flags: the rest are the controller's options.
@@ -362,6 +368,123 @@ describe("the chart's RBAC against kube-apiserver: sufficient and minimal", () =
       running.push(run);
       await assertWholeJob(cp, inst, run);
     });
+  });
+});
+
+// [issue 14] gatewayAPI.enabled: the controller (its ServiceAccount, the chart's ClusterRoles) accepts the GatewayClass,
+// writes Gateway and route status and provisions a Gateway's proxies (ServiceAccount, Deployment, Service,
+// ClusterRoleBinding to the proxies' ClusterRole) with no 403; a proxy, as the ServiceAccount the controller made
+// and bound, lists and watches all it needs with no 403; without patch on httproutes/status the 403 is logged.
+describe("the chart's Gateway API RBAC against kube-apiserver: sufficient and minimal", () => {
+  const GROUP = 'gateway.networking.k8s.io';
+  let cp: ControlPlane;
+  let dir: string;
+  let inst: Install;
+  let run: RunningController;
+  const running: { controller: Controller }[] = [];
+  const gwPath = (plural: string, namespace: string, name: string): string => `/apis/${GROUP}/v1/namespaces/${namespace}/${plural}/${name}`;
+  const create = async (path: string, body: object): Promise<void> => {
+    const r = await send(cp, 'POST', path, JSON.stringify(body), 'application/json');
+    assert.equal(r.status, 201, r.body);
+  };
+  interface GwStatus {
+    metadata: { generation: number };
+    status?: { conditions?: { type: string; status: string; observedGeneration?: number }[]; parents?: { conditions: { type: string; status: string }[] }[] };
+  }
+
+  before(async () => {
+    cp = await startControlPlane();
+    await installGatewayAPI(cp.kubeConfig());
+    // Right after Established, lists answer 429 for a moment (docs/testing-kubernetes.md): wait until each is served,
+    // so that the informers' error counters below count only refusals.
+    for (const plural of ['gatewayclasses', 'gateways', 'httproutes', 'tlsroutes', 'tcproutes', 'referencegrants']) {
+      await eventually(`${plural} served`, async () => ((await send(cp, 'GET', `/apis/${GROUP}/v1/${plural}`, undefined, '')).status === 200 ? true : undefined), { timeoutMs: 30_000, times: 1 });
+    }
+    dir = mkdtempSync(join(tmpdir(), 'wsgate-rbac-gw-'));
+    inst = await install(cp, {
+      release: 'wsgate',
+      namespace: 'wsgate',
+      appNamespace: 'gw-app',
+      ingressClass: 'wsgate',
+      values: { gatewayAPI: { enabled: true, proxy: { serviceType: 'ClusterIP' } } },
+    });
+    // The GatewayClass the chart creates after install (a hook), created here the same way.
+    await applyOrThrow(cp, inst.manifests.find((m) => m.kind === 'GatewayClass')!);
+    // The first create of a new CRD's objects waits out its 2 s settle time: done now, as admin.
+    await eventually('a Gateway to be created', async () => {
+      await create(`/apis/${GROUP}/v1/namespaces/gw-app/gateways`, {
+        apiVersion: `${GROUP}/v1`, kind: 'Gateway', metadata: { name: 'edge', namespace: 'gw-app' },
+        spec: { gatewayClassName: 'wsgate', listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] },
+      });
+      return true;
+    }, { times: 1, timeoutMs: 30_000 });
+    await create(`/apis/${GROUP}/v1/namespaces/gw-app/httproutes`, {
+      apiVersion: `${GROUP}/v1`, kind: 'HTTPRoute', metadata: { name: 'chat', namespace: 'gw-app' },
+      spec: { parentRefs: [{ name: 'edge' }], rules: [{ backendRefs: [{ name: 'echo', port: 80 }] }] },
+    });
+    run = await runChartController(inst, await serviceAccountKubeconfig(cp, inst, dir));
+    running.push(run);
+  });
+
+  after(async () => {
+    for (const r of running.splice(0)) await r.controller.stop();
+    await cp?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lets the controller write Gateway API status and provision a proxy with no 403', async () => {
+    await eventually('leadership', () => (run.controller.isLeader ? true : undefined), { timeoutMs: 30_000, times: 1 });
+    const current = (s: GwStatus, type: string): boolean =>
+      s.status?.conditions?.some((c) => c.type === type && c.status === 'True' && c.observedGeneration === s.metadata.generation) === true;
+    await eventually('the GatewayClass Accepted', async () => (current(await getJson<GwStatus>(cp, `/apis/${GROUP}/v1/gatewayclasses/wsgate`), 'Accepted') ? true : undefined), { timeoutMs: 30_000 });
+    await eventually('the Gateway Accepted', async () => (current(await getJson<GwStatus>(cp, gwPath('gateways', 'gw-app', 'edge')), 'Accepted') ? true : undefined), { timeoutMs: 30_000 });
+    await eventually('the HTTPRoute status written', async () => {
+      const r = await getJson<GwStatus>(cp, gwPath('httproutes', 'gw-app', 'chat'));
+      return r.status?.parents?.[0]?.conditions.some((c) => c.type === 'Accepted' && c.status === 'True') ? true : undefined;
+    }, { timeoutMs: 30_000 });
+    for (const path of [
+      '/apis/apps/v1/namespaces/gw-app/deployments/wsgate-edge',
+      '/api/v1/namespaces/gw-app/services/wsgate-edge',
+      '/api/v1/namespaces/gw-app/serviceaccounts/wsgate-edge',
+      '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/wsgate-gateway-gw-app-edge',
+    ]) {
+      await eventually(`${path} provisioned`, async () => ((await send(cp, 'GET', path, undefined, '')).status === 200 ? true : undefined), { timeoutMs: 30_000, times: 1 });
+    }
+    assert.deepEqual(forbidden(run.logs), []);
+    for (const kind of ['GatewayClass', 'Gateway', 'HTTPRoute', 'TLSRoute', 'TCPRoute', 'ReferenceGrant', 'Namespace', 'Deployment']) {
+      assert.equal(await metricValue(run.metrics, 'wsgate_controller_watch_errors_total', { kind }), 0, kind);
+    }
+  });
+
+  it("lets a proxy, as the ServiceAccount the controller made and bound, watch all it needs with no 403", async () => {
+    await eventually('the proxy binding', async () => ((await send(cp, 'GET', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/wsgate-gateway-gw-app-edge', undefined, '')).status === 200 ? true : undefined), { timeoutMs: 30_000, times: 1 });
+    const proxyInstall: Install = { ...inst, namespace: 'gw-app', manifests: [{ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'wsgate-edge', namespace: 'gw-app' } }] };
+    const kubeconfig = await serviceAccountKubeconfig(cp, proxyInstall, dir, 'wsgate-edge');
+    const deployment = await getJson<{ spec: { template: { spec: { containers: { args: string[] }[] } } } }>(cp, '/apis/apps/v1/namespaces/gw-app/deployments/wsgate-edge');
+    const [command, ...proxyArgs] = deployment.spec.template.spec.containers[0]!.args;
+    assert.equal(command, 'controller');
+    // Its listener (port 80) is left out of the table: what is tested is what it may read.
+    const { controller: proxy, logs } = await startWithArgs([
+      ...proxyArgs.filter((a) => !a.startsWith('--admin-addr=')),
+      '--admin-addr=127.0.0.1:0',
+      '--tunnel-host=127.0.0.1',
+      `--kubeconfig=${kubeconfig}`,
+    ]);
+    running.push({ controller: proxy });
+    await eventually('the proxy to have listed everything', () => (proxy.syncs > 0 ? true : undefined), { timeoutMs: 30_000, times: 1 });
+    assert.deepEqual(forbidden(logs), []);
+    assert.equal(proxy.isLeader, false);
+  });
+
+  it('shows a 403 and writes no route status once patch on httproutes/status is taken away', async () => {
+    const role = structuredClone(inst.manifests.find((m) => m.kind === 'ClusterRole' && m.metadata.name === 'wsgate-gateway')!) as Manifest & {
+      rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    };
+    role.rules = role.rules.map((r) => ({ ...r, resources: r.resources.filter((x) => x !== 'httproutes/status') })).filter((r) => r.resources.length > 0);
+    await applyOrThrow(cp, role);
+    const r = await send(cp, 'PATCH', gwPath('httproutes', 'gw-app', 'chat'), JSON.stringify({ spec: { hostnames: ['chat.example.test'] } }), 'application/merge-patch+json');
+    assert.equal(r.status, 200, r.body);
+    await eventually('a 403 for the HTTPRoute status', () => (run.logs.some((l) => l.msg === 'gateway status or proxy not written' && l.kind === 'HTTPRoute' && /HTTP 403/.test(String(l.err))) ? true : undefined), { timeoutMs: 30_000, times: 1 });
   });
 });
 

@@ -25,10 +25,12 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { CustomObjectsApi, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { conformanceBinaries, conformanceImages, requireBinaries, startCluster, type Cluster } from './cluster.ts';
+import { applyCRDs } from '../helpers/kube.ts';
 import { entrypoint } from './kubelet/images.ts';
 import { startLoadBalancers, type LoadBalancers } from './load-balancer.ts';
+import { eventually } from './wait.ts';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WSGATE = join(repoRoot, 'bin', 'wsgate.js');
@@ -42,11 +44,33 @@ export const CONTROLLER_NAME = 'wsgate.io/gateway-controller';
  */
 export const SUPPORTED_FEATURES: readonly string[] = [];
 export const PROFILES = ['GATEWAY-HTTP', 'GATEWAY-TLS', 'GATEWAY-TCP'];
+/** The ClusterRole the provisioned proxies' ServiceAccounts are bound to, as the chart installs it. */
+export const PROXY_CLUSTER_ROLE = 'wsgate-gateway-proxy';
 /**
- * `wsgate <args>` for the controller on this machine (the admin kubeconfig is appended). The flags are the plan of
- * docs/gateway-api-design.md; today's controller does not know them and exits 2, which stops the harness.
+ * What the chart's `<release>-gateway-proxy` ClusterRole grants (charts/wsgate/templates/rbac-gateway.yaml, whose
+ * rules test/chart/rbac.test.ts checks against this list): read access to what a proxy's informers watch.
  */
-export const CONTROLLER_ARGS = ['controller', '--gateway-class', GATEWAY_CLASS, '--admin-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0'];
+export const PROXY_RULES = [
+  { apiGroups: ['gateway.networking.k8s.io'], resources: ['gatewayclasses', 'gateways', 'httproutes', 'tlsroutes', 'tcproutes', 'referencegrants'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['namespaces', 'services', 'secrets'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+];
+/**
+ * `wsgate <args>` for the controller on this machine (the admin kubeconfig is appended): it manages the GatewayClass
+ * `wsgate` and provisions each Gateway's proxies (docs/gateway-api-design.md); the proxies run as Pods of the process
+ * kubelet from the image `wsgate` (any tag). It serves no Gateway itself; its Ingress listener is on loopback.
+ */
+export const CONTROLLER_ARGS = [
+  'controller',
+  // Every GatewayClass of wsgate's controllerName, as the chart's default: the suite creates classes of its own
+  // with the controllerName of --gateway-class's (GatewayClassObservedGenerationBump).
+  '--gateway-class', '*',
+  '--admin-addr', '127.0.0.1:0',
+  '--http-addr', '127.0.0.1:0',
+  '--https-addr', 'off',
+  '--proxy-image', 'wsgate:conformance',
+  '--proxy-cluster-role', PROXY_CLUSTER_ROLE,
+];
 
 interface Options {
   runTest?: string;
@@ -121,7 +145,8 @@ function spawnLogged(command: string, commandArgs: string[], logPath: string, en
     };
     child.stdout?.on('data', write);
     child.stderr?.on('data', write);
-    child.once('exit', () => closeSync(fd));
+    // 'close', not 'exit': output may still arrive after the process has exited.
+    child.once('close', () => closeSync(fd));
     return child;
   }
   const fd = openSync(logPath, 'a');
@@ -160,14 +185,26 @@ async function main(): Promise<number> {
       plural: 'gatewayclasses',
       body: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: GATEWAY_CLASS }, spec: { controllerName: CONTROLLER_NAME } },
     });
+    await kc.makeApiClient(RbacAuthorizationV1Api).createClusterRole({ body: { metadata: { name: PROXY_CLUSTER_ROLE }, rules: PROXY_RULES } });
+    // wsgate's own CRDs, as the chart installs them: the controller also serves WebSocketRoutes and TCPTunnels.
+    await applyCRDs(kc, 60_000);
     if (o.controller === 'host') {
       controller = spawnLogged(process.execPath, [WSGATE, ...CONTROLLER_ARGS, '--kubeconfig', cluster.kubeconfigPath], join(logs, 'wsgate-controller.log'), process.env, false);
-      const early = await Promise.race([
-        new Promise<number | null>((r) => controller?.once('exit', (c) => r(c))),
-        new Promise<'up'>((r) => setTimeout(() => r('up'), 3000)),
-      ]);
+      // The suite reads the GatewayClass's status.supportedFeatures once, at its start (GEP-2162): wait until the
+      // controller has accepted the class and published them, or has exited.
+      const exited = new Promise<number | null>((r) => controller?.once('exit', (c) => r(c)));
+      const objects = kc.makeApiClient(CustomObjectsApi);
+      const published = eventually('the GatewayClass Accepted with its supportedFeatures', async () => {
+        const cls = (await objects.getClusterCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gatewayclasses', name: GATEWAY_CLASS })) as {
+          metadata?: { generation?: number };
+          status?: { conditions?: { type: string; status: string; observedGeneration?: number }[]; supportedFeatures?: unknown[] };
+        };
+        const accepted = cls.status?.conditions?.some((c) => c.type === 'Accepted' && c.status === 'True' && c.observedGeneration === cls.metadata?.generation);
+        return accepted && (cls.status?.supportedFeatures?.length ?? 0) > 0 ? ('up' as const) : undefined;
+      }, { timeoutMs: 120_000, times: 1, everyMs: 250 });
+      const early = await Promise.race([exited, published]);
       if (early !== 'up') throw new Error(`wsgate controller exited with ${String(early)}:\n${readFileSync(join(logs, 'wsgate-controller.log'), 'utf8')}`);
-      say('wsgate controller running');
+      say('wsgate controller running; GatewayClass accepted with its features');
     } else {
       say('no Gateway implementation started (--controller none)');
     }

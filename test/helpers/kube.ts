@@ -356,7 +356,7 @@ function httpGet(url: string, o: { ca?: string; token?: string } = {}): Promise<
  * resources succeeds. For a moment after `Established` the API server answers 429 "storage is (re)initializing"
  * while the new resource's watch cache fills, and a create waits ~2 s; an informer started then would see errors.
  */
-async function applyCRDs(kc: KubeConfig, timeoutMs: number): Promise<void> {
+export async function applyCRDs(kc: KubeConfig, timeoutMs: number): Promise<void> {
   const api = kc.makeApiClient(ApiextensionsV1Api);
   for (const body of readCRDs()) await api.createCustomResourceDefinition({ body });
   await waitForCRDsServed(kc, timeoutMs);

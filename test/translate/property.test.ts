@@ -21,6 +21,10 @@ const PERMUTATIONS = 50;
 // The cases where precedence, conflicts and merging decide the most.
 const ORDER_SENSITIVE = [
   'element-wise-prefix',
+  'gateway-attachment-and-grants',
+  'gateway-hostnames',
+  'gateway-precedence',
+  'gateway-tls-tcp',
   'host-path-conflict',
   'ingress-default-backend',
   'ingress-rules-and-tls',

@@ -120,6 +120,15 @@ but the margin is refused: the kubelet would kill wsgate with connections still 
 - --default-cert=/etc/wsgate/default-certificate/tls.crt
 - --default-key=/etc/wsgate/default-certificate/tls.key
 {{- end }}
+{{- if .Values.gatewayAPI.enabled }}
+- --gateway-class={{ .Values.gatewayAPI.managedClasses }}
+- --proxy-image={{ include "wsgate.image" . }}
+- --proxy-cluster-role={{ include "wsgate.fullname" . }}-gateway-proxy
+- --proxy-replicas={{ .Values.gatewayAPI.proxy.replicas }}
+- --proxy-service-type={{ .Values.gatewayAPI.proxy.serviceType }}
+- --proxy-workers={{ .Values.gatewayAPI.proxy.workers }}
+- --proxy-drain-timeout={{ .Values.gatewayAPI.proxy.drainTimeoutSeconds }}s
+{{- end }}
 {{- with .Values.controller.extraArgs }}
 {{ toYaml . }}
 {{- end }}
