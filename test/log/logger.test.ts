@@ -1,0 +1,54 @@
+// The process logger's stdout (logger.ts): asynchronous and batched, yet a line is never held for long and never
+// lost at exit. Each case runs a real child process whose stdout is a pipe, as in a container.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { test } from 'node:test';
+import { FLUSH_INTERVAL_MS } from '../../src/log/logger.ts';
+
+const LOGGER = new URL('../../src/log/logger.ts', import.meta.url).href;
+
+/** Runs `body` (after `const log = createLogger('info')`) in a child; yields its stdout lines as they arrive. */
+function child(body: string): { lines: string[]; next: () => Promise<string>; exited: Promise<number | null>; kill: () => void } {
+  const p = spawn(process.execPath, ['--input-type=module', '-e', `import { createLogger } from ${JSON.stringify(LOGGER)};\nconst log = createLogger('info');\n${body}`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines: string[] = [];
+  const waiting: ((l: string) => void)[] = [];
+  let partial = '';
+  p.stdout.setEncoding('utf8').on('data', (s: string) => {
+    const parts = (partial + s).split('\n');
+    partial = parts.pop() ?? '';
+    for (const l of parts) {
+      lines.push(l);
+      waiting.shift()?.(l);
+    }
+  });
+  let read = 0;
+  return {
+    lines,
+    next: () => (read < lines.length ? Promise.resolve(lines[read++]!) : new Promise((r) => waiting.push((l) => (read++, r(l))))),
+    exited: once(p, 'exit').then(([code]) => code as number | null),
+    kill: () => p.kill('SIGKILL'),
+  };
+}
+
+test('a single line reaches stdout while the process runs on, without waiting for a batch to fill', async () => {
+  // The child logs once, then stays alive far beyond the flush interval (until it is killed below).
+  const c = child(`log.info({ n: 1 }, 'alone'); setTimeout(() => {}, ${FLUSH_INTERVAL_MS * 300});`);
+  const line = JSON.parse(await c.next()) as { msg: string; n: number };
+  assert.equal(line.msg, 'alone');
+  assert.equal(line.n, 1);
+  assert.equal(c.lines.length, 1);
+  // Still running: the line was written by the flush timer, not by the exit.
+  assert.equal(await Promise.race([c.exited.then(() => 'exited'), Promise.resolve('running')]), 'running');
+  c.kill();
+  await c.exited;
+});
+
+test('every buffered line is written when the process exits at once after logging', async () => {
+  const c = child(`for (let i = 0; i < 50; i++) log.info({ i }, 'line'); process.exit(3);`);
+  assert.equal(await c.exited, 3);
+  const got = c.lines.map((l) => (JSON.parse(l) as { i: number }).i);
+  assert.deepEqual(got, Array.from({ length: 50 }, (_, i) => i));
+});
