@@ -17,7 +17,6 @@
 //  10. the backend's answer, read by llhttp: a 101 makes a tunnel (with the affinity cookie set in it when one is
 //     issued), anything else is relayed to the client as it is.
 // The client address every step uses is the real client's (client-address.ts), resolved at the edge (l7.ts).
-import type http from 'node:http';
 import type { Socket } from 'node:net';
 import { ErrorCodes, WsgateError } from '../errors.ts';
 import type { RateLimitedLog } from '../log/rate-limit.ts';
@@ -30,6 +29,7 @@ import { hashKey, type Balancer, type HashInput } from './balancer.ts';
 import { PASS, type EdgeChecks, type EdgeVerdict } from './edge-checks.ts';
 import { clientIP, forwardHeaders, requestHead, type ForwardInfo } from './forward.ts';
 import { negotiateProtocols, originAllowed, REJECTIONS, rejectionResponse, validateHandshake, type Rejection } from './handshake.ts';
+import type { RequestHead } from './handshake-front.ts';
 import { hashInput } from './http-forward.ts';
 import type { ConnectionLimits } from './limits.ts';
 import { CLIENT_CLOSED_REQUEST, type Outcome } from './outcomes.ts';
@@ -63,7 +63,8 @@ export interface ListenerInfo {
 
 /** What a handshake looks for in the request, resolved at the edge (see l7.ts). */
 export interface UpgradeRequest {
-  readonly req: http.IncomingMessage;
+  /** The request head: an IncomingMessage, or handshake-front.ts's head read without http.Server. */
+  readonly req: RequestHead;
   /** The request-target to send to the backend (normalised). */
   readonly target: string;
   /** The path used for routing (normalised, no query). */
