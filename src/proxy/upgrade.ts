@@ -122,7 +122,8 @@ export class Upgrade implements PendingConnection {
     const client = this.#client;
     // Errors before the tunnel exists end the handshake through 'close'; the tunnel brings its own handlers.
     client.on('error', noop);
-    client.once('close', this.#clientOnClose);
+    // on(), not once(): 'close' fires once anyway, and once() wraps the listener in a closure; #end removes it.
+    client.on('close', this.#clientOnClose);
     this.#d.registry.track(this);
     if (this.#done) return;
 
@@ -192,11 +193,12 @@ export class Upgrade implements PendingConnection {
     if (f?.rewrite !== undefined) ({ target, headers } = rewriteRequest(f.rewrite, route, r.path, target, headers));
     if (f?.requestHeaders !== undefined) headers = modifyHeaders(headers, f.requestHeaders);
     const requestBytes = requestHead('GET', target, headers);
-    let hash: HashInput = hashInput(this.#ip, r.req, r.target);
-    // A ConsistentHash route keeps what the endpoint was chosen by, so that a rebalance moves only what moved.
-    if (policy.loadBalancing.policy === 'ConsistentHash') this.#hashKey = hashKey(policy.loadBalancing.hashOn, hash) ?? this.#ip;
-    // [issue 12] A Cookie route prefers the endpoint the affinity cookie names.
     const lb = policy.loadBalancing;
+    // Only ConsistentHash and Cookie read the request (headers, cookies, query): the others get the address alone.
+    let hash: HashInput = lb.policy === 'ConsistentHash' || lb.policy === 'Cookie' ? hashInput(this.#ip, r.req, r.target) : { clientIP: this.#ip };
+    // A ConsistentHash route keeps what the endpoint was chosen by, so that a rebalance moves only what moved.
+    if (lb.policy === 'ConsistentHash') this.#hashKey = hashKey(lb.hashOn, hash) ?? this.#ip;
+    // [issue 12] A Cookie route prefers the endpoint the affinity cookie names.
     const preferred = lb.policy === 'Cookie' ? this.#d.affinity.endpointOf(hash.cookie?.(lb.cookie.name), route.backends) : undefined;
     if (preferred !== undefined) hash = { ...hash, preferred };
     const overTls = listener.proto === 'https';
