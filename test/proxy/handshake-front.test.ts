@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { backend, httpRoute, table, vhost } from '../helpers/fixtures.ts';
@@ -190,6 +191,19 @@ describe('connections that are not WebSocket handshakes go to http.Server as the
     await two;
     assert.deepEqual(responses, ['plain GET /one', 'plain GET /two']);
     client.destroy();
+  });
+
+  test('a plain GET over TLS is handed over once decrypted, and answered', async () => {
+    const body = await new Promise<string>((resolve, reject) => {
+      // The gateway's default certificate is self-signed: this test is about the bytes after the TLS handshake.
+      const req = https.request({ host: '127.0.0.1', port: gw.https.port, path: '/tls', headers: { Host: 'plain.test' }, rejectUnauthorized: false, agent: false }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve(text));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(body, 'plain GET /tls');
   });
 
   test('a POST with a body is forwarded whole', async () => {
