@@ -1,21 +1,20 @@
 // The logger is created in the entry point and passed down (child loggers per component); nothing logs at import.
 //
-// Lines are written asynchronously and in batches (pino's sonic-boom destination with a minimum write length):
-// the access log writes one line per connection, and a write(2) per line through libuv's thread pool cost about as
-// much as the rest of a short WebSocket session's own JavaScript (docs/benchmarks.md, 2026-11-26, the handshake path).
-// A line waits at most FLUSH_INTERVAL_MS for its batch to fill; every line still buffered is written synchronously
-// when the process exits (pino registers that for an asynchronous destination). A process killed by SIGKILL loses
-// at most that interval's lines.
+// Lines are written asynchronously and in batches: the lines logged during one turn of the event loop go to pino's
+// asynchronous destination (sonic-boom) together at the end of that turn, as one write(2) through libuv's thread pool
+// (and sonic-boom adds to it whatever arrives while a write is in flight). The access log writes one line per
+// connection: with a write per line it was about 14 % of a short WebSocket session's CPU (docs/benchmarks.md, the
+// handshake path). A line is never held past the turn that logged it, so the order of lines between processes (a
+// primary and its workers sharing stdout) and what a reader sees once an event has happened are as with a write
+// per line; whatever is pending is written synchronously when the process exits (pino does that for its destination).
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 
 export type { Logger };
 
 export const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-/** Bytes buffered before a write (sonic-boom's minLength): about 15 access-log lines. */
-export const BATCH_BYTES = 4096;
-/** A buffered line is written within this time (ms), however few lines follow it. */
-export const FLUSH_INTERVAL_MS = 200;
+/** Lines pending in one turn are handed over at once past this size (bytes). */
+export const BATCH_BYTES = 16 * 1024;
 
 export function createLogger(level: LevelWithSilent = 'info', destination?: NodeJS.WritableStream): Logger {
   return pino(
@@ -24,25 +23,38 @@ export function createLogger(level: LevelWithSilent = 'info', destination?: Node
   );
 }
 
-/**
- * stdout, asynchronous and batched. The flush timer only writes when a line arrived since the last tick (an idle
- * process makes no write and no thread-pool round trip), and is unref'd (it never keeps a process alive).
- */
+/** stdout, asynchronous, one write per event-loop turn at most (more only past BATCH_BYTES). */
 function batchedStdout(): DestinationStream {
-  const sonic = pino.destination({ fd: 1, sync: false, minLength: BATCH_BYTES });
-  let dirty = false;
-  const timer = setInterval(() => {
-    if (!dirty) return;
-    dirty = false;
-    sonic.flush();
-  }, FLUSH_INTERVAL_MS);
-  timer.unref();
-  sonic.on('close', () => clearInterval(timer));
-  // pino calls write() per line (and flush() from logger.flush(); flushSync at exit).
+  const sonic = pino.destination({ fd: 1, sync: false });
   const write = sonic.write.bind(sonic);
+  const flush = sonic.flush.bind(sonic);
+  const flushSync = sonic.flushSync.bind(sonic);
+  let pending = '';
+  let scheduled = false;
+  const handOver = (): void => {
+    scheduled = false;
+    if (pending === '') return;
+    const lines = pending;
+    pending = '';
+    write(lines);
+  };
+  // pino calls write() per line, flush() from logger.flush() and before exit, flushSync() at exit.
   sonic.write = (line: string): boolean => {
-    dirty = true;
-    return write(line);
+    pending += line;
+    if (pending.length >= BATCH_BYTES) handOver();
+    else if (!scheduled) {
+      scheduled = true;
+      setImmediate(handOver);
+    }
+    return true;
+  };
+  sonic.flush = (cb?: (err?: Error) => unknown): void => {
+    handOver();
+    flush(cb);
+  };
+  sonic.flushSync = (): void => {
+    handOver();
+    flushSync();
   };
   return sonic;
 }

@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { FLUSH_INTERVAL_MS } from '../../src/log/logger.ts';
 
 const LOGGER = new URL('../../src/log/logger.ts', import.meta.url).href;
 
@@ -34,14 +33,23 @@ function child(body: string): { lines: string[]; next: () => Promise<string>; ex
 }
 
 test('a single line reaches stdout while the process runs on, without waiting for a batch to fill', async () => {
-  // The child logs once, then stays alive far beyond the flush interval (until it is killed below).
-  const c = child(`log.info({ n: 1 }, 'alone'); setTimeout(() => {}, ${FLUSH_INTERVAL_MS * 300});`);
+  // The child logs once, then stays alive (until it is killed below).
+  const c = child(`log.info({ n: 1 }, 'alone'); setTimeout(() => {}, 60_000);`);
   const line = JSON.parse(await c.next()) as { msg: string; n: number };
   assert.equal(line.msg, 'alone');
   assert.equal(line.n, 1);
   assert.equal(c.lines.length, 1);
-  // Still running: the line was written by the flush timer, not by the exit.
+  // Still running: the line was written at the end of its turn, not at the exit.
   assert.equal(await Promise.race([c.exited.then(() => 'exited'), Promise.resolve('running')]), 'running');
+  c.kill();
+  await c.exited;
+});
+
+test('lines logged over several turns come out in order', async () => {
+  const c = child(`let i = 0; const t = setInterval(() => { log.info({ i }, 'tick'); if (++i === 20) { clearInterval(t); setTimeout(() => {}, 60_000); } }, 1);`);
+  const got: number[] = [];
+  for (let i = 0; i < 20; i++) got.push((JSON.parse(await c.next()) as { i: number }).i);
+  assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => i));
   c.kill();
   await c.exited;
 });
