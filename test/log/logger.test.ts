@@ -45,6 +45,23 @@ test('a single line reaches stdout while the process runs on, without waiting fo
   await c.exited;
 });
 
+test('access-log lines are batched yet reach stdout while the process runs, and a later warning follows them at once', async () => {
+  // Three access-log lines, then (a turn later) a warning: the warning takes the pending lines with it, in order.
+  const c = child(
+    `for (let i = 0; i < 3; i++) log.info({ i }, 'tunnel closed'); setImmediate(() => log.warn('after')); setTimeout(() => log.info({ i: 3 }, 'tunnel closed'), 5); setTimeout(() => {}, 60_000);`,
+  );
+  const got: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const l = JSON.parse(await c.next()) as { msg: string; i?: number };
+    got.push(l.i === undefined ? l.msg : `${l.msg} ${l.i}`);
+  }
+  // The last one comes alone, by the flush timer: the process is still running.
+  assert.deepEqual(got, ['tunnel closed 0', 'tunnel closed 1', 'tunnel closed 2', 'after', 'tunnel closed 3']);
+  assert.equal(await Promise.race([c.exited.then(() => 'exited'), Promise.resolve('running')]), 'running');
+  c.kill();
+  await c.exited;
+});
+
 test('lines logged over several turns come out in order', async () => {
   const c = child(`let i = 0; const t = setInterval(() => { log.info({ i }, 'tick'); if (++i === 20) { clearInterval(t); setTimeout(() => {}, 60_000); } }, 1);`);
   const got: number[] = [];
@@ -55,7 +72,7 @@ test('lines logged over several turns come out in order', async () => {
 });
 
 test('every buffered line is written when the process exits at once after logging', async () => {
-  const c = child(`for (let i = 0; i < 50; i++) log.info({ i }, 'line'); process.exit(3);`);
+  const c = child(`for (let i = 0; i < 50; i++) log.info({ i }, i % 2 === 0 ? 'tunnel closed' : 'line'); process.exit(3);`);
   assert.equal(await c.exited, 3);
   const got = c.lines.map((l) => (JSON.parse(l) as { i: number }).i);
   assert.deepEqual(got, Array.from({ length: 50 }, (_, i) => i));
