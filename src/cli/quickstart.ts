@@ -41,6 +41,7 @@ wsgate quickstart is running (Ctrl-C to stop):
   same over TLS    wss://127.0.0.1:8443/echo    (self-signed default certificate)
   demo page        http://127.0.0.1:8080/
   L4 tunnel        ws://127.0.0.1:9100/echo     (TCPTunnel: the same backend, bytes relayed unparsed)
+  Gateway API      ws://127.0.0.1:8081/echo     (Gateway + HTTPRoute of examples/quickstart/gateway.yaml)
   metrics          http://127.0.0.1:9090/metrics  (curl -s 127.0.0.1:9090/metrics | grep wsgate_connections)
   live routes      http://127.0.0.1:9090/debug/routes
 `);

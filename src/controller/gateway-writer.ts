@@ -112,6 +112,15 @@ export class GatewayWriter {
         const parents = ours.get(`${kind}/${key}`) ?? [];
         const status = (o: KubernetesObject | undefined): RouteStatus | undefined => (o as { status?: RouteStatus } | undefined)?.status;
         if (routeStatusUpdate(status(obj), parents, GATEWAY_CONTROLLER_NAME, namespace, now) === undefined) continue;
+        // What the status will say against the route, said once per change in the log too (namespace/name, the
+        // condition and its message, which names the field or annotation).
+        for (const p of parents) {
+          for (const c of p.conditions) {
+            if (c.status === 'False' || (c.type === 'PartiallyInvalid' && c.status === 'True')) {
+              this.#o.log.warn({ kind, object: key, parent: p.parentRef, condition: c.type, reason: c.reason, message: c.message }, 'route status: not as written');
+            }
+          }
+        }
         q.enqueue(`gwstatus/${kind}/${key}`, async () => {
           // Computed from the object as held when the write runs, with its resourceVersion (a conflict is retried).
           const current = store.get(kind, key);

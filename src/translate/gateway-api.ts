@@ -23,9 +23,11 @@ import {
   type Certificate,
   type HttpRoute,
   type ListenerPort,
+  type Policy,
   type TunnelRoute,
   type VirtualHost,
 } from '../model/table.ts';
+import { ANNOTATIONS, CONNECTION_ANNOTATIONS, DRAIN_ANNOTATIONS, FRAME_ANNOTATIONS, policyFromAnnotations } from './annotations.ts';
 import type { LoadedCertificate } from './certificates.ts';
 import { attachRoute, type ParentResult } from './gateway-attach.ts';
 import { SUPPORTED_FEATURES } from './gateway-features.ts';
@@ -33,6 +35,7 @@ import { translateHttpRules, type HttpRuleEntry } from './gateway-httproute.ts';
 import {
   gatewayStatus,
   ourGatewayClasses,
+  gatewayIdentity,
   readGateway,
   served,
   timestampMillis,
@@ -150,17 +153,18 @@ export function translateGatewayAPI(s: Snapshot, lookup: Lookup, certificates: M
     }
   }
 
-  function translateRoute(meta: RouteMeta, obj: { spec?: unknown }, attached: Map<ListenerView, number>): void {
+  function translateRoute(meta: RouteMeta, obj: { spec?: unknown; metadata?: { annotations?: Record<string, unknown> } }, attached: Map<ListenerView, number>): void {
     const spec = obj.spec as { parentRefs?: []; hostnames?: unknown; rules?: { backendRefs?: [] }[] } | undefined;
     const hostnameList = Array.isArray(spec?.hostnames) ? (spec.hostnames as unknown[]) : [];
     const hostnames = hostnameList.map(normalizeHostname).filter((h): h is string => h !== undefined);
     const parents = attachRoute({ kind: meta.kind, namespace: meta.namespace, parentRefs: spec?.parentRefs, hostnames }, gateways, namespaceLabels);
     if (parents.length === 0) return;
+    const annotated = routePolicy(meta.kind, obj.metadata?.annotations);
 
     let refProblems: { reason: RouteRefReason; message: string }[];
     let invalid: { rules: readonly string[]; all: boolean } = { rules: [], all: false };
     if (meta.kind === 'HTTPRoute') {
-      const rules = translateHttpRules(obj as Parameters<typeof translateHttpRules>[0], meta.namespace, meta.key, lookup, grants);
+      const rules = translateHttpRules(obj as Parameters<typeof translateHttpRules>[0], meta.namespace, meta.key, lookup, grants, annotated.policy);
       refProblems = rules.refProblems;
       invalid = { rules: rules.invalidRules, all: rules.invalidRuleCount > 0 && rules.invalidRuleCount === rules.ruleCount };
       for (const p of parents) {
@@ -179,7 +183,7 @@ export function translateGatewayAPI(s: Snapshot, lookup: Lookup, certificates: M
       for (const p of parents) {
         for (const a of p.attachments) {
           if (!isServed(s, a.gateway) || !served(a.listener)) continue;
-          const tunnel = tunnelOf(meta, a.listener, a.hostnames, resolved.backends);
+          const tunnel = tunnelOf(meta, a.listener, a.hostnames, resolved.backends, annotated.policy);
           (meta.kind === 'TLSRoute' ? tlsClaims : tcpClaims).push({ owner: meta, tunnel });
         }
       }
@@ -198,7 +202,7 @@ export function translateGatewayAPI(s: Snapshot, lookup: Lookup, certificates: M
       namespace: meta.namespace,
       name: meta.name,
       generation: meta.generation,
-      parents: parents.map((p) => parentStatus(p, meta.generation, refProblems, invalid)),
+      parents: parents.map((p) => parentStatus(p, meta.generation, refProblems, invalid, annotated.problems)),
     });
   }
 
@@ -234,16 +238,8 @@ function readGatewaySafely(...args: Parameters<typeof readGateway>): GatewayView
   try {
     return readGateway(...args);
   } catch (err) {
-    const gw = args[0];
-    const namespace = gw.metadata?.namespace || 'default';
-    const name = gw.metadata?.name ?? '';
     return {
-      gateway: gw,
-      namespace,
-      name,
-      key: `${namespace}/${name}`,
-      generation: typeof gw.metadata?.generation === 'number' ? gw.metadata.generation : 0,
-      created: timestampMillis(gw.metadata?.creationTimestamp),
+      ...gatewayIdentity(args[0]),
       classProblem: { ok: false, reason: 'Invalid', message: `could not be translated: ${err instanceof Error ? err.message : String(err)}` },
       listeners: [],
     };
@@ -297,6 +293,7 @@ function parentStatus(
   generation: number,
   refProblems: readonly { reason: RouteRefReason; message: string }[],
   invalid: { readonly rules: readonly string[]; readonly all: boolean },
+  policyProblems: readonly string[] = [],
 ): RouteParentStatus {
   const cond = (type: string, ok: boolean, reason: string, message: string): GatewayCondition => ({
     type,
@@ -319,10 +316,52 @@ function parentStatus(
   if (invalid.rules.length > 0 && !invalid.all) {
     conditions.push(cond('PartiallyInvalid', true, 'UnsupportedValue', `rules not served as written (they answer 500, or their match matches nothing): ${invalid.rules.join('; ')}`));
   }
+  if (policyProblems.length > 0) {
+    // An implementation-specific condition (a domain-prefixed type, as the spec allows): the route is served, with
+    // the default of each knob whose annotation is bad.
+    conditions.push(cond(POLICY_CONDITION, false, 'InvalidAnnotation', policyProblems.join('; ')));
+  }
   return { parentRef: p.ref, controllerName: GATEWAY_CONTROLLER_NAME, conditions };
 }
 
-function tunnelOf(owner: RouteMeta, l: ListenerView, hostnames: readonly string[], backends: readonly Backend[]): TunnelRoute {
+/** The condition a route's parent status carries when one of its `wsgate.io/*` policy annotations is bad. */
+export const POLICY_CONDITION = 'wsgate.io/PolicyAccepted';
+
+/**
+ * The policy a route's `wsgate.io/*` annotations give (docs/gateway-api.md "Route policy"): the connection, frame
+ * and drain knobs of an Ingress, read by the same code (annotations.ts). Only those: what the Gateway API says with
+ * filters and matches (redirects, header changes) is said there, and the edge knobs of issue 12 stay Ingress-only.
+ * TLSRoutes and TCPRoutes read the knobs a tunnel has (idle and connect timeouts, maxConnections, drain).
+ */
+function routePolicy(kind: GatewayRouteKind, annotations: Record<string, unknown> | undefined): { policy: Policy; problems: string[] } {
+  if (annotations === undefined) return { policy: DEFAULT_POLICY, problems: [] };
+  const readable = kind === 'HTTPRoute' ? HTTP_ROUTE_ANNOTATIONS : TUNNEL_ROUTE_ANNOTATIONS;
+  const picked: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [name, value] of Object.entries(annotations)) {
+    if (readable.has(name)) picked[name] = value;
+    else if (KNOWN_ANNOTATIONS.has(name)) problems.push(`annotation ${name}: not read on a ${kind} (ignored)`);
+  }
+  const annotated = policyFromAnnotations(picked);
+  return { policy: annotated.policy, problems: [...problems, ...annotated.problems] };
+}
+
+const HTTP_ROUTE_ANNOTATIONS: ReadonlySet<string> = new Set([
+  ...Object.values(CONNECTION_ANNOTATIONS),
+  ...Object.values(FRAME_ANNOTATIONS),
+  ...Object.values(DRAIN_ANNOTATIONS),
+]);
+const TUNNEL_ROUTE_ANNOTATIONS: ReadonlySet<string> = new Set([
+  CONNECTION_ANNOTATIONS.idleTimeoutSeconds,
+  CONNECTION_ANNOTATIONS.connectTimeoutSeconds,
+  CONNECTION_ANNOTATIONS.maxConnections,
+  DRAIN_ANNOTATIONS.endpointDrainSeconds,
+  DRAIN_ANNOTATIONS.onRemoval,
+  DRAIN_ANNOTATIONS.removalGraceSeconds,
+]);
+const KNOWN_ANNOTATIONS: ReadonlySet<string> = new Set(Object.values(ANNOTATIONS));
+
+function tunnelOf(owner: RouteMeta, l: ListenerView, hostnames: readonly string[], backends: readonly Backend[], policy: Policy = DEFAULT_POLICY): TunnelRoute {
   const sni = owner.kind === 'TLSRoute' ? hostnames.filter((h) => h !== ANY_HOST).sort(compareHostnames) : [];
   return {
     id: `${owner.kind}/${owner.key}`,
@@ -331,11 +370,11 @@ function tunnelOf(owner: RouteMeta, l: ListenerView, hostnames: readonly string[
     sniHostnames: sni,
     backends: [...backends],
     proxyProtocol: 'None',
-    idleTimeoutSeconds: DEFAULT_POLICY.idleTimeoutSeconds,
-    connectTimeoutSeconds: DEFAULT_POLICY.connectTimeoutSeconds,
-    maxConnections: 0,
-    endpointDrainSeconds: DEFAULT_POLICY.endpointDrainSeconds,
-    onRemoval: DEFAULT_POLICY.onRemoval,
+    idleTimeoutSeconds: policy.idleTimeoutSeconds,
+    connectTimeoutSeconds: policy.connectTimeoutSeconds,
+    maxConnections: policy.maxConnections,
+    endpointDrainSeconds: policy.endpointDrainSeconds,
+    onRemoval: policy.onRemoval,
     ...(owner.kind === 'TLSRoute' ? { wildcardAnyDepth: true as const } : {}),
     weightPerBackend: true,
   };

@@ -106,6 +106,20 @@ export function ourGatewayClasses(
   return out;
 }
 
+/** What names a Gateway in its view: the object, namespace, name, key, generation and creation time. */
+export function gatewayIdentity(gw: Gateway): Pick<GatewayView, 'gateway' | 'namespace' | 'name' | 'key' | 'generation' | 'created'> {
+  const namespace = gw.metadata?.namespace || 'default';
+  const name = gw.metadata?.name ?? '';
+  return {
+    gateway: gw,
+    namespace,
+    name,
+    key: `${namespace}/${name}`,
+    generation: typeof gw.metadata?.generation === 'number' ? gw.metadata.generation : 0,
+    created: timestampMillis(gw.metadata?.creationTimestamp),
+  };
+}
+
 export function readGateway(
   gw: Gateway,
   classAccepted: Verdict,
@@ -113,8 +127,8 @@ export function readGateway(
   grants: ReferenceGrants,
   certificates: Map<string, LoadedCertificate>,
 ): GatewayView {
-  const namespace = gw.metadata?.namespace || 'default';
-  const name = gw.metadata?.name ?? '';
+  const identity = gatewayIdentity(gw);
+  const namespace = identity.namespace;
   const listeners = (Array.isArray(gw.spec?.listeners) ? gw.spec.listeners : []).map((l, index): ListenerView => {
     const field = `spec.listeners[${index}]`;
     const protocol = typeof l?.protocol === 'string' ? l.protocol : '';
@@ -141,7 +155,9 @@ export function readGateway(
     }
     let accepted = OK('Accepted', 'listener is accepted');
     const mode = l?.tls?.mode ?? 'Terminate';
-    if (protocol === 'TLS' && mode !== 'Passthrough') {
+    // A TLS listener in a mode wsgate does not serve takes no route kind (TLSRouteListenerTerminateNotSupported).
+    const unservedMode = protocol === 'TLS' && mode !== 'Passthrough';
+    if (unservedMode) {
       accepted = NOT('UnsupportedValue', `${field}.tls.mode: a TLS listener is served in mode Passthrough only (TLS termination for TLSRoutes is not supported)`);
     } else if (protocol === 'HTTPS' && mode !== 'Terminate') {
       accepted = NOT('UnsupportedValue', `${field}.tls.mode: an HTTPS listener terminates TLS (mode Terminate)`);
@@ -176,16 +192,11 @@ export function readGateway(
       if (c.problem !== undefined && resolvedRefs.ok) resolvedRefs = c.problem;
       certificate = c.certificate;
     }
-    return { ...base, hostname, supportedKinds: kinds, accepted, resolvedRefs, ...(certificate ? { certificate } : {}) };
+    return { ...base, hostname, supportedKinds: unservedMode ? [] : kinds, accepted, resolvedRefs, ...(certificate ? { certificate } : {}) };
   });
   markConflicts(listeners);
   return {
-    gateway: gw,
-    namespace,
-    name,
-    key: `${namespace}/${name}`,
-    generation: typeof gw.metadata?.generation === 'number' ? gw.metadata.generation : 0,
-    created: timestampMillis(gw.metadata?.creationTimestamp),
+    ...identity,
     classProblem: classAccepted.ok ? undefined : NOT(classAccepted.reason, `the GatewayClass is not accepted: ${classAccepted.message}`),
     listeners,
   };

@@ -117,12 +117,16 @@ async function runChartController(inst: Install, kubeconfig: string): Promise<Ru
   const [command, ...chartArgs] = container(workload).args;
   assert.equal(command, 'controller');
   const loopback = ['http-addr', 'https-addr', 'admin-addr'];
-  const args = [
+  return startWithArgs([
     ...chartArgs.filter((a) => !loopback.some((f) => a.startsWith(`--${f}=`))),
     ...loopback.map((f) => `--${f}=127.0.0.1:0`),
     '--tunnel-host=127.0.0.1',
     `--kubeconfig=${kubeconfig}`,
-  ];
+  ]);
+}
+
+/** `wsgate controller ARGS` in this process, as runController starts it, its log lines kept. */
+async function startWithArgs(args: string[]): Promise<RunningController> {
   const flags = parseControllerFlags(args);
   assert.ok(!flags.help);
   // What runController does with the flags: the rest are the controller's options.
@@ -459,28 +463,13 @@ describe("the chart's Gateway API RBAC against kube-apiserver: sufficient and mi
     const deployment = await getJson<{ spec: { template: { spec: { containers: { args: string[] }[] } } } }>(cp, '/apis/apps/v1/namespaces/gw-app/deployments/wsgate-edge');
     const [command, ...proxyArgs] = deployment.spec.template.spec.containers[0]!.args;
     assert.equal(command, 'controller');
-    const flags = parseControllerFlags([
+    // Its listener (port 80) is left out of the table: what is tested is what it may read.
+    const { controller: proxy, logs } = await startWithArgs([
       ...proxyArgs.filter((a) => !a.startsWith('--admin-addr=')),
       '--admin-addr=127.0.0.1:0',
       '--tunnel-host=127.0.0.1',
       `--kubeconfig=${kubeconfig}`,
     ]);
-    assert.ok(!flags.help);
-    // What runController does with the flags: the rest are the controller's options.
-    const options = { ...flags } as Partial<typeof flags>;
-    delete options.drainMs;
-    delete options.logLevel;
-    delete options.help;
-    const logs: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
-    const metrics = createMetrics('test', { defaultMetrics: false });
-    // Its listener (port 80) is left out of the table: what is tested is what it may read.
-    const proxy = await startController({ ...(options as Omit<typeof flags, 'drainMs' | 'logLevel' | 'help'>), log: createLogger('debug', sink), metrics });
     running.push({ controller: proxy });
     await eventually('the proxy to have listed everything', () => (proxy.syncs > 0 ? true : undefined), { timeoutMs: 30_000, times: 1 });
     assert.deepEqual(forbidden(logs), []);

@@ -30,6 +30,7 @@ import { conformanceBinaries, conformanceImages, requireBinaries, startCluster, 
 import { applyCRDs } from '../helpers/kube.ts';
 import { entrypoint } from './kubelet/images.ts';
 import { startLoadBalancers, type LoadBalancers } from './load-balancer.ts';
+import { eventually } from './wait.ts';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WSGATE = join(repoRoot, 'bin', 'wsgate.js');
@@ -61,7 +62,9 @@ export const PROXY_RULES = [
  */
 export const CONTROLLER_ARGS = [
   'controller',
-  '--gateway-class', GATEWAY_CLASS,
+  // Every GatewayClass of wsgate's controllerName, as the chart's default: the suite creates classes of its own
+  // with the controllerName of --gateway-class's (GatewayClassObservedGenerationBump).
+  '--gateway-class', '*',
   '--admin-addr', '127.0.0.1:0',
   '--http-addr', '127.0.0.1:0',
   '--https-addr', 'off',
@@ -187,12 +190,21 @@ async function main(): Promise<number> {
     await applyCRDs(kc, 60_000);
     if (o.controller === 'host') {
       controller = spawnLogged(process.execPath, [WSGATE, ...CONTROLLER_ARGS, '--kubeconfig', cluster.kubeconfigPath], join(logs, 'wsgate-controller.log'), process.env, false);
-      const early = await Promise.race([
-        new Promise<number | null>((r) => controller?.once('exit', (c) => r(c))),
-        new Promise<'up'>((r) => setTimeout(() => r('up'), 3000)),
-      ]);
+      // The suite reads the GatewayClass's status.supportedFeatures once, at its start (GEP-2162): wait until the
+      // controller has accepted the class and published them, or has exited.
+      const exited = new Promise<number | null>((r) => controller?.once('exit', (c) => r(c)));
+      const objects = kc.makeApiClient(CustomObjectsApi);
+      const published = eventually('the GatewayClass Accepted with its supportedFeatures', async () => {
+        const cls = (await objects.getClusterCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gatewayclasses', name: GATEWAY_CLASS })) as {
+          metadata?: { generation?: number };
+          status?: { conditions?: { type: string; status: string; observedGeneration?: number }[]; supportedFeatures?: unknown[] };
+        };
+        const accepted = cls.status?.conditions?.some((c) => c.type === 'Accepted' && c.status === 'True' && c.observedGeneration === cls.metadata?.generation);
+        return accepted && (cls.status?.supportedFeatures?.length ?? 0) > 0 ? ('up' as const) : undefined;
+      }, { timeoutMs: 120_000, times: 1, everyMs: 250 });
+      const early = await Promise.race([exited, published]);
       if (early !== 'up') throw new Error(`wsgate controller exited with ${String(early)}:\n${readFileSync(join(logs, 'wsgate-controller.log'), 'utf8')}`);
-      say('wsgate controller running');
+      say('wsgate controller running; GatewayClass accepted with its features');
     } else {
       say('no Gateway implementation started (--controller none)');
     }

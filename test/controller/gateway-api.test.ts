@@ -37,6 +37,7 @@ interface Condition {
   type: string;
   status: string;
   reason: string;
+  message?: string;
   observedGeneration?: number;
 }
 interface GatewayObject {
@@ -221,6 +222,26 @@ describe('Gateway API against a real API server', () => {
           : undefined;
       });
     });
+    it('serves an HTTPRoute whose policy annotation is bad, and says which in wsgate.io/PolicyAccepted and a log line', async () => {
+      const body = httpRoute('bad-policy', { parents: ['edge'], rules: [{ backendRefs: [{ name: 'blue', port: 80 }] }] }) as { metadata: Record<string, unknown> };
+      body.metadata.annotations = { 'wsgate.io/idle-timeout-seconds': 'soon', 'wsgate.io/max-connections': '10' };
+      await api.custom.createNamespacedCustomObject({ ...ref('httproutes'), body });
+      const r = await eventually('the policy condition', async () => {
+        const route = (await api.custom.getNamespacedCustomObject({ ...ref('httproutes'), name: 'bad-policy' })) as RouteObject & {
+          status?: { parents?: { conditions: Condition[] }[] };
+        };
+        const p = route.status?.parents?.[0];
+        return cond(p?.conditions, 'wsgate.io/PolicyAccepted') !== undefined ? p : undefined;
+      }, { times: 1 });
+      assert.equal(cond(r.conditions, 'Accepted')?.status, 'True', 'the route is served with the default of the bad knob');
+      const policy = r.conditions.find((c) => c.type === 'wsgate.io/PolicyAccepted')!;
+      assert.equal(policy.status, 'False');
+      assert.equal(policy.reason, 'InvalidAnnotation');
+      assert.match(policy.message ?? '', /wsgate\.io\/idle-timeout-seconds: "soon"/);
+      const line = t.logs.find((l) => l['object'] === `${NS}/bad-policy` && l['condition'] === 'wsgate.io/PolicyAccepted');
+      assert.ok(line, 'a log line names the route and the condition');
+      assert.match(String(line['message']), /idle-timeout-seconds/);
+    });
   });
 
   describe("a Gateway's proxy (--gateway)", () => {
@@ -262,6 +283,24 @@ describe('Gateway API against a real API server', () => {
         answers.forEach((a, i) => assert.equal(a, `blue:after-${i}`));
       } finally {
         for (const h of held) h.close();
+      }
+    });
+
+    it("applies the HTTPRoute's wsgate.io/max-connections: the connection over it is refused with 429", async () => {
+      const body = httpRoute('limited', { parents: ['proxy-test'], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/limited' } }], backendRefs: [{ name: 'blue', port: 80 }] }] }) as {
+        metadata: Record<string, unknown>;
+        spec: { hostnames: string[] };
+      };
+      body.metadata.annotations = { 'wsgate.io/max-connections': '1' };
+      body.spec.hostnames = ['limited.test'];
+      await api.custom.createNamespacedCustomObject({ ...ref('httproutes'), body });
+      // The first connection that gets through holds the route's one place (until then: 404, the route not yet served).
+      const first = await eventually('the route to serve', () => holdConnection(`ws://127.0.0.1:${port}/limited`, 'limited.test'), { times: 1 });
+      try {
+        assert.equal(await exchange(port, 'limited.test', '/limited', 'second'), 'HTTP 429');
+        assert.equal(await first.echo('still'), 'blue:still');
+      } finally {
+        first.close();
       }
     });
 

@@ -2,6 +2,7 @@
 // (a condition must hold several times in a row before a deadline: gateway-api's AwaitConvergence).
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket, { type ClientOptions } from 'ws';
 import {
@@ -117,6 +118,8 @@ export interface TestController {
   readonly metrics: Metrics;
   readonly httpPort: number;
   readonly adminPort: number;
+  /** The controller's log lines at warn and above (all of them with WSGATE_TEST_LOG=1, which also prints them). */
+  readonly logs: readonly Record<string, unknown>[];
 }
 
 export async function startTestController(
@@ -130,9 +133,18 @@ export async function startTestController(
 ): Promise<TestController> {
   const metrics = createMetrics('test', { defaultMetrics: false });
   const { leaseName, identity, leaseTiming, ...rest } = o;
+  const logs: Record<string, unknown>[] = [];
+  const verbose = process.env.WSGATE_TEST_LOG === '1';
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      if (verbose) process.stderr.write(chunk);
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
   const controller = await startController({
     kc,
-    log: createLogger(process.env.WSGATE_TEST_LOG === '1' ? 'debug' : 'silent'),
+    log: createLogger(verbose ? 'debug' : 'warn', sink),
     metrics,
     ingressClass: 'wsgate',
     httpAddr: { host: '127.0.0.1', port: 0 },
@@ -153,7 +165,7 @@ export async function startTestController(
     ...rest,
   });
   const a = controller.gateway.addresses();
-  return { controller, metrics, httpPort: a.http?.port ?? 0, adminPort: a.admin?.port ?? 0 };
+  return { controller, metrics, httpPort: a.http?.port ?? 0, adminPort: a.admin?.port ?? 0, logs };
 }
 
 /**

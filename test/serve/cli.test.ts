@@ -212,6 +212,10 @@ describe('wsgate command line', { timeout: 60_000 }, () => {
     assert.match(r.stdout, /route: default\/echo$/m);
     assert.match(r.stdout, /path: \/echo$/m);
     assert.match(r.stdout, /route: default\/echo-tcp$/m);
+    // [issue 14] Gateway API objects too: the Gateway's listener port, its HTTPRoute, and the statuses it would get.
+    assert.match(r.stdout, /^listeners:\n {2}- port: 8081\n {4}protocol: HTTP$/m);
+    assert.match(r.stdout, /route: default\/echo-gateway$/m);
+    assert.match(r.stdout, /^gatewayAPI:$/m);
   });
 });
 

@@ -1,6 +1,6 @@
 // The README's first command: `npm start` runs the quickstart (demo echo backend + wsgate serve on
-// examples/quickstart/). A WebSocket goes through, over L7 and over the L4 tunnel; the metrics move; SIGTERM ends it.
-// It uses the quickstart's fixed ports (8080, 8443, 9090, 9100, 9001), which no other test uses.
+// examples/quickstart/). A WebSocket goes through, over L7, over the L4 tunnel and through the Gateway's listener; the metrics move; SIGTERM ends it.
+// It uses the quickstart's fixed ports (8080, 8081, 8443, 9090, 9100, 9001), which no other test uses.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -41,14 +41,18 @@ describe('the quickstart (npm start)', { timeout: 60_000 }, () => {
     assert.equal((await roundTrip(l7, 'hello through wsgate')).data.toString(), 'hello through wsgate');
     const l4 = await openClient('ws://127.0.0.1:9100/echo');
     assert.equal((await roundTrip(l4, 'via tunnel')).data.toString(), 'via tunnel');
+    const gw = await openClient('ws://127.0.0.1:8081/echo');
+    assert.equal((await roundTrip(gw, 'via the Gateway')).data.toString(), 'via the Gateway');
     l7.ws.close();
     l4.ws.close();
-    await Promise.all([l7.closed, l4.closed]);
+    gw.ws.close();
+    await Promise.all([l7.closed, l4.closed, gw.closed]);
     await converge(
       async () =>
         (await metric('wsgate_connections_total', 'route="default/echo",layer="l7",outcome="completed"')) === 1 &&
-        (await metric('wsgate_connections_total', 'route="default/echo-tcp",layer="l4",outcome="completed"')) === 1,
-      'both tunnels counted as completed',
+        (await metric('wsgate_connections_total', 'route="default/echo-tcp",layer="l4",outcome="completed"')) === 1 &&
+        (await metric('wsgate_connections_total', 'route="default/echo-gateway",layer="l7",outcome="completed"')) === 1,
+      "the three tunnels counted as completed, the Gateway's under its HTTPRoute",
     );
     assert.ok((await metric('wsgate_tunnel_bytes_total', 'route="default/echo",direction="upstream"')) > 0);
 

@@ -121,7 +121,7 @@ but the margin is refused: the kubelet would kill wsgate with connections still 
 - --default-key=/etc/wsgate/default-certificate/tls.key
 {{- end }}
 {{- if .Values.gatewayAPI.enabled }}
-- --gateway-class={{ .Values.gatewayAPI.gatewayClassName }}
+- --gateway-class={{ .Values.gatewayAPI.managedClasses }}
 - --proxy-image={{ include "wsgate.image" . }}
 - --proxy-cluster-role={{ include "wsgate.fullname" . }}-gateway-proxy
 - --proxy-replicas={{ .Values.gatewayAPI.proxy.replicas }}

@@ -32,6 +32,8 @@ export interface PodNetworkOptions {
 export interface PodInterface {
   readonly netns: string;
   readonly ip: string;
+  /** The bridge end of the pod's veth pair. */
+  readonly hostVeth?: string;
 }
 
 export interface PodNetwork {
@@ -44,7 +46,7 @@ export interface PodNetwork {
   readonly cidr: string;
   /** A new network namespace with the next free address, up and routed. */
   addPod(): PodInterface;
-  /** Deletes the namespace (its veth goes with it) and frees the address. */
+  /** Kills what still runs in the namespace, deletes its veth pair and the namespace, and frees the address. */
   removePod(p: PodInterface): void;
   /**
    * Takes a free address of the block for something other than a pod (a LoadBalancer address the harness adds to
@@ -58,6 +60,18 @@ export interface PodNetwork {
 
 function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** The processes in a network namespace (`ip netns pids`); none when it is gone. */
+function netnsPids(netns: string): number[] {
+  try {
+    return execFileSync('ip', ['netns', 'pids', netns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      .split('\n')
+      .map(Number)
+      .filter((n) => Number.isInteger(n) && n > 0);
+  } catch {
+    return [];
+  }
 }
 
 function tryIp(...args: string[]): void {
@@ -205,6 +219,11 @@ export function createPodNetwork(o: PodNetworkOptions = {}): PodNetwork {
         ip('link', 'set', peer, 'netns', netns);
         ip('-n', netns, 'link', 'set', peer, 'name', 'eth0');
         ip('-n', netns, 'addr', 'add', `${podIP}/${prefix}`, 'dev', 'eth0');
+        // An address is reused soon after its last pod went: the bridge (and every other pod) may still map it to
+        // that pod's MAC for tens of seconds (a REACHABLE neighbour entry), and traffic to the new pod is lost until
+        // it expires. Announce the new MAC (gratuitous ARP when eth0 comes up), and drop the host's entry.
+        execFileSync('ip', ['netns', 'exec', netns, 'sysctl', '-qw', 'net.ipv4.conf.eth0.arp_notify=1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+        tryIp('neigh', 'flush', 'to', podIP, 'dev', bridge);
         ip('-n', netns, 'link', 'set', 'eth0', 'up');
         ip('-n', netns, 'link', 'set', 'lo', 'up');
         ip('-n', netns, 'route', 'add', 'default', 'via', hostIP);
@@ -214,9 +233,20 @@ export function createPodNetwork(o: PodNetworkOptions = {}): PodNetwork {
         used.delete(i);
         throw err;
       }
-      return { netns, ip: podIP };
+      return { netns, ip: podIP, hostVeth: host };
     },
     removePod(p) {
+      // `ip netns del` only unmounts the namespace: while a process is left in it (a worker its parent did not take
+      // down), it lives on with its eth0 on the bridge and the address, which the next pod gets. Two interfaces then
+      // answer ARP for one address, and traffic to the new pod is lost until the old one goes.
+      for (const pid of netnsPids(p.netns)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+      if (p.hostVeth !== undefined) tryIp('link', 'del', p.hostVeth);
       tryIp('netns', 'del', p.netns);
       used.delete(offsetOf(p.ip));
     },
