@@ -13,7 +13,8 @@
 //        --targets direct,wsgate,wsgate-pipe,wsgate-js,nginx,haproxy (wsgate-js: wsgate with --relay js, only its
 //        L4 phase, beside wsgate's native relay), --profile (wsgate and wsgate-pipe under --cpu-prof;
 //        each profile summarised at the end), --drain-clients N (2000; quick 500), --drain-window S (10; quick 2),
-//        --no-drain.
+//        --no-drain, --phases idle,echo64,echo16k,latency,sessions,l4,flood (default all; the warm-up always runs;
+//        e.g. `--phases sessions --no-drain` profiles or compares the handshake path alone).
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
@@ -48,9 +49,13 @@ const { values: flags } = parseArgs({
     'drain-clients': { type: 'string' },
     'drain-window': { type: 'string' },
     'no-drain': { type: 'boolean', default: false },
+    phases: { type: 'string', default: 'idle,echo64,echo16k,latency,sessions,l4,flood' },
   },
 });
 const quick = flags.quick;
+const PHASES = ['idle', 'echo64', 'echo16k', 'latency', 'sessions', 'l4', 'flood'] as const;
+const phases = new Set(flags.phases.split(',').map((p) => p.trim()));
+for (const p of phases) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`--phases: unknown phase ${p} (${PHASES.join(', ')})`);
 const rounds = Number(flags.rounds ?? (quick ? 1 : 3));
 const phaseMs = Number(flags.seconds ?? (quick ? 0.6 : 5)) * 1000;
 /** Pause before reading RSS with the connections held (lets the proxy settle after the burst of handshakes). */
@@ -167,7 +172,7 @@ async function measureTarget(target: TargetName, round: number, ports: { ws: num
   };
   // wsgate-js differs from wsgate only in its L4 relay: its L7 phases would measure the same code.
   if (target === 'wsgate-js') {
-    if (ports.l4 !== null) await l4Phase(ports.l4);
+    if (ports.l4 !== null && phases.has('l4')) await l4Phase(ports.l4);
     return f;
   }
 
@@ -175,71 +180,82 @@ async function measureTarget(target: TargetName, round: number, ports: { ws: num
   await runLoad({ kind: 'echo', port: ports.ws, conns: 8, size: 64, durationMs: Math.min(500, phaseMs), latency: false }, null);
 
   // (e) idle connections, on a process that has done nothing but the warm-up.
-  await sleep(settleMs);
-  const rssBefore = pid === null ? NaN : rssBytes(pid);
-  if (pid !== null) {
-    // The idle process itself (issue 9, item 20: a worker or sidecar at most 80 MB, 30 MB private).
-    const anon = anonBytes(pid);
-    f.idleRssMB = rssBefore / 1e6;
-    f.idlePrivateMB = anon.bytes / 1e6;
-    f.idleProcesses = anon.processes;
-    log('idle process', `${f.idleRssMB.toFixed(1)} MB RSS, ${f.idlePrivateMB.toFixed(1)} MB private, ${anon.processes} process(es)`);
+  if (phases.has('idle')) await idlePhase();
+  async function idlePhase(): Promise<void> {
+    await sleep(settleMs);
+    const rssBefore = pid === null ? NaN : rssBytes(pid);
+    if (pid !== null) {
+      // The idle process itself (issue 9, item 20: a worker or sidecar at most 80 MB, 30 MB private).
+      const anon = anonBytes(pid);
+      f.idleRssMB = rssBefore / 1e6;
+      f.idlePrivateMB = anon.bytes / 1e6;
+      f.idleProcesses = anon.processes;
+      log('idle process', `${f.idleRssMB.toFixed(1)} MB RSS, ${f.idlePrivateMB.toFixed(1)} MB private, ${anon.processes} process(es)`);
+    }
+    let rssHeld = NaN;
+    const hold = await runLoad(
+      { kind: 'hold', port: ports.ws, count: held, concurrency: 128, checkTimeoutMs: 15_000 },
+      pid,
+      async () => {
+        if (pid === null) return;
+        await sleep(settleMs);
+        rssHeld = rssBytes(pid);
+      },
+    );
+    f.idleAlive = hold.result.alive ?? 0;
+    if (hold.result.opened !== held || hold.result.alive !== held) {
+      fail(target, round, 'idle', `opened ${hold.result.opened}, alive ${hold.result.alive} of ${held} (${hold.result.firstError ?? 'no error'})`);
+    }
+    f.idleBytesPerConn = (rssHeld - rssBefore) / held;
+    log('idle', `${f.idleAlive}/${held} alive, ${(f.idleBytesPerConn / 1000).toFixed(2)} KB/conn`);
+    await sleep(settleMs);
   }
-  let rssHeld = NaN;
-  const hold = await runLoad(
-    { kind: 'hold', port: ports.ws, count: held, concurrency: 128, checkTimeoutMs: 15_000 },
-    pid,
-    async () => {
-      if (pid === null) return;
-      await sleep(settleMs);
-      rssHeld = rssBytes(pid);
-    },
-  );
-  f.idleAlive = hold.result.alive ?? 0;
-  if (hold.result.opened !== held || hold.result.alive !== held) {
-    fail(target, round, 'idle', `opened ${hold.result.opened}, alive ${hold.result.alive} of ${held} (${hold.result.firstError ?? 'no error'})`);
-  }
-  f.idleBytesPerConn = (rssHeld - rssBefore) / held;
-  log('idle', `${f.idleAlive}/${held} alive, ${(f.idleBytesPerConn / 1000).toFixed(2)} KB/conn`);
-  await sleep(settleMs);
 
   // (a) 64 connections × 64 B.
-  const a = await runLoad({ kind: 'echo', port: ports.ws, conns: 64, size: 64, durationMs: phaseMs, latency: false }, pid);
-  if (check('echo 64 B', a.result)) {
-    f.echo64Rate = a.result.count / (a.result.elapsedMs / 1000);
-    f.echo64CpuUs = (a.cpu * 1e6) / a.result.count;
-    f.echo64Busy = busy(a.cpu, a.result);
-    f.echo64LoadBusy = busy(a.loadCpu, a.result);
-    f.echo64LoadCoreBusy = a.loadCoreBusy;
-    log('echo 64 B', `${f.echo64Rate.toFixed(0)} msg/s, ${f.echo64CpuUs.toFixed(2)} µs/msg, core ${f.echo64Busy.toFixed(0)}%, load ${f.echo64LoadBusy.toFixed(0)}% (its core ${f.echo64LoadCoreBusy.toFixed(0)}% busy)`);
+  if (phases.has('echo64')) {
+    const a = await runLoad({ kind: 'echo', port: ports.ws, conns: 64, size: 64, durationMs: phaseMs, latency: false }, pid);
+    if (check('echo 64 B', a.result)) {
+      f.echo64Rate = a.result.count / (a.result.elapsedMs / 1000);
+      f.echo64CpuUs = (a.cpu * 1e6) / a.result.count;
+      f.echo64Busy = busy(a.cpu, a.result);
+      f.echo64LoadBusy = busy(a.loadCpu, a.result);
+      f.echo64LoadCoreBusy = a.loadCoreBusy;
+      log('echo 64 B', `${f.echo64Rate.toFixed(0)} msg/s, ${f.echo64CpuUs.toFixed(2)} µs/msg, core ${f.echo64Busy.toFixed(0)}%, load ${f.echo64LoadBusy.toFixed(0)}% (its core ${f.echo64LoadCoreBusy.toFixed(0)}% busy)`);
+    }
   }
   // (b) 16 connections × 16 KiB.
-  const b = await runLoad({ kind: 'echo', port: ports.ws, conns: 16, size: 16384, durationMs: phaseMs, latency: false }, pid);
-  if (check('echo 16 KiB', b.result)) {
-    f.echo16kRate = b.result.count / (b.result.elapsedMs / 1000);
-    f.echo16kCpuUs = (b.cpu * 1e6) / b.result.count;
-    f.echo16kBusy = busy(b.cpu, b.result);
-    log('echo 16 KiB', `${f.echo16kRate.toFixed(0)} msg/s, ${f.echo16kCpuUs.toFixed(2)} µs/msg, core ${f.echo16kBusy.toFixed(0)}%`);
+  if (phases.has('echo16k')) {
+    const b = await runLoad({ kind: 'echo', port: ports.ws, conns: 16, size: 16384, durationMs: phaseMs, latency: false }, pid);
+    if (check('echo 16 KiB', b.result)) {
+      f.echo16kRate = b.result.count / (b.result.elapsedMs / 1000);
+      f.echo16kCpuUs = (b.cpu * 1e6) / b.result.count;
+      f.echo16kBusy = busy(b.cpu, b.result);
+      log('echo 16 KiB', `${f.echo16kRate.toFixed(0)} msg/s, ${f.echo16kCpuUs.toFixed(2)} µs/msg, core ${f.echo16kBusy.toFixed(0)}%`);
+    }
   }
   // (c) one connection: round-trip latency.
-  const c = await runLoad({ kind: 'echo', port: ports.ws, conns: 1, size: 64, durationMs: phaseMs, latency: true }, pid);
-  if (check('latency', c.result)) {
-    f.latencyP50Us = c.result.p50Us ?? NaN;
-    f.latencyP99Us = c.result.p99Us ?? NaN;
-    log('latency', `p50 ${f.latencyP50Us.toFixed(0)} µs, p99 ${f.latencyP99Us.toFixed(0)} µs`);
+  if (phases.has('latency')) {
+    const c = await runLoad({ kind: 'echo', port: ports.ws, conns: 1, size: 64, durationMs: phaseMs, latency: true }, pid);
+    if (check('latency', c.result)) {
+      f.latencyP50Us = c.result.p50Us ?? NaN;
+      f.latencyP99Us = c.result.p99Us ?? NaN;
+      log('latency', `p50 ${f.latencyP50Us.toFixed(0)} µs, p99 ${f.latencyP99Us.toFixed(0)} µs`);
+    }
   }
   // (d) sessions.
-  const d = await runLoad({ kind: 'sessions', port: ports.ws, workers: 32, durationMs: phaseMs, maxSessions: 500_000 }, pid);
-  if (check('sessions', d.result)) {
-    f.sessionRate = d.result.count / (d.result.elapsedMs / 1000);
-    f.sessionCpuUs = (d.cpu * 1e6) / d.result.count;
-    f.sessionBusy = busy(d.cpu, d.result);
-    f.sessionLoadBusy = busy(d.loadCpu, d.result);
-    log('sessions', `${f.sessionRate.toFixed(0)}/s, ${f.sessionCpuUs.toFixed(1)} µs/session, core ${f.sessionBusy.toFixed(0)}%, load ${f.sessionLoadBusy.toFixed(0)}%`);
+  if (phases.has('sessions')) {
+    const d = await runLoad({ kind: 'sessions', port: ports.ws, workers: 32, durationMs: phaseMs, maxSessions: 500_000 }, pid);
+    if (check('sessions', d.result)) {
+      f.sessionRate = d.result.count / (d.result.elapsedMs / 1000);
+      f.sessionCpuUs = (d.cpu * 1e6) / d.result.count;
+      f.sessionBusy = busy(d.cpu, d.result);
+      f.sessionLoadBusy = busy(d.loadCpu, d.result);
+      log('sessions', `${f.sessionRate.toFixed(0)}/s, ${f.sessionCpuUs.toFixed(1)} µs/session, core ${f.sessionBusy.toFixed(0)}%, load ${f.sessionLoadBusy.toFixed(0)}%`);
+    }
   }
-  if (ports.l4 !== null) await l4Phase(ports.l4);
+  if (ports.l4 !== null && phases.has('l4')) await l4Phase(ports.l4);
   // (g) 20 clients that flood 64 KiB messages and never read: what the proxy holds for them (issue 9, item 21).
-  if (pid !== null) {
+  if (pid !== null && phases.has('flood')) {
     const floodConns = 20;
     let rss0 = NaN;
     let rss1 = NaN;
@@ -318,7 +334,7 @@ async function main(): Promise<number> {
     stdio: 'inherit',
   });
   if (build.status !== 0) throw new Error('npm run build failed: the bench runs the compiled wsgate');
-  const sidecar = await idleSidecar();
+  const sidecar = phases.has('idle') ? await idleSidecar() : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'wsgate-bench-'));
   const resultsDir = join(BENCH, 'results');
   mkdirSync(resultsDir, { recursive: true });

@@ -421,7 +421,7 @@ function writePlain(res: http.ServerResponse, status: number, message: string, e
   res.end(body);
 }
 
-export function hashInput(ip: string, req: http.IncomingMessage, target?: string): HashInput {
+export function hashInput(ip: string, req: { readonly url?: string | undefined; readonly headers: http.IncomingHttpHeaders }, target?: string): HashInput {
   return {
     clientIP: ip,
     // [issue 12] ingress-nginx's upstream-hash-by: $arg_NAME.

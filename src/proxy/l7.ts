@@ -26,6 +26,7 @@ import type { Balancer } from './balancer.ts';
 import { peerAddress, resolveClient, type ClientAddress, type ProxyProtocolIn, type TrustedProxies } from './client-address.ts';
 import { EdgeChecks, PASS, type EdgeVerdict } from './edge-checks.ts';
 import { installFront } from './front.ts';
+import { HandshakeFront, isWebSocketUpgrade as upgradesToWebSocket, type RequestHead } from './handshake-front.ts';
 import { RateLimiter } from './rate.ts';
 import { clientIP, forwardHeaders, type ForwardInfo } from './forward.ts';
 import { HttpForwarder } from './http-forward.ts';
@@ -90,6 +91,8 @@ type EdgeRequest =
 
 interface Listener {
   readonly server: http.Server;
+  /** [issue 13] Reads each connection's first head: WebSocket handshakes skip http.Server (handshake-front.ts). */
+  readonly front: HandshakeFront;
   readonly proto: 'http' | 'https';
   port: number;
   /** [issue 14] A Gateway API listener port routes with its own table (listener-ports.ts); absent = the main one. */
@@ -206,6 +209,7 @@ export class L7Proxy {
       // (nodejs/node#53536); those belong to the registry, which the gateway drains next.
       l.server.close();
       l.server.closeIdleConnections();
+      l.front.closeIdle();
     }
     this.#listeners.length = 0;
     this.#http.close();
@@ -215,14 +219,22 @@ export class L7Proxy {
   }
 
   async #listen(server: http.Server, proto: 'http' | 'https', addr: ListenAddress, router?: () => Router, main = true): Promise<void> {
-    const l: Listener = { server, proto, port: addr.port, ...(router !== undefined ? { router } : {}) };
+    const front = new HandshakeFront({
+      onUpgrade: (req, socket, head) => this.#onUpgrade(req, socket, head, l),
+      onClientError: (err, socket) => this.#onClientError(err, socket),
+      headersTimeoutMs: this.#handshakeTimeoutMs,
+      checkIntervalMs: Math.min(1000, this.#handshakeTimeoutMs),
+    });
+    const l: Listener = { server, front, proto, port: addr.port, ...(router !== undefined ? { router } : {}) };
     // A client that half-closes after its request (printf ... | nc -N) still gets its response: its FIN ends the
     // request stream, not the exchange (Node's default aborts the request and ends the socket).
     (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     server.on('request', (req, res) => this.#onRequest(req, res, l));
     server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => this.#onUpgrade(req, socket, head, l));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(err, socket));
-    // [issue 12] PROXY header in, and ssl-passthrough on the TLS listener (front.ts).
+    // [issue 13] The first request head of every connection (a TLS one's once decrypted), before http.Server.
+    front.install(server, proto === 'https' ? 'secureConnection' : 'connection');
+    // [issue 12] PROXY header in, and ssl-passthrough on the TLS listener (front.ts), before that.
     const passthrough = this.#d.passthrough;
     installFront(server, {
       ...(this.#d.proxyProtocol !== undefined ? { proxyProtocol: this.#d.proxyProtocol } : {}),
@@ -248,9 +260,9 @@ export class L7Proxy {
 
   // --- WebSocket handshakes -------------------------------------------------------------------------------------
 
-  #onUpgrade(req: http.IncomingMessage, socket: Socket, head: Buffer, l: Listener): void {
+  #onUpgrade(req: RequestHead, socket: Socket, head: Buffer, l: Listener): void {
     const e = this.#normalized(req);
-    const c = this.#client(req);
+    const c = this.#client(req, socket);
     const r: UpgradeRequest = e.ok
       ? { req, target: e.target, path: e.path, host: e.host, hostHeader: e.hostHeader, clientIP: c.client, peerIP: c.peer }
       : { req, target: req.url ?? '/', path: req.url ?? '/', host: req.headers.host, invalid: e.rejection, clientIP: c.client, peerIP: c.peer };
@@ -258,8 +270,8 @@ export class L7Proxy {
   }
 
   /** [issue 12] The request's real client (client-address.ts). */
-  #client(req: http.IncomingMessage): ClientAddress {
-    return resolveClient(peerAddress(req.socket).address, req.headers, this.#d.trustedProxies);
+  #client(req: RequestHead, socket: Socket): ClientAddress {
+    return resolveClient(peerAddress(socket).address, req.headers, this.#d.trustedProxies);
   }
 
   /** [issue 12] The ssl-passthrough route of a server name: exact, then a `*.` wildcard of one label. */
@@ -276,7 +288,7 @@ export class L7Proxy {
    * authority as Host (RFC 9112 §3.2.2): one rule, so a Host header can never send a request where its target
    * does not point.
    */
-  #normalized(req: http.IncomingMessage): EdgeRequest {
+  #normalized(req: RequestHead): EdgeRequest {
     const t = normalizeTarget(req.url ?? '/', this.#d.normalize);
     if (!t.ok) return { ok: false, rejection: t };
     const rawHost = t.authority ?? req.headers.host;
@@ -337,7 +349,7 @@ export class L7Proxy {
     const router = l.router?.() ?? this.#router;
     const route = router.find(e.host, e.path, { method: req.method ?? '', headers: req.headers, target: e.target });
     if (!route) return this.#http.respond(req, res, 404, REJECTIONS.no_route.message, '', undefined, e.path);
-    const c = this.#client(req);
+    const c = this.#client(req, req.socket);
     // [issue 12] The edge policy (edge-checks.ts), steps 4–7 of upgrade.ts's order.
     const verdict = this.#edge.check({
       route,
@@ -408,7 +420,6 @@ export class L7Proxy {
 }
 
 function isWebSocketUpgrade(req: http.IncomingMessage): boolean {
-  const u = req.headers.upgrade;
-  return u !== undefined && /(^|,)\s*websocket\s*(,|$)/i.test(u);
+  return upgradesToWebSocket(req.headers.upgrade);
 }
 

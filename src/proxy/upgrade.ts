@@ -17,7 +17,6 @@
 //  10. the backend's answer, read by llhttp: a 101 makes a tunnel (with the affinity cookie set in it when one is
 //     issued), anything else is relayed to the client as it is.
 // The client address every step uses is the real client's (client-address.ts), resolved at the edge (l7.ts).
-import type http from 'node:http';
 import type { Socket } from 'node:net';
 import { ErrorCodes, WsgateError } from '../errors.ts';
 import type { RateLimitedLog } from '../log/rate-limit.ts';
@@ -30,6 +29,7 @@ import { hashKey, type Balancer, type HashInput } from './balancer.ts';
 import { PASS, type EdgeChecks, type EdgeVerdict } from './edge-checks.ts';
 import { clientIP, forwardHeaders, requestHead, type ForwardInfo } from './forward.ts';
 import { negotiateProtocols, originAllowed, REJECTIONS, rejectionResponse, validateHandshake, type Rejection } from './handshake.ts';
+import type { RequestHead } from './handshake-front.ts';
 import { hashInput } from './http-forward.ts';
 import type { ConnectionLimits } from './limits.ts';
 import { CLIENT_CLOSED_REQUEST, type Outcome } from './outcomes.ts';
@@ -63,7 +63,8 @@ export interface ListenerInfo {
 
 /** What a handshake looks for in the request, resolved at the edge (see l7.ts). */
 export interface UpgradeRequest {
-  readonly req: http.IncomingMessage;
+  /** The request head: an IncomingMessage, or handshake-front.ts's head read without http.Server. */
+  readonly req: RequestHead;
   /** The request-target to send to the backend (normalised). */
   readonly target: string;
   /** The path used for routing (normalised, no query). */
@@ -121,7 +122,8 @@ export class Upgrade implements PendingConnection {
     const client = this.#client;
     // Errors before the tunnel exists end the handshake through 'close'; the tunnel brings its own handlers.
     client.on('error', noop);
-    client.once('close', this.#clientOnClose);
+    // on(), not once(): 'close' fires once anyway, and once() wraps the listener in a closure; #end removes it.
+    client.on('close', this.#clientOnClose);
     this.#d.registry.track(this);
     if (this.#done) return;
 
@@ -191,11 +193,12 @@ export class Upgrade implements PendingConnection {
     if (f?.rewrite !== undefined) ({ target, headers } = rewriteRequest(f.rewrite, route, r.path, target, headers));
     if (f?.requestHeaders !== undefined) headers = modifyHeaders(headers, f.requestHeaders);
     const requestBytes = requestHead('GET', target, headers);
-    let hash: HashInput = hashInput(this.#ip, r.req, r.target);
-    // A ConsistentHash route keeps what the endpoint was chosen by, so that a rebalance moves only what moved.
-    if (policy.loadBalancing.policy === 'ConsistentHash') this.#hashKey = hashKey(policy.loadBalancing.hashOn, hash) ?? this.#ip;
-    // [issue 12] A Cookie route prefers the endpoint the affinity cookie names.
     const lb = policy.loadBalancing;
+    // Only ConsistentHash and Cookie read the request (headers, cookies, query): the others get the address alone.
+    let hash: HashInput = lb.policy === 'ConsistentHash' || lb.policy === 'Cookie' ? hashInput(this.#ip, r.req, r.target) : { clientIP: this.#ip };
+    // A ConsistentHash route keeps what the endpoint was chosen by, so that a rebalance moves only what moved.
+    if (lb.policy === 'ConsistentHash') this.#hashKey = hashKey(lb.hashOn, hash) ?? this.#ip;
+    // [issue 12] A Cookie route prefers the endpoint the affinity cookie names.
     const preferred = lb.policy === 'Cookie' ? this.#d.affinity.endpointOf(hash.cookie?.(lb.cookie.name), route.backends) : undefined;
     if (preferred !== undefined) hash = { ...hash, preferred };
     const overTls = listener.proto === 'https';
