@@ -12,7 +12,7 @@ import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { headEnd } from './frames.ts';
 
-export type ProxyName = 'wsgate' | 'wsgate-pipe' | 'wsgate-js' | 'nginx' | 'haproxy';
+export type ProxyName = 'wsgate' | 'wsgate-pipe' | 'wsgate-js' | 'node-min' | 'nginx' | 'haproxy';
 export type TargetName = 'direct' | ProxyName;
 
 export const NGINX = '/usr/sbin/nginx';
@@ -60,6 +60,7 @@ const PROXY_PORTS: Record<ProxyName, { ws: number; l4: number; admin: number }> 
   wsgate: { ws: 18101 + PORT_OFFSET, l4: 18102 + PORT_OFFSET, admin: 18190 + PORT_OFFSET },
   'wsgate-pipe': { ws: 18111 + PORT_OFFSET, l4: 18112 + PORT_OFFSET, admin: 18191 + PORT_OFFSET },
   'wsgate-js': { ws: 18121 + PORT_OFFSET, l4: 18122 + PORT_OFFSET, admin: 18192 + PORT_OFFSET },
+  'node-min': { ws: 18131 + PORT_OFFSET, l4: 0, admin: 0 },
   nginx: { ws: 18201 + PORT_OFFSET, l4: 18202 + PORT_OFFSET, admin: 0 },
   haproxy: { ws: 18301 + PORT_OFFSET, l4: 18302 + PORT_OFFSET, admin: 0 },
 };
@@ -81,7 +82,7 @@ export function childFdLimit(): number {
 }
 
 export function available(name: ProxyName): { ok: boolean; note?: string } {
-  if (name.startsWith('wsgate')) return { ok: true };
+  if (name.startsWith('wsgate') || name === 'node-min') return { ok: true };
   if (name === 'nginx') return existsSync(NGINX) ? { ok: true } : { ok: false, note: `${NGINX} not installed` };
   return existsSync(HAPROXY) ? { ok: true } : { ok: false, note: `${HAPROXY} not installed` };
 }
@@ -127,6 +128,11 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
         (inspectFrames ? 'frames tracked (keepalive toward clients at its default)' : 'inspectFrames: false (a byte pipe)') +
         `, L4 relay ${relay}` + (name === 'wsgate-js' ? ' (its L4 phase only)' : ''),
     );
+  } else if (name === 'node-min') {
+    // Issue 13's "minimal Node 24 proxy" (bench/minimal-proxy.ts): the floor of plain Node streams. WebSocket only.
+    l4 = null;
+    child = spawnPinned(o.cpu, process.execPath, [join(REPO, 'bench/minimal-proxy.ts'), String(ports.ws), String(o.backend.ws)], { stdio, cwd: REPO });
+    notes.push('a raw net proxy: hand-split head, two pipes; no checks, metrics or log (the floor of Node streams)');
   } else if (name === 'nginx') {
     const stream = existsSync(NGINX_STREAM_MODULE);
     if (!stream) {

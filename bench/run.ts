@@ -10,8 +10,9 @@
 //  5. with wsgate among the targets: the drain row (bench/drain.ts), N idle WebSockets reconnecting to the backend
 //     when wsgate stops, the 1001s spread over --drain-timeout versus all at once, once per round.
 // Flags: --quick (one short round: the CI smoke), --rounds N, --seconds S (per phase), --hold K,
-//        --targets direct,wsgate,wsgate-pipe,wsgate-js,nginx,haproxy (wsgate-js: wsgate with --relay js, only its
-//        L4 phase, beside wsgate's native relay), --profile (wsgate and wsgate-pipe under --cpu-prof;
+//        --targets direct,wsgate,wsgate-pipe,wsgate-js,node-min,nginx,haproxy (wsgate-js: wsgate with --relay js,
+//        only its L4 phase, beside wsgate's native relay; node-min: bench/minimal-proxy.ts, issue 13's minimal Node
+//        proxy), --profile (wsgate and wsgate-pipe under --cpu-prof;
 //        each profile summarised at the end), --drain-clients N (2000; quick 500), --drain-window S (10; quick 2),
 //        --no-drain, --phases idle,echo64,echo16k,latency,sessions,l4,flood (default all; the warm-up always runs;
 //        e.g. `--phases sessions --no-drain` profiles or compares the handshake path alone).
@@ -44,7 +45,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string' },
     seconds: { type: 'string' },
     hold: { type: 'string' },
-    targets: { type: 'string', default: 'direct,wsgate,wsgate-pipe,wsgate-js,nginx,haproxy' },
+    targets: { type: 'string', default: 'direct,wsgate,wsgate-pipe,wsgate-js,node-min,nginx,haproxy' },
     profile: { type: 'boolean', default: false },
     'drain-clients': { type: 'string' },
     'drain-window': { type: 'string' },
