@@ -3,96 +3,24 @@
 // that what the client receives is exactly what the backend sent: the 101 head as received, and any frames that
 // shared its read (h2o#1272).
 //
-// Node exposes llhttp as `HTTPParser` through the `_http_common` module, which its http client and server are built
-// on. It is not documented, so this file is the only place that touches it, and test/proxy/backend-response.test.ts
-// pins the behaviour wsgate relies on.
-import { createRequire } from 'node:module';
-
-interface LlhttpParser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
-  execute(data: Buffer): number | (Error & { code?: string; bytesParsed?: number });
-  finish(): undefined | (Error & { code?: string });
-  remove(): void;
-  free(): void;
-  close(): void;
-  [key: number]: unknown;
-  [OWNER]: BackendResponse | undefined;
-}
-
-interface LlhttpParserClass {
-  new (): LlhttpParser;
-  readonly RESPONSE: number;
-  readonly kOnHeaders: number;
-  readonly kOnHeadersComplete: number;
-  readonly kOnBody: number;
-  readonly kOnMessageComplete: number;
-  readonly kLenientNone: number;
-}
-
-const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: LlhttpParserClass };
-
-/** The BackendResponse a pooled parser is reading for now. */
-const OWNER = Symbol('wsgate.backendResponse');
-
-// Parsers are reused, as Node's own http module does (its FreeList of parsers): a native parser per handshake would
-// cost an allocation and its C++ object every time. The callbacks are shared functions that find their response
-// through OWNER (llhttp calls them with the parser as `this`).
-const pool: LlhttpParser[] = [];
-const POOL_MAX = 256;
-
-function parserOnHeaders(this: LlhttpParser, headers: string[]): void {
-  this[OWNER]?.onHeaders(headers);
-}
-
-function parserOnHeadersComplete(
-  this: LlhttpParser,
-  _major: number,
-  _minor: number,
-  headers: string[] | undefined,
-  _method: unknown,
-  _url: unknown,
-  status: number,
-  statusMessage: string,
-  upgrade: boolean,
-): number {
-  this[OWNER]?.onHeadersComplete(headers, status, statusMessage, upgrade);
-  return 0;
-}
-
-function parserOnBody(): void {}
-
-function parserOnMessageComplete(this: LlhttpParser): void {
-  this[OWNER]?.onMessageComplete();
-}
-
-function acquireParser(owner: BackendResponse): LlhttpParser {
-  let p = pool.pop();
-  if (p === undefined) {
-    p = new HTTPParser();
-    p[HTTPParser.kOnHeaders] = parserOnHeaders;
-    p[HTTPParser.kOnHeadersComplete] = parserOnHeadersComplete;
-    p[HTTPParser.kOnBody] = parserOnBody;
-    p[HTTPParser.kOnMessageComplete] = parserOnMessageComplete;
-  }
-  p.initialize(HTTPParser.RESPONSE, {}, MAX_RESPONSE_HEAD, HTTPParser.kLenientNone);
-  p[OWNER] = owner;
-  return p;
-}
-
-function releaseParser(p: LlhttpParser): void {
-  p[OWNER] = undefined;
-  p.remove();
-  if (pool.length < POOL_MAX) {
-    p.free();
-    pool.push(p);
-  } else {
-    // Let the stack unwind before the C++ object goes (as Node's freeParser does).
-    setImmediate(() => p.close());
-  }
-}
+// The parser is llhttp, pooled (llhttp.ts).
+import { PARSER_OWNER, ParserPool, type LlhttpParser } from './llhttp.ts';
 
 /** Largest response head accepted from a backend (bytes); a larger one is an invalid response. */
 export const MAX_RESPONSE_HEAD = 64 * 1024;
+
+const parsers = new ParserPool<BackendResponse>('response', MAX_RESPONSE_HEAD, {
+  onHeaders(headers) {
+    this[PARSER_OWNER]?.onHeaders(headers);
+  },
+  onHeadersComplete(_major, _minor, headers, _method, _url, status, statusMessage, upgrade) {
+    this[PARSER_OWNER]?.onHeadersComplete(headers, status, statusMessage, upgrade);
+    return 0;
+  },
+  onMessageComplete() {
+    this[PARSER_OWNER]?.onMessageComplete();
+  },
+});
 
 export interface ResponseHead {
   readonly status: number;
@@ -133,7 +61,7 @@ export type ResponseEvent =
  *     a close-delimited body completes with end().
  */
 export class BackendResponse {
-  readonly #parser: LlhttpParser;
+  readonly #parser: LlhttpParser<BackendResponse>;
   /** Chunks received before the head was complete (their bytes belong to the head, or to a 1xx before it). */
   #pending: Buffer[] = [];
   #head: ResponseHead | undefined;
@@ -142,7 +70,7 @@ export class BackendResponse {
   #closed = false;
 
   constructor() {
-    this.#parser = acquireParser(this);
+    this.#parser = parsers.acquire(this);
   }
 
   /** llhttp: more than 32 header pairs arrive in batches before the head completes. */
@@ -211,6 +139,6 @@ export class BackendResponse {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    releaseParser(this.#parser);
+    parsers.release(this.#parser);
   }
 }

@@ -21,8 +21,8 @@
 // The request object given to the upgrade path carries only what it reads: method, url, headers (built by Node's own
 // IncomingMessage header rules: duplicates dropped or joined as http.Server does) and rawHeaders.
 import http, { type IncomingHttpHeaders } from 'node:http';
-import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import { HTTP_METHODS, PARSER_OWNER, ParserPool, type LlhttpParser } from './llhttp.ts';
 
 /** What the upgrade path reads of a request (an IncomingMessage has all of it). */
 export interface RequestHead {
@@ -43,30 +43,8 @@ export interface HandshakeFrontOptions {
   readonly checkIntervalMs: number;
 }
 
-interface LlhttpParser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
-  execute(data: Buffer): number | (Error & { code?: string });
-  finish(): undefined | (Error & { code?: string });
-  remove(): void;
-  free(): void;
-  close(): void;
-  [key: number]: unknown;
-  [OWNER]: PendingHead | undefined;
-}
-
-interface LlhttpParserClass {
-  new (): LlhttpParser;
-  readonly REQUEST: number;
-  readonly kOnHeaders: number;
-  readonly kOnHeadersComplete: number;
-  readonly kOnBody: number;
-  readonly kOnMessageComplete: number;
-  readonly kLenientNone: number;
-}
-
-const { HTTPParser, methods } = createRequire(import.meta.url)('_http_common') as { HTTPParser: LlhttpParserClass; methods: string[] };
 /** llhttp's index of GET (its method enum, which Node's method tables follow). */
-const GET = methods.indexOf('GET');
+const GET = HTTP_METHODS.indexOf('GET');
 /** Header pairs kept in `headers`, as http.Server's parsers keep them (MAX_HEADER_PAIRS in _http_common). */
 const MAX_HEADER_PAIRS = 2000;
 /** Node's own header rules (duplicates, Set-Cookie, Cookie joined with '; '), with joinDuplicateHeaders off. */
@@ -76,7 +54,6 @@ const addHeaderLine = (http.IncomingMessage.prototype as unknown as {
 const HEADER_RULES = { joinDuplicateHeaders: false };
 const GET_PREFIX = Buffer.from('GET ', 'latin1');
 
-const OWNER = Symbol('wsgate.pendingHead');
 const PENDING = Symbol('wsgate.pendingHeadOfSocket');
 
 /** One connection whose first head is being read. */
@@ -84,7 +61,7 @@ interface PendingHead {
   readonly front: HandshakeFront;
   readonly socket: Socket & { [PENDING]?: PendingHead | undefined };
   readonly startedAt: number;
-  parser: LlhttpParser | undefined;
+  parser: LlhttpParser<PendingHead> | undefined;
   /** Every byte read so far (handed back to http.Server when the connection is not taken). */
   bytes: Buffer | undefined;
   /** llhttp's slow path: header pairs and url pieces that arrived before the head completed. */
@@ -95,13 +72,8 @@ interface PendingHead {
   take: boolean;
 }
 
-// Parsers are pooled as in backend-response.ts (and Node's own FreeList): callbacks are shared functions that find
-// their connection through OWNER.
-const pool: LlhttpParser[] = [];
-const POOL_MAX = 256;
-
-function parserOnHeaders(this: LlhttpParser, headers: string[], url: string): void {
-  const p = this[OWNER];
+function parserOnHeaders(this: LlhttpParser<PendingHead>, headers: string[], url: string): void {
+  const p = this[PARSER_OWNER];
   if (p === undefined) return;
   const acc = (p.partHeaders ??= []);
   const room = MAX_HEADER_PAIRS - acc.length;
@@ -111,7 +83,7 @@ function parserOnHeaders(this: LlhttpParser, headers: string[], url: string): vo
 }
 
 function parserOnHeadersComplete(
-  this: LlhttpParser,
+  this: LlhttpParser<PendingHead>,
   _major: number,
   _minor: number,
   rawHeaders: string[] | undefined,
@@ -121,7 +93,7 @@ function parserOnHeadersComplete(
   _statusMessage: string,
   upgrade: boolean,
 ): number {
-  const p = this[OWNER];
+  const p = this[PARSER_OWNER];
   // Only the first head matters; a pipelined one after it is http.Server's (or the tunnel's) to read.
   if (p === undefined || p.head !== undefined) return 0;
   const raw = rawHeaders ?? p.partHeaders ?? [];
@@ -131,40 +103,14 @@ function parserOnHeadersComplete(
   const headers: IncomingHttpHeaders = {};
   const n = Math.min(raw.length, MAX_HEADER_PAIRS);
   for (let i = 0; i < n; i += 2) addHeaderLine.call(HEADER_RULES, raw[i]!, raw[i + 1]!, headers);
-  p.head = { method: methods[method], url: target, headers, rawHeaders: raw };
+  p.head = { method: HTTP_METHODS[method], url: target, headers, rawHeaders: raw };
   p.take = upgrade && method === GET && isWebSocketUpgrade(headers.upgrade);
   // 2: the message has no body and the parser stops here (what http.Server returns for an upgrade).
   return p.take ? 2 : 0;
 }
 
-function parserOnBody(): void {}
-function parserOnMessageComplete(): void {}
-
-function acquireParser(owner: PendingHead): LlhttpParser {
-  let p = pool.pop();
-  if (p === undefined) {
-    p = new HTTPParser();
-    p[HTTPParser.kOnHeaders] = parserOnHeaders;
-    p[HTTPParser.kOnHeadersComplete] = parserOnHeadersComplete;
-    p[HTTPParser.kOnBody] = parserOnBody;
-    p[HTTPParser.kOnMessageComplete] = parserOnMessageComplete;
-  }
-  // 0: the process's limit (--max-http-header-size, default 16 KiB), as http.Server passes `maxHeaderSize || 0`.
-  p.initialize(HTTPParser.REQUEST, {}, 0, HTTPParser.kLenientNone);
-  p[OWNER] = owner;
-  return p;
-}
-
-function releaseParser(p: LlhttpParser): void {
-  p[OWNER] = undefined;
-  p.remove();
-  if (pool.length < POOL_MAX) {
-    p.free();
-    pool.push(p);
-  } else {
-    setImmediate(() => p.close());
-  }
-}
+// Pooled (llhttp.ts). Max header size 0: the process's limit (--max-http-header-size, default 16 KiB), as http.Server.
+const parsers = new ParserPool<PendingHead>('request', 0, { onHeaders: parserOnHeaders, onHeadersComplete: parserOnHeadersComplete });
 
 /** http.Server's `shouldUpgradeCallback` for L7 listeners: `websocket` among the Upgrade tokens. */
 export function isWebSocketUpgrade(upgrade: string | undefined): boolean {
@@ -241,7 +187,7 @@ export class HandshakeFront {
         const n = Math.min(p.bytes.length, GET_PREFIX.length);
         if (p.bytes.compare(GET_PREFIX, 0, n, 0, n) !== 0) return this.#handOver(p);
         if (p.bytes.length < GET_PREFIX.length) continue;
-        p.parser = acquireParser(p);
+        p.parser = parsers.acquire(p);
         chunk = p.bytes;
       }
       const ret = p.parser.execute(chunk);
@@ -260,7 +206,7 @@ export class HandshakeFront {
   ended(p: PendingHead): void {
     // A partial `GET ` prefix has not been parsed yet.
     if (p.parser === undefined && p.bytes !== undefined) {
-      p.parser = acquireParser(p);
+      p.parser = parsers.acquire(p);
       p.parser.execute(p.bytes);
     }
     const err = p.parser?.finish();
@@ -315,7 +261,7 @@ export class HandshakeFront {
     socket.removeListener('error', socketOnError);
     socket.removeListener('close', socketOnClose);
     if (p.parser !== undefined) {
-      releaseParser(p.parser);
+      parsers.release(p.parser);
       p.parser = undefined;
     }
   }
