@@ -12,6 +12,12 @@
 //
 // The probe is closed before the workers bind, so two instances starting within the same instant can still both
 // pass it (docs/architecture.md, "Process lifecycle"); anything later is refused.
+//
+// Port 0 is held from its probe until the workers have bound it (holdPort()). The OS chose that port from the
+// ephemeral range, which is where it also takes the source port of every outgoing connection: released between the
+// probe and the workers' bind (the time to fork them and load wsgate, about half a second), it could be given to a
+// connection of this host, and the start would fail with EADDRINUSE. A chosen port no client can know of yet is held
+// with SO_REUSEPORT, so that the workers join it rather than being refused by it.
 import net from 'node:net';
 import { ErrorCodes, WsgateError } from '../errors.ts';
 
@@ -55,5 +61,30 @@ export function probePort(host: string, port: number, what: string): Promise<num
       if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL' || err.code === 'EPERM') reject(failed(err));
       else resolve(port);
     });
+  });
+}
+
+/** A port held until the workers that bind it with SO_REUSEPORT hold it themselves (holdPort()). */
+export interface PortHold {
+  readonly port: number;
+  release(): Promise<void>;
+}
+
+/**
+ * Listens on `host:port` with SO_REUSEPORT and accepts nothing for itself: for a port the OS has just chosen (port 0),
+ * which no client can know of until the workers have bound it and it is reported. Rejects as probePort() does.
+ */
+export function holdPort(host: string, port: number, what: string): Promise<PortHold> {
+  // The kernel spreads connections over the group, the hold included: one that lands here is closed, though none
+  // should, since the port is reported only once the workers listen and the hold is released before that.
+  const server = net.createServer((socket) => socket.destroy());
+  return new Promise((resolve, reject) => {
+    server.once('error', (err) => reject(new WsgateError(ErrorCodes.LISTEN, `cannot listen on ${host}:${port} (${what})`, { cause: err })));
+    server.listen({ host, port, reusePort: true }, () =>
+      resolve({
+        port,
+        release: () => new Promise<void>((done) => server.close(() => done())),
+      }),
+    );
   });
 }

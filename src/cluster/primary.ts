@@ -4,8 +4,8 @@
 //
 // The numbered life of the pool:
 //  1. start(): every data port is probed with an exclusive bind (port-probe.ts): a port anyone else holds fails the
-//     start with WSGATE_ERR_LISTEN, as one process would; port 0 becomes one concrete port for every worker. The
-//     admin server listens. No worker exists yet;
+//     start with WSGATE_ERR_LISTEN, as one process would; port 0 becomes one concrete port for every worker, held
+//     (with SO_REUSEPORT) until they have bound it. The admin server listens. No worker exists yet;
 //  2. the first apply(): tunnel ports are probed the same way, then N workers are forked, each given the table with
 //     its init message: a worker applies it, then binds. Nothing listens before it can route;
 //  3. every later table: ports new to it are probed first (one held elsewhere is left out of what workers get, and
@@ -29,7 +29,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { EMPTY_TABLE, type RoutingTable } from '../model/table.ts';
 import type { ListenAddress } from '../proxy/l7.ts';
 import type { ToPrimary, ToWorker, WorkerInit, WorkerMetrics } from './messages.ts';
-import { probePort } from './port-probe.ts';
+import { holdPort, probePort, type PortHold } from './port-probe.ts';
 import { RetiredMetrics } from './retired-metrics.ts';
 import { Requests, type Answer } from './requests.ts';
 import { PrimaryBudget } from './slot-budget.ts';
@@ -107,6 +107,8 @@ export class WorkerPool implements DataPlane {
   #adminAddress: AddressInfo | undefined;
   #refreshTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
+  /** Ports the OS chose for port 0, held from the probe until the first workers listen (port-probe.ts). */
+  #holds: PortHold[] = [];
 
   constructor(o: PoolOptions) {
     this.#o = o;
@@ -130,8 +132,12 @@ export class WorkerPool implements DataPlane {
     // The worker's entry point next to this file: the TypeScript source, or the compiled JavaScript of dist/.
     const entry = import.meta.url.endsWith('.ts') ? './worker-main.ts' : './worker-main.js';
     cluster.setupPrimary({ exec: fileURLToPath(new URL(entry, import.meta.url)), args: [], execArgv });
-    const probe = async (a: ListenAddress | undefined, what: string): Promise<ListenAddress | undefined> =>
-      a && { ...a, port: await probePort(a.host, a.port, what) };
+    const probe = async (a: ListenAddress | undefined, what: string): Promise<ListenAddress | undefined> => {
+      if (a === undefined) return undefined;
+      const port = await probePort(a.host, a.port, what);
+      if (a.port === 0) this.#holds.push(await holdPort(a.host, port, what));
+      return { ...a, port };
+    };
     const http = await probe(this.#init.httpAddr, 'http');
     const https = await probe(this.#init.httpsAddr, 'https');
     this.#init = { ...this.#init, ...(http ? { httpAddr: http } : {}), ...(https ? { httpsAddr: https } : {}) };
@@ -214,9 +220,16 @@ export class WorkerPool implements DataPlane {
     }
     this.#startError = undefined;
     this.#forked = true;
+    await this.#releaseHolds();
     return forks.map((f, i) => ({ worker: f.worker.id, message: (results[i] as PromiseFulfilledResult<ToPrimary>).value })).filter(
       (a) => a.message.type === 'listening' && a.message.seq === seq,
     );
+  }
+
+  async #releaseHolds(): Promise<void> {
+    const holds = this.#holds;
+    this.#holds = [];
+    await Promise.all(holds.map((h) => h.release()));
   }
 
   get table(): RoutingTable {
@@ -264,6 +277,7 @@ export class WorkerPool implements DataPlane {
     this.#stopping = true;
     clearInterval(this.#refreshTimer);
     clearTimeout(this.#retryTimer);
+    await this.#releaseHolds();
     const exits = [...this.#workers.values()].map((w) => new Promise<void>((resolve) => w.worker.once('exit', () => resolve())));
     for (const w of this.#workers.values()) this.#send(w.worker, { type: 'stop', graceMs });
     // A worker that cannot drain (stopped, hung) must not keep the pod from stopping.

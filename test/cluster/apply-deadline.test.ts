@@ -57,19 +57,9 @@ describe(`wsgate serve --workers ${Math.max(2, defaultWorkers())} with a worker 
     echo = await startWsBackend();
     dir = createConfigDir();
     dir.write('config.yaml', config('v1.test'));
-    const local = { host: '127.0.0.1', port: 0 };
-    // Port 0 with several workers: the primary probes a port at start and the workers bind it at the first apply. In
-    // between, another test's outgoing connection can be given that port as its ephemeral source port, and the start
-    // fails with EADDRINUSE, as designed (test/cluster/worker-start.test.ts). Not this test's subject: start again.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        server = await startServe(local);
-        break;
-      } catch (err) {
-        const inUse = (err as { cause?: { code?: string } }).cause?.code === 'EADDRINUSE';
-        if (!inUse || attempt === 3) throw err;
-      }
-    }
+    // Port 0 with several workers: the port the OS chose is held from the primary's probe until the workers bind it
+    // (test/cluster/worker-start.test.ts), so no other test's outgoing connection can take it meanwhile.
+    server = await startServe({ host: '127.0.0.1', port: 0 });
     admin = `http://127.0.0.1:${server.plane.addresses().admin!.port}`;
   });
 
