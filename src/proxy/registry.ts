@@ -157,7 +157,9 @@ export class TunnelRegistry {
     this.#log.debug({ route: t.series.route, layer: t.series.layer, client: t.clientAddress, backend: t.backend }, 'tunnel opened');
     // Byte pipes (L4 tunnels, and WebSockets whose route does not inspect frames) go to the native relay when it is
     // loaded and the sockets can be handed over (native-relay.ts). A WebSocket session needs the bytes: JS relay.
-    if (t.session === undefined && (t.link = handOver(t.client, t.upstream, t, this.relay)) !== undefined) {
+    const link = t.session === undefined ? handOver(t.client, t.upstream, t, this.relay) : undefined;
+    if (link !== undefined) {
+      t.detach(link);
       if (this.#closed) this.fail(t, 'shutdown');
       else if (this.#shutdownEndsAt > 0) this.#scheduler.schedule([t], Math.max(0, this.#shutdownEndsAt - now), 'shutdown', now);
       return;

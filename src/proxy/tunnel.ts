@@ -1,7 +1,7 @@
 // A tunnel: two sockets joined after a WebSocket 101 (l7) or an accepted TCP connection (l4), as the registry
 // (registry.ts) tracks it. What a tunnel keeps after its handshake is this small record and shared handler
 // functions: a closure made during the handshake would keep the handshake's whole scope alive for its life.
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import type { Counter, Gauge, Histogram } from 'prom-client';
 import type { Layer, LoadBalancing, OnRemoval, Policy, Rebalance } from '../model/table.ts';
 import type { Balancer } from './balancer.ts';
@@ -88,8 +88,9 @@ export interface TunnelOwners {
  */
 export class Tunnel implements SessionOwner, Drainable, NativeOwner {
   readonly registry: TunnelRegistry;
-  readonly client: Socket;
-  readonly upstream: Socket;
+  /** Both DETACHED once the tunnel is on the native relay (detach()): the sockets it had are destroyed. */
+  client: Socket;
+  upstream: Socket;
   readonly series: RouteSeries;
   readonly clientAddress: string;
   readonly backend: string;
@@ -165,11 +166,28 @@ export class Tunnel implements SessionOwner, Drainable, NativeOwner {
     writeInto(socket, frame);
   }
 
+  /**
+   * The tunnel is on the native relay, which owns its descriptors: its destroyed sockets are let go, so that an idle
+   * tunnel there keeps no stream objects alive (about 2.5 KB of heap each), only this record and its link.
+   */
+  detach(link: NativeLink): void {
+    this.link = link;
+    this.client = DETACHED;
+    this.upstream = DETACHED;
+  }
+
   // NativeOwner: the native relay has closed both sockets.
   relayClosed(_link: NativeLink, outcome: Outcome | undefined): void {
     this.registry.relayClosed(this, outcome);
   }
 }
+
+/**
+ * What a tunnel on the native relay has instead of its sockets: one socket, never connected, destroyed at once and
+ * shared by every such tunnel. What the registry does to a tunnel's sockets whatever its relay (the sweep's look at
+ * their read buffers, endRelay()) finds nothing to do on it; everything else asks the link.
+ */
+const DETACHED: Socket = new net.Socket().destroy();
 
 /** Bytes read from the client so far (tunnel traffic and, on L7, the request head). */
 export function clientRead(t: Tunnel): number {

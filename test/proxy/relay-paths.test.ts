@@ -7,7 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
+import diagnostics from 'node:diagnostics_channel';
 import { describe, test, type TestContext } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { silentLogger } from '../../src/log/logger.ts';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
 import { DEFAULT_POLICY, freezeTable, type Endpoint, type TunnelRoute } from '../../src/model/table.ts';
@@ -19,6 +22,9 @@ import { TunnelRegistry } from '../../src/proxy/registry.ts';
 import { metricSum } from '../helpers/metrics.ts';
 
 const LOCALHOST = '127.0.0.1';
+// A full collection on demand, to see what a live tunnel still holds (WeakRefs cleared only by a collection).
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 const RELAYS: readonly RelayChoice[] = ['native', 'js'];
 
 // The native path must really be native here: an addon that does not load fails this suite instead of testing
@@ -373,6 +379,33 @@ for (const relay of RELAYS) {
         await converge(() => nativePipes().inUse === 0, 'no pipe in use while the tunnel is idle');
         assert.equal(h.registry.size, 1);
         assert.ok(nativePipes().pooled >= 1, 'the pipe it used is kept for the next busy direction');
+      });
+    }
+
+    if (relay === 'native') {
+      test("a tunnel on the native relay keeps neither of its destroyed sockets: both can be collected while it lives", async (t) => {
+        // The sockets the proxy accepted and dialled, seen through Node's own channels, held weakly.
+        const seen: WeakRef<net.Socket>[] = [];
+        const onSocket = (message: unknown): void => void seen.push(new WeakRef((message as { socket: net.Socket }).socket));
+        diagnostics.subscribe('net.server.socket', onSocket);
+        diagnostics.subscribe('net.client.socket', onSocket);
+        t.after(() => {
+          diagnostics.unsubscribe('net.server.socket', onSocket);
+          diagnostics.unsubscribe('net.client.socket', onSocket);
+        });
+        const h = await start(t, relay);
+        const { client, backend } = await openTunnel(h, relay);
+        // This test's own two sockets are among those seen; the proxy's are the other two.
+        const ours = new Set<net.Socket>([client.socket, backend.socket]);
+        const proxySockets = seen.filter((r) => !ours.has(r.deref()!));
+        assert.equal(proxySockets.length, 2, 'the proxy accepted one socket and dialled one');
+        ours.clear();
+        await converge(() => {
+          gc();
+          return proxySockets.every((r) => r.deref() === undefined);
+        }, 'both sockets of the native tunnel collected');
+        assert.equal(h.registry.size, 1, 'the tunnel lives on');
+        await roundTrip(client, backend, Buffer.from('still relayed'));
       });
     }
 
