@@ -2,6 +2,7 @@
 // process by the entry point and passed down. Labels are routes (`namespace/name`), never clients.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Layer, RoutingTable } from '../model/table.ts';
+import { nativePipes, nativeTunnels } from '../proxy/native-relay.ts';
 
 // How connections end and why they are refused: one vocabulary, in src/proxy/outcomes.ts.
 export type { Outcome } from '../proxy/outcomes.ts';
@@ -59,6 +60,9 @@ export interface Metrics {
   readonly wsProtocolErrors: Counter<'route' | 'reason'>;
   /** While a shutdown drain runs: tunnels still open. */
   readonly drainRemaining: Gauge;
+  /** The native relay (native-relay.ts): its tunnels, and its pipes by state. */
+  readonly nativeRelayTunnels: Gauge;
+  readonly nativeRelayPipes: Gauge<'state'>;
   /** Tunnels closed to even out the spread across a route's endpoints (rebalance.enabled). */
   readonly rebalanceCloses: Counter<'route'>;
 }
@@ -269,6 +273,26 @@ export function createMetrics(version: string, opts: { defaultMetrics?: boolean;
       help: 'Tunnels closed (1012) to even out live connections across the endpoints of a route with rebalance.enabled.',
       labelNames: ['route'],
       registers,
+    }),
+    // Read at scrape time from the relay's own counts: nothing on the data path. With --workers, summed over them.
+    nativeRelayTunnels: new Gauge({
+      name: 'wsgate_native_relay_tunnels',
+      help: 'Tunnels on the native relay now (L4 tunnels, and WebSockets whose route does not inspect frames), spliced in the kernel.',
+      registers,
+      collect() {
+        this.set(nativeTunnels());
+      },
+    }),
+    nativeRelayPipes: new Gauge({
+      name: 'wsgate_native_relay_pipes',
+      help: "The native relay's kernel pipes (two descriptors each), by state: pooled (kept for reuse) or in_use (holding bytes of a busy direction).",
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const pipes = nativePipes();
+        this.set({ state: 'pooled' }, pipes.pooled);
+        this.set({ state: 'in_use' }, pipes.inUse);
+      },
     }),
     logLinesSuppressed: new Counter({
       name: 'wsgate_log_lines_suppressed_total',

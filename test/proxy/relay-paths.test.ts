@@ -380,6 +380,21 @@ for (const relay of RELAYS) {
         assert.equal(h.registry.size, 1);
         assert.ok(nativePipes().pooled >= 1, 'the pipe it used is kept for the next busy direction');
       });
+
+      test('its tunnels and pipes are metrics, read when scraped', async (t) => {
+        const h = await start(t, relay);
+        const before = await metricSum(h.metrics, 'wsgate_native_relay_tunnels');
+        const { client } = await openTunnel(h, relay);
+        assert.equal(await metricSum(h.metrics, 'wsgate_native_relay_tunnels'), before + 1);
+        await converge(() => nativePipes().inUse === 0, 'no pipe in use while the tunnel is idle');
+        assert.equal(await metricSum(h.metrics, 'wsgate_native_relay_pipes', { state: 'in_use' }), 0);
+        assert.equal(await metricSum(h.metrics, 'wsgate_native_relay_pipes', { state: 'pooled' }), nativePipes().pooled);
+        assert.ok(nativePipes().pooled >= 1);
+        // A reset ends the tunnel at once (a FIN would leave it half-open, as the backend has not ended).
+        client.socket.resetAndDestroy();
+        await h.registry.drained();
+        assert.equal(await metricSum(h.metrics, 'wsgate_native_relay_tunnels'), before);
+      });
     }
 
     if (relay === 'native') {
