@@ -21,6 +21,8 @@ export interface ScalingRun {
   echo64Busy: number;
   echo64LoadBusy: number;
   echo64MachineBusy: number;
+  /** Machine busy − proxy − load: other work on the machine (another user, the orchestrator), % of one core. */
+  echo64OtherBusy: number;
   sessionRate: number;
   sessionCpuUs: number;
   /** The primary's share of a session (its slot IPC: acquire, answer, release); NaN with one process. */
@@ -28,11 +30,13 @@ export interface ScalingRun {
   sessionBusy: number;
   sessionLoadBusy: number;
   sessionMachineBusy: number;
+  sessionOtherBusy: number;
   l4MBps: number;
   l4CpuMsPerGB: number;
   l4Busy: number;
   l4LoadBusy: number;
   l4MachineBusy: number;
+  l4OtherBusy: number;
   idleRssMB: number;
   idlePrivateMB: number;
   idleProcesses: number;
@@ -95,15 +99,15 @@ async function allWorkersReady(admin: number, workers: number): Promise<WorkerSt
   }
 }
 
-/** The 64 conns × 64 B echo, the sessions and the L4 load of the scaling phase (L4: 8 connections, see docs). */
-export const SCALING_L4_CONNS = 8;
+/** The 64 conns × 64 B echo, the sessions and the L4 load of the scaling phase (L4: 16 connections, so that both workers get some: all 16 on one has a probability of 2^-15). */
+export const SCALING_L4_CONNS = 16;
 
 async function measureOnce(d: ScalingDeps, workers: number, round: number): Promise<ScalingRun> {
   const f: ScalingRun = {
     workers, round,
-    echo64Rate: NaN, echo64CpuUs: NaN, echo64Busy: NaN, echo64LoadBusy: NaN, echo64MachineBusy: NaN,
-    sessionRate: NaN, sessionCpuUs: NaN, sessionPrimaryCpuUs: NaN, sessionBusy: NaN, sessionLoadBusy: NaN, sessionMachineBusy: NaN,
-    l4MBps: NaN, l4CpuMsPerGB: NaN, l4Busy: NaN, l4LoadBusy: NaN, l4MachineBusy: NaN,
+    echo64Rate: NaN, echo64CpuUs: NaN, echo64Busy: NaN, echo64LoadBusy: NaN, echo64MachineBusy: NaN, echo64OtherBusy: NaN,
+    sessionRate: NaN, sessionCpuUs: NaN, sessionPrimaryCpuUs: NaN, sessionBusy: NaN, sessionLoadBusy: NaN, sessionMachineBusy: NaN, sessionOtherBusy: NaN,
+    l4MBps: NaN, l4CpuMsPerGB: NaN, l4Busy: NaN, l4LoadBusy: NaN, l4MachineBusy: NaN, l4OtherBusy: NaN,
     idleRssMB: NaN, idlePrivateMB: NaN, idleProcesses: NaN,
     echo64Conns: [], l4Conns: [], echo64CpuSplit: [], sessionCpuSplit: [], l4CpuSplit: [], idleRssSplit: [],
   };
@@ -155,6 +159,7 @@ async function measureOnce(d: ScalingDeps, workers: number, round: number): Prom
       f.echo64Busy = pct(echo.cpu, echo);
       f.echo64LoadBusy = pct(echo.loadCpu, echo);
       f.echo64MachineBusy = echo.machineBusy;
+      f.echo64OtherBusy = Math.max(0, echo.machineBusy - f.echo64Busy - f.echo64LoadBusy);
       f.echo64CpuSplit = split(echo);
       d.log(
         `  ${tag} echo 64 B: ${f.echo64Rate.toFixed(0)} msg/s, ${f.echo64CpuUs.toFixed(2)} µs/msg, proxy ${f.echo64Busy.toFixed(0)}% ` +
@@ -172,6 +177,7 @@ async function measureOnce(d: ScalingDeps, workers: number, round: number): Prom
       f.sessionBusy = pct(sessions.cpu, sessions);
       f.sessionLoadBusy = pct(sessions.loadCpu, sessions);
       f.sessionMachineBusy = sessions.machineBusy;
+      f.sessionOtherBusy = Math.max(0, sessions.machineBusy - f.sessionBusy - f.sessionLoadBusy);
       f.sessionCpuSplit = split(sessions);
       d.log(
         `  ${tag} sessions: ${f.sessionRate.toFixed(0)}/s, ${f.sessionCpuUs.toFixed(1)} µs/session` +
@@ -195,6 +201,7 @@ async function measureOnce(d: ScalingDeps, workers: number, round: number): Prom
         f.l4Busy = pct(l4.cpu, l4);
         f.l4LoadBusy = pct(l4.loadCpu, l4);
         f.l4MachineBusy = l4.machineBusy;
+        f.l4OtherBusy = Math.max(0, l4.machineBusy - f.l4Busy - f.l4LoadBusy);
         f.l4CpuSplit = split(l4);
         d.log(
           `  ${tag} L4: ${f.l4MBps.toFixed(0)} MB/s, ${f.l4CpuMsPerGB.toFixed(0)} ms/GB, proxy ${f.l4Busy.toFixed(0)}% ` +
@@ -236,17 +243,20 @@ const ROWS: readonly { key: NumericKey; label: string; digits: number; ratio: bo
   { key: 'echo64Busy', label: '  proxy CPU % (100 = one core)', digits: 0, ratio: true },
   { key: 'echo64LoadBusy', label: '  load + backend CPU %', digits: 0, ratio: true },
   { key: 'echo64MachineBusy', label: '  machine busy % (all cores)', digits: 0, ratio: false },
+  { key: 'echo64OtherBusy', label: '    of which other work (machine − proxy − load)', digits: 0, ratio: false },
   { key: 'sessionRate', label: 'sessions/s (connect, handshake, echo, close)', digits: 0, ratio: true },
   { key: 'sessionCpuUs', label: '  proxy CPU µs / session (all its processes)', digits: 1, ratio: true },
   { key: 'sessionPrimaryCpuUs', label: '    of which the primary', digits: 1, ratio: false },
   { key: 'sessionBusy', label: '  proxy CPU %', digits: 0, ratio: true },
   { key: 'sessionLoadBusy', label: '  load + backend CPU %', digits: 0, ratio: true },
   { key: 'sessionMachineBusy', label: '  machine busy %', digits: 0, ratio: false },
+  { key: 'sessionOtherBusy', label: '    of which other work', digits: 0, ratio: false },
   { key: 'l4MBps', label: `L4 tunnel, ${SCALING_L4_CONNS} conns: MB/s`, digits: 0, ratio: true },
   { key: 'l4CpuMsPerGB', label: '  proxy CPU ms / GB', digits: 0, ratio: true },
   { key: 'l4Busy', label: '  proxy CPU %', digits: 0, ratio: true },
   { key: 'l4LoadBusy', label: '  load + backend CPU %', digits: 0, ratio: true },
   { key: 'l4MachineBusy', label: '  machine busy %', digits: 0, ratio: false },
+  { key: 'l4OtherBusy', label: '    of which other work', digits: 0, ratio: false },
   { key: 'idleRssMB', label: 'idle, no connections: RSS MB (all processes)', digits: 1, ratio: true },
   { key: 'idlePrivateMB', label: '  of which private (RssAnon) MB', digits: 1, ratio: true },
   { key: 'idleProcesses', label: '  processes', digits: 0, ratio: false },
@@ -300,7 +310,8 @@ export function renderScalingTable(runs: readonly ScalingRun[], cores: number): 
     '',
     `Medians over rounds; 2 ÷ 1 is the median over rounds of each round's ratio (both settings ran back to back in a round, ` +
       `odd rounds 1 then 2, even rounds 2 then 1). The proxy may use all ${cores} cores, the load and backend stay on core 1: ` +
-      `with 2 cores the second worker only gets what the load leaves (machine busy near ${cores * 100} % = no core left). ` +
+      `with 2 cores the second worker only gets what the load leaves (machine busy near ${cores * 100} % = no core left; ` +
+      `"other work" is CPU used by neither the proxy nor the load: another user of the machine). ` +
       `--workers 1 is one process; --workers 2 is a primary (limits, metrics, admin) and two workers.`,
   );
   return out.join('\n');
