@@ -36,6 +36,21 @@ export interface LoadResult {
   readonly alive?: number;
 }
 
+/** What the bench's runLoad() (run.ts) measured around one load child's measured part. */
+export interface LoadRun {
+  readonly result: LoadResult;
+  /** The proxy's CPU seconds, summed over its processes (NaN without a proxy). */
+  readonly cpu: number;
+  /** CPU seconds of the load generator + backend. */
+  readonly loadCpu: number;
+  /** How busy the load's core was, every process on it counted (%). */
+  readonly loadCoreBusy: number;
+  /** How busy the whole machine was, in % of one core (200 = both cores of two). */
+  readonly machineBusy: number;
+  /** The proxy's CPU seconds per process of its tree (pid → s): a wsgate primary and its workers. */
+  readonly byProcess: ReadonlyMap<number, number>;
+}
+
 const HOST = '127.0.0.1';
 const PATH = '/echo';
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';

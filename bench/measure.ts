@@ -59,18 +59,30 @@ export function cpuSeconds(pid: number): number {
   return ticks / CLK_TCK;
 }
 
+/** CPU seconds so far per process of `pid`'s tree (a wsgate primary and its workers: who did the work). */
+export function cpuByProcess(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const p of processTree(pid)) {
+    const st = readStat(p);
+    if (st !== null) out.set(p, st.ticks / CLK_TCK);
+  }
+  return out;
+}
+
 /** Resident set size in bytes of `pid` and its descendants. */
 export function rssBytes(pid: number): number {
-  let kb = 0;
-  for (const p of processTree(pid)) {
-    try {
-      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-      kb += Number(m?.[1] ?? 0);
-    } catch {
-      // The process has gone: it holds no memory.
-    }
+  let bytes = 0;
+  for (const p of processTree(pid)) bytes += ownRssBytes(p);
+  return bytes;
+}
+
+/** Resident set size in bytes of `pid` alone (0 once it has gone). */
+export function ownRssBytes(pid: number): number {
+  try {
+    return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  } catch {
+    return 0;
   }
-  return kb * 1024;
 }
 
 /** Private resident memory (RssAnon) in bytes of `pid` and its descendants, and how many processes that is. */
@@ -96,9 +108,13 @@ export function median(values: readonly number[]): number {
   return v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
 }
 
-/** Busy and total jiffies of one CPU from /proc/stat (every process on it, ours or not). */
-export function cpuJiffies(cpu: number): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${cpu} `)) ?? '';
+/**
+ * Busy and total jiffies of one CPU from /proc/stat (every process on it, ours or not); `cpu` null: all CPUs (the
+ * first line, the sum over cores: busy ÷ total × cores is the machine's busy time in cores).
+ */
+export function cpuJiffies(cpu: number | null): { busy: number; total: number } {
+  const prefix = cpu === null ? 'cpu ' : `cpu${cpu} `;
+  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(prefix)) ?? '';
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   const total = v.reduce((a, b) => a + b, 0);
   const idle = (v[3] ?? 0) + (v[4] ?? 0);

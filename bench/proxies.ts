@@ -35,6 +35,8 @@ export interface RunningProxy {
   readonly name: ProxyName;
   readonly pid: number;
   readonly ports: Ports;
+  /** wsgate's admin listener (/metrics, /debug/workers), null for the others. */
+  readonly admin: number | null;
   readonly notes: readonly string[];
   stop(): Promise<void>;
 }
@@ -42,12 +44,14 @@ export interface RunningProxy {
 export interface StartOptions {
   readonly dir: string;
   readonly backend: BackendPorts;
-  /** CPU to pin the proxy to, or null on a one-core machine. */
-  readonly cpu: number | null;
+  /** CPU(s) to pin the proxy to (`taskset -c` syntax: 0, or 0,1), or null on a one-core machine. */
+  readonly cpu: number | string | null;
   /** File descriptors the proxy must be able to hold (2 per held connection, plus room). */
   readonly fds: number;
   /** wsgate only: write a V8 CPU profile into this directory. */
   readonly cpuProfDir?: string;
+  /** wsgate only: --workers (default 1; the scaling phase runs 1 and 2). */
+  readonly workers?: number;
 }
 
 const REPO = resolve(import.meta.dirname, '..');
@@ -70,7 +74,7 @@ export const BACKEND_PORTS: BackendPorts = { ws: 18001 + PORT_OFFSET, source: 18
  * Spawns `cmd args` pinned to `cpu`, with the soft fd limit raised to the hard limit first (the shell's `ulimit`,
  * then `exec`: the pid returned is the command's own).
  */
-export function spawnPinned(cpu: number | null, cmd: string, args: readonly string[], opts: SpawnOptions): ChildProcess {
+export function spawnPinned(cpu: number | string | null, cmd: string, args: readonly string[], opts: SpawnOptions): ChildProcess {
   const pin = cpu === null ? [] : ['taskset', '-c', String(cpu)];
   return spawn('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'sh', ...pin, cmd, ...args], opts);
 }
@@ -119,14 +123,15 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
       '--admin-addr', `127.0.0.1:${ports.admin}`,
       '--tunnel-host', '127.0.0.1',
       '--drain-timeout', '1s',
-      // One data-plane process, as nginx runs one worker and HAProxy one thread: figures are per core.
-      '--workers', '1',
+      // One data-plane process, as nginx runs one worker and HAProxy one thread: figures are per core. The scaling
+      // phase (bench/scaling.ts) runs 1 and 2: with 2, a primary and two workers (src/cluster/).
+      '--workers', String(o.workers ?? 1),
       '--relay', relay,
     ], { stdio, cwd: REPO, env: { ...process.env, WSGATE_COMPILED: '1' } });
     notes.push(
       `metrics on 127.0.0.1:${ports.admin}, access log (info) to a file, limits and idle timeout configured, ` +
         (inspectFrames ? 'frames tracked (keepalive toward clients at its default)' : 'inspectFrames: false (a byte pipe)') +
-        `, L4 relay ${relay}` + (name === 'wsgate-js' ? ' (its L4 phase only)' : ''),
+        `, L4 relay ${relay}` + (name === 'wsgate-js' ? ' (its L4 phase only)' : '') + ((o.workers ?? 1) > 1 ? `, --workers ${o.workers}` : ''),
     );
   } else if (name === 'node-min') {
     // Issue 13's "minimal Node 24 proxy" (bench/minimal-proxy.ts): the floor of plain Node streams. WebSocket only.
@@ -158,6 +163,7 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
     name,
     pid,
     ports: { ws: ports.ws, l4 },
+    admin: name.startsWith('wsgate') ? ports.admin : null,
     notes,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;

@@ -9,21 +9,26 @@
 //  4. exit 1 if any proxy failed a correctness check (wrong echo, dead held connection, short tunnel, errors).
 //  5. with wsgate among the targets: the drain row (bench/drain.ts), N idle WebSockets reconnecting to the backend
 //     when wsgate stops, the 1001s spread over --drain-timeout versus all at once, once per round.
+//  6. with wsgate among the targets and the `scaling` phase (on in a full run, off in --quick): wsgate with
+//     --workers 1 and then 2 (bench/scaling.ts), free on every core, the load on core 1; per round 64 B echo,
+//     sessions, L4 and the idle process, the CPU of every process of the proxy, the load's and the machine's, each
+//     worker's live connections (/debug/workers); a "workers 1 vs 2" table with the ratio 2 ÷ 1 per figure.
 // Flags: --quick (one short round: the CI smoke), --rounds N, --seconds S (per phase), --hold K,
 //        --targets direct,wsgate,wsgate-pipe,wsgate-js,node-min,nginx,haproxy (wsgate-js: wsgate with --relay js,
 //        only its L4 phase, beside wsgate's native relay; node-min: bench/minimal-proxy.ts, issue 13's minimal Node
 //        proxy), --profile (wsgate and wsgate-pipe under --cpu-prof;
 //        each profile summarised at the end), --drain-clients N (2000; quick 500), --drain-window S (10; quick 2),
-//        --no-drain, --phases idle,echo64,echo16k,latency,sessions,l4,flood (default all; the warm-up always runs;
-//        e.g. `--phases sessions --no-drain` profiles or compares the handshake path alone).
+//        --no-drain, --phases idle,echo64,echo16k,latency,sessions,l4,flood,scaling (default all, --quick all but
+//        scaling; the warm-up always runs; e.g. `--phases sessions --no-drain` profiles or compares the handshake
+//        path alone, `--phases scaling --no-drain` runs only the workers 1 vs 2 table).
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { LoadResult, LoadSpec } from './load.ts';
+import type { LoadResult, LoadRun, LoadSpec } from './load.ts';
 import { NODE_FLAGS } from '../src/cli/node-flags.ts';
-import { anonBytes, cpuJiffies, cpuSeconds, median, rssBytes } from './measure.ts';
+import { anonBytes, cpuByProcess, cpuJiffies, cpuSeconds, median, rssBytes } from './measure.ts';
 import { summariseProfile } from './profile.ts';
 import {
   BACKEND_PORTS,
@@ -35,6 +40,7 @@ import {
   type RunningProxy,
   type TargetName,
 } from './proxies.ts';
+import { renderScalingTable, runScaling, type ScalingRun } from './scaling.ts';
 import { ROWS, renderDrainTable, renderFrameBudget, renderTable, type DrainMedians, type Figures } from './report.ts';
 import { runDrainBench, type DrainFigures } from './drain.ts';
 
@@ -50,12 +56,13 @@ const { values: flags } = parseArgs({
     'drain-clients': { type: 'string' },
     'drain-window': { type: 'string' },
     'no-drain': { type: 'boolean', default: false },
-    phases: { type: 'string', default: 'idle,echo64,echo16k,latency,sessions,l4,flood' },
+    phases: { type: 'string' },
   },
 });
 const quick = flags.quick;
-const PHASES = ['idle', 'echo64', 'echo16k', 'latency', 'sessions', 'l4', 'flood'] as const;
-const phases = new Set(flags.phases.split(',').map((p) => p.trim()));
+const PHASES = ['idle', 'echo64', 'echo16k', 'latency', 'sessions', 'l4', 'flood', 'scaling'] as const;
+// The scaling phase (two more wsgate starts per round) is not part of the CI smoke unless asked for.
+const phases = new Set((flags.phases ?? PHASES.filter((p) => !quick || p !== 'scaling').join(',')).split(',').map((p) => p.trim()));
 for (const p of phases) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`--phases: unknown phase ${p} (${PHASES.join(', ')})`);
 const rounds = Number(flags.rounds ?? (quick ? 1 : 3));
 const phaseMs = Number(flags.seconds ?? (quick ? 0.6 : 5)) * 1000;
@@ -66,6 +73,8 @@ const CORES = availableParallelism();
 const twoCores = CORES >= 2;
 const PROXY_CPU = twoCores ? 0 : null;
 const LOAD_CPU = twoCores ? 1 : null;
+/** The scaling phase's proxy: every core (the load stays on LOAD_CPU). */
+const SCALING_CPUS = twoCores ? `0-${CORES - 1}` : null;
 const fdLimit = childFdLimit();
 const wantedHold = Number(flags.hold ?? (quick ? 500 : 5000));
 // A proxy holds two fds per connection; keep 500 spare for listeners, logs and the connections being opened.
@@ -95,7 +104,7 @@ async function runLoad(
   pid: number | null,
   onReady?: (msg: { opened?: number }) => Promise<void>,
   onResult?: () => Promise<void>,
-): Promise<{ result: LoadResult; cpu: number; loadCpu: number; loadCoreBusy: number }> {
+): Promise<LoadRun> {
   const child: ChildProcess = spawnPinned(LOAD_CPU, process.execPath, [join(BENCH, 'load.ts'), JSON.stringify(spec)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -115,24 +124,33 @@ async function runLoad(
     });
   try {
     const ready = await next('ready', 60_000);
-    if (ready.type === 'result') return { result: ready as unknown as LoadResult, cpu: NaN, loadCpu: NaN, loadCoreBusy: NaN };
+    if (ready.type === 'result') {
+      return { result: ready as unknown as LoadResult, cpu: NaN, loadCpu: NaN, loadCoreBusy: NaN, machineBusy: NaN, byProcess: new Map() };
+    }
     if (onReady !== undefined) await onReady(ready);
     // The load side's own CPU (generator + backend), and how busy its core was with everything on it: if either
     // nears 100 %, the load, not the proxy, limits the rates.
     const loadPids = [child.pid ?? 0, backendPid];
     const load0 = loadPids.reduce((a, p) => a + cpuSeconds(p), 0);
     const core0 = LOAD_CPU === null ? null : cpuJiffies(LOAD_CPU);
+    const machine0 = cpuJiffies(null);
+    const procs0 = pid === null ? new Map<number, number>() : cpuByProcess(pid);
     const cpu0 = pid === null ? NaN : cpuSeconds(pid);
     send('go');
     const result = (await next('result', phaseMs + 60_000)) as unknown as LoadResult;
     const cpu = pid === null ? NaN : cpuSeconds(pid) - cpu0;
+    // Per process of the proxy's tree (a primary and its workers): who did the work.
+    const byProcess = new Map<number, number>();
+    if (pid !== null) for (const [p, s] of cpuByProcess(pid)) byProcess.set(p, s - (procs0.get(p) ?? 0));
+    const machine1 = cpuJiffies(null);
+    const machineBusy = (100 * CORES * (machine1.busy - machine0.busy)) / Math.max(1, machine1.total - machine0.total);
     const loadCpu = loadPids.reduce((a, p) => a + cpuSeconds(p), 0) - load0;
     const core1 = LOAD_CPU === null ? null : cpuJiffies(LOAD_CPU);
     const loadCoreBusy =
       core0 === null || core1 === null ? NaN : (100 * (core1.busy - core0.busy)) / Math.max(1, core1.total - core0.total);
     if (onResult !== undefined) await onResult();
     send('exit');
-    return { result, cpu, loadCpu, loadCoreBusy };
+    return { result, cpu, loadCpu, loadCoreBusy, machineBusy, byProcess };
   } finally {
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     send('exit');
@@ -365,9 +383,14 @@ async function main(): Promise<number> {
   });
 
   const perRound: Partial<Record<TargetName, Figures[]>> = {};
+  // The same figures by round: a per-round ratio wsgate ÷ peer compares two targets measured minutes apart at most.
+  const byRound: Partial<Record<TargetName, Figures>>[] = [];
   const proxyNotes = new Set<string>();
+  // Only the scaling phase asked for: no target needs starting for the main table.
+  const mainPhases = [...phases].some((p) => p !== 'scaling');
+  let scalingRuns: ScalingRun[] = [];
   try {
-    for (let round = 1; round <= rounds; round++) {
+    for (let round = 1; round <= rounds && mainPhases; round++) {
       for (const target of targets) {
         let proxy: RunningProxy | null = null;
         try {
@@ -385,12 +408,31 @@ async function main(): Promise<number> {
           const pid = proxy?.pid ?? null;
           const f = await measureTarget(target, round, ports, pid);
           (perRound[target] ??= []).push(f);
+          (byRound[round - 1] ??= {})[target] = f;
         } catch (err) {
           fail(target, round, 'run', err instanceof Error ? err.message : String(err));
         } finally {
           await proxy?.stop();
         }
       }
+    }
+    // The scaling phase: wsgate --workers 1 against --workers 2 (bench/scaling.ts), the proxy free on every core.
+    if (phases.has('scaling') && targets.includes('wsgate')) {
+      process.stdout.write(`scaling: wsgate --workers 1 and 2 on CPUs ${SCALING_CPUS ?? 'any'}, load and backend on CPU ${LOAD_CPU ?? 'any'}\n`);
+      scalingRuns = await runScaling({
+        rounds,
+        phaseMs,
+        settleMs,
+        l4BytesPerConn: (quick ? 256 : 8192) * 1024 * 1024,
+        startWsgate: async (workers) => {
+          const proxy = await startProxy('wsgate', { dir, backend: BACKEND_PORTS, cpu: SCALING_CPUS, fds: Math.min(fdLimit, 2 * held + 2000), workers });
+          for (const n of proxy.notes) proxyNotes.add(`wsgate (scaling): ${n}`);
+          return proxy;
+        },
+        runLoad,
+        fail: (round, phase, problem) => fail('wsgate', round, phase, problem),
+        log: (text) => void process.stdout.write(`${text}\n`),
+      });
     }
   } finally {
     backend.kill('SIGTERM');
@@ -437,7 +479,10 @@ async function main(): Promise<number> {
     for (const row of [...ROWS.map((r) => r.key), 'idleHeld' as const, 'echo64LoadCoreBusy' as const]) m[row] = median(list.map((f) => f[row]));
     medians[t] = m;
   }
-  const table = renderTable({ targets, medians }, held) + (drainMedians === undefined ? '' : `\n\n${renderDrainTable(drainMedians)}`);
+  const table =
+    (mainPhases ? renderTable({ targets, medians, byRound }, held) : '') +
+    (drainMedians === undefined ? '' : `\n\n${renderDrainTable(drainMedians)}`) +
+    (scalingRuns.length === 0 ? '' : `\n\n${renderScalingTable(scalingRuns, CORES)}`);
   const budget = renderFrameBudget({ targets, medians });
   if (sidecar !== undefined) {
     const ok = sidecar.rssMB <= 80 && sidecar.privateMB <= 30;
@@ -476,6 +521,7 @@ async function main(): Promise<number> {
     medians,
     perRound,
     drain: drainMedians === undefined ? undefined : { medians: drainMedians, perRound: drainRounds },
+    scaling: scalingRuns.length === 0 ? undefined : scalingRuns,
     failures,
     notes: [...notes, ...proxyNotes],
     seconds,
