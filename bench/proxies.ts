@@ -104,11 +104,12 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
   if (name.startsWith('wsgate')) {
     const configDir = join(dir, 'config');
     mkdirSync(configDir, { recursive: true });
-    const inspectFrames = name !== 'wsgate-pipe';
+    // wsgate-pipe and wsgate-js are byte pipes (inspectFrames: false): on the native relay, and on the JavaScript one.
+    const inspectFrames = name !== 'wsgate-pipe' && name !== 'wsgate-js';
     // wsgate and wsgate-pipe relay L4 tunnels natively (splice), wsgate-js with the JavaScript relay (issue 13).
     const relay = name === 'wsgate-js' ? 'js' : 'native';
     writeFileSync(join(configDir, 'bench.yaml'), wsgateConfig(o.backend, ports.l4, inspectFrames));
-    if (!inspectFrames) l4 = null;
+    if (name === 'wsgate-pipe') l4 = null;
     const nodeArgs = o.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir];
     // The access log is wsgate's stdout (pino, level info): stdout.log.
     // What the image runs: the compiled JavaScript (run.ts builds dist/ first) with wsgate's V8 flags.
@@ -131,7 +132,7 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
     notes.push(
       `metrics on 127.0.0.1:${ports.admin}, access log (info) to a file, limits and idle timeout configured, ` +
         (inspectFrames ? 'frames tracked (keepalive toward clients at its default)' : 'inspectFrames: false (a byte pipe)') +
-        `, L4 relay ${relay}` + (name === 'wsgate-js' ? ' (its L4 phase only)' : '') + ((o.workers ?? 1) > 1 ? `, --workers ${o.workers}` : ''),
+        `, relay ${relay}` + (name === 'wsgate-js' ? ' (its idle, echo and L4 phases only)' : '') + ((o.workers ?? 1) > 1 ? `, --workers ${o.workers}` : ''),
     );
   } else if (name === 'node-min') {
     // Issue 13's "minimal Node 24 proxy" (bench/minimal-proxy.ts): the floor of plain Node streams. WebSocket only.

@@ -14,8 +14,8 @@
 //     sessions, L4 and the idle process, the CPU of every process of the proxy, the load's and the machine's, each
 //     worker's live connections (/debug/workers); a "workers 1 vs 2" table with the ratio 2 ÷ 1 per figure.
 // Flags: --quick (one short round: the CI smoke), --rounds N, --seconds S (per phase), --hold K,
-//        --targets direct,wsgate,wsgate-pipe,wsgate-js,node-min,nginx,haproxy (wsgate-js: wsgate with --relay js,
-//        only its L4 phase, beside wsgate's native relay; node-min: bench/minimal-proxy.ts, issue 13's minimal Node
+//        --targets direct,wsgate,wsgate-pipe,wsgate-js,node-min,nginx,haproxy (wsgate-js: wsgate-pipe with --relay js,
+//        its echo and L4 phases: L4 beside the native relay, echo for the frame tracker's own cost; node-min: bench/minimal-proxy.ts, issue 13's minimal Node
 //        proxy), --profile (wsgate and wsgate-pipe under --cpu-prof;
 //        each profile summarised at the end), --drain-clients N (2000; quick 500), --drain-window S (10; quick 2),
 //        --no-drain, --phases idle,echo64,echo16k,latency,sessions,l4,flood,scaling (default all, --quick all but
@@ -189,14 +189,13 @@ async function measureTarget(target: TargetName, round: number, ports: { ws: num
       log('L4', `${f.l4MBps.toFixed(0)} MB/s, ${f.l4CpuMsPerGB.toFixed(0)} ms/GB, core ${f.l4Busy.toFixed(0)}%`);
     }
   };
-  // wsgate-js differs from wsgate only in its L4 relay: its L7 phases would measure the same code.
-  if (target === 'wsgate-js') {
-    if (ports.l4 !== null && phases.has('l4')) await l4Phase(ports.l4);
-    return f;
-  }
-
   // Warm-up (JIT, allocator): a short echo, not measured.
   await runLoad({ kind: 'echo', port: ports.ws, conns: 8, size: 64, durationMs: Math.min(500, phaseMs), latency: false }, null);
+
+  // wsgate-js (a byte pipe on the JavaScript relay) is there for two comparisons: L4 against the native relay, and
+  // the frame tracker's own cost per message and per idle connection (wsgate against the same JavaScript relay
+  // without the tracker). Its other phases would measure wsgate-pipe's code again.
+  const js = target === 'wsgate-js';
 
   // (e) idle connections, on a process that has done nothing but the warm-up.
   if (phases.has('idle')) await idlePhase();
@@ -251,6 +250,10 @@ async function measureTarget(target: TargetName, round: number, ports: { ws: num
       f.echo16kBusy = busy(b.cpu, b.result);
       log('echo 16 KiB', `${f.echo16kRate.toFixed(0)} msg/s, ${f.echo16kCpuUs.toFixed(2)} µs/msg, core ${f.echo16kBusy.toFixed(0)}%`);
     }
+  }
+  if (js) {
+    if (ports.l4 !== null && phases.has('l4')) await l4Phase(ports.l4);
+    return f;
   }
   // (c) one connection: round-trip latency.
   if (phases.has('latency')) {

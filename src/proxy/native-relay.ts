@@ -109,8 +109,20 @@ let addon: Addon | undefined;
 /** Why the addon did not load (tried once per process), or undefined. */
 let loadError: string | undefined;
 let counters: Float64Array | undefined;
-let links: (NativeLink | undefined)[] = [];
+/**
+ * Slots are handed out in order and reused from `freeSlots`, so both arrays grow only as far as the most tunnels
+ * ever open at once: filled up front for every slot, they were 1.5 MB of heap in every process, an idle sidecar's
+ * included (issue 9's memory budget).
+ */
+const links: (NativeLink | undefined)[] = [];
 const freeSlots: number[] = [];
+let slotCount = 0;
+let nextSlot = 0;
+
+function takeSlot(): number | undefined {
+  if (freeSlots.length > 0) return freeSlots.pop();
+  return nextSlot < slotCount ? nextSlot++ : undefined;
+}
 let live = 0;
 let status: RelayStatus | undefined;
 
@@ -134,8 +146,7 @@ function loadAddon(): string | undefined {
     const buffer = new ArrayBuffer(SLOTS * 16);
     const slots = a.init(buffer, relayOnClose);
     counters = new Float64Array(buffer);
-    links = new Array<NativeLink | undefined>(slots).fill(undefined);
-    for (let i = slots - 1; i >= 0; i--) freeSlots.push(i);
+    slotCount = slots;
     addon = a;
   } catch (err) {
     loadError = (err as Error).message;
@@ -213,9 +224,10 @@ export function handOver(
   owner: NativeOwner,
   choice: RelayChoice = relayStatus().relay,
 ): NativeLink | undefined {
-  if (choice !== 'native' || loadAddon() !== undefined || freeSlots.length === 0) return undefined;
+  if (choice !== 'native' || loadAddon() !== undefined) return undefined;
   if (!transferable(client) || !transferable(upstream)) return undefined;
-  const slot = freeSlots.pop()!;
+  const slot = takeSlot();
+  if (slot === undefined) return undefined;
   const clientFd = (client as unknown as { _handle: HandleWithFd })._handle.fd!;
   const upstreamFd = (upstream as unknown as { _handle: HandleWithFd })._handle.fd!;
   const headUp = takeBuffered(client);
