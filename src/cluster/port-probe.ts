@@ -16,8 +16,11 @@
 // Port 0 is held from its probe until the workers have bound it (holdPort()). The OS chose that port from the
 // ephemeral range, which is where it also takes the source port of every outgoing connection: released between the
 // probe and the workers' bind (the time to fork them and load wsgate, about half a second), it could be given to a
-// connection of this host, and the start would fail with EADDRINUSE. A chosen port no client can know of yet is held
-// with SO_REUSEPORT, so that the workers join it rather than being refused by it.
+// connection of this host, and the start failed with EADDRINUSE. The hold is the probe's self-connect, kept open: a
+// port bound explicitly is never chosen for an outgoing connection, and a socket that does not listen lets the
+// workers' listeners bind beside it (both have SO_REUSEADDR, and it is not listening) while a client that connects
+// before they do is refused, as with nothing bound: nothing listens before it can route.
+
 import net from 'node:net';
 import { ErrorCodes, WsgateError } from '../errors.ts';
 
@@ -64,27 +67,34 @@ export function probePort(host: string, port: number, what: string): Promise<num
   });
 }
 
-/** A port held until the workers that bind it with SO_REUSEPORT hold it themselves (holdPort()). */
+/** A port held until the workers that bind it hold it themselves (holdPort()). */
 export interface PortHold {
   readonly port: number;
-  release(): Promise<void>;
+  release(): void;
 }
 
 /**
- * Listens on `host:port` with SO_REUSEPORT and accepts nothing for itself: for a port the OS has just chosen (port 0),
- * which no client can know of until the workers have bound it and it is reported. Rejects as probePort() does.
+ * Binds `host:port` as the local end of a TCP connection to itself, and keeps it (see the top of this file): for a
+ * port the OS has just chosen (port 0). Rejects as probePort() does when the port cannot be bound.
  */
 export function holdPort(host: string, port: number, what: string): Promise<PortHold> {
-  // The kernel spreads connections over the group, the hold included: one that lands here is closed, though none
-  // should, since the port is reported only once the workers listen and the hold is released before that.
-  const server = net.createServer((socket) => socket.destroy());
   return new Promise((resolve, reject) => {
-    server.once('error', (err) => reject(new WsgateError(ErrorCodes.LISTEN, `cannot listen on ${host}:${port} (${what})`, { cause: err })));
-    server.listen({ host, port, reusePort: true }, () =>
-      resolve({
-        port,
-        release: () => new Promise<void>((done) => server.close(() => done())),
-      }),
-    );
+    const socket = net.connect({ host, port, localAddress: host, localPort: port });
+    // Whatever happens to the connection once the port is bound does not matter: the bind is what holds it.
+    socket.on('error', () => {});
+    // A reset, not a close: no TIME_WAIT left on the port.
+    const hold: PortHold = { port, release: () => void socket.resetAndDestroy() };
+    const timer = setTimeout(() => resolve(hold), SELF_CONNECT_TIMEOUT_MS);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      resolve(hold);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL' || err.code === 'EPERM') {
+        reject(new WsgateError(ErrorCodes.LISTEN, `cannot listen on ${host}:${port} (${what})`, { cause: err }));
+      } else resolve(hold);
+    });
   });
 }

@@ -5,7 +5,7 @@
 // The numbered life of the pool:
 //  1. start(): every data port is probed with an exclusive bind (port-probe.ts): a port anyone else holds fails the
 //     start with WSGATE_ERR_LISTEN, as one process would; port 0 becomes one concrete port for every worker, held
-//     (with SO_REUSEPORT) until they have bound it. The admin server listens. No worker exists yet;
+//     (bound, not listening: port-probe.ts) until they have bound it. The admin server listens. No worker exists yet;
 //  2. the first apply(): tunnel ports are probed the same way, then N workers are forked, each given the table with
 //     its init message: a worker applies it, then binds. Nothing listens before it can route;
 //  3. every later table: ports new to it are probed first (one held elsewhere is left out of what workers get, and
@@ -220,16 +220,15 @@ export class WorkerPool implements DataPlane {
     }
     this.#startError = undefined;
     this.#forked = true;
-    await this.#releaseHolds();
+    this.#releaseHolds();
     return forks.map((f, i) => ({ worker: f.worker.id, message: (results[i] as PromiseFulfilledResult<ToPrimary>).value })).filter(
       (a) => a.message.type === 'listening' && a.message.seq === seq,
     );
   }
 
-  async #releaseHolds(): Promise<void> {
-    const holds = this.#holds;
+  #releaseHolds(): void {
+    for (const h of this.#holds) h.release();
     this.#holds = [];
-    await Promise.all(holds.map((h) => h.release()));
   }
 
   get table(): RoutingTable {
@@ -277,7 +276,7 @@ export class WorkerPool implements DataPlane {
     this.#stopping = true;
     clearInterval(this.#refreshTimer);
     clearTimeout(this.#retryTimer);
-    await this.#releaseHolds();
+    this.#releaseHolds();
     const exits = [...this.#workers.values()].map((w) => new Promise<void>((resolve) => w.worker.once('exit', () => resolve())));
     for (const w of this.#workers.values()) this.#send(w.worker, { type: 'stop', graceMs });
     // A worker that cannot drain (stopped, hung) must not keep the pod from stopping.

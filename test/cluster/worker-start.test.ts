@@ -3,8 +3,10 @@
 // IPC. The fault is real: a configured port is taken between the primary's probe (start()) and the workers' bind (the
 // first apply()), the window the probe cannot close (docs/architecture.md).
 //
-// Port 0 has no such window: the port the OS chose is held from the probe until the workers have bound it, so that no
-// outgoing connection of this host can be given it as its source port meanwhile (port-probe.ts, holdPort()).
+// Port 0 has no such window: the port the OS chose is held from the probe until the workers have bound it, bound and
+// not listening, so that no outgoing connection of this host is given it as its source port meanwhile (the kernel
+// never picks an explicitly bound port for one), while a client that connects before the workers listen is refused
+// as if nothing were there (port-probe.ts, holdPort()).
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -35,32 +37,30 @@ function pool(port: number): WorkerPool {
   });
 }
 
-/** Resolves with the bind's error code, or 'bound' (then closed again). */
-function tryListen(port: number): Promise<string> {
-  const server = net.createServer();
-  return new Promise((resolve) => {
-    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? String(err)));
-    server.listen({ host: '127.0.0.1', port }, () => server.close(() => resolve('bound')));
-  });
+/** This host's TCP sockets whose local port is `port`, as /proc/net/tcp lists them: [state, remote port]. */
+function socketsOn(port: number): [state: string, remotePort: number][] {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f[1]?.endsWith(`:${hex}`))
+    .map((f) => [f[3]!, parseInt(f[2]!.split(':')[1]!, 16)]);
 }
 
-/** An outgoing connection from `localPort` to a listener of ours: the bind's error code, or 'bound'. */
-async function tryConnectFrom(localPort: number): Promise<string> {
-  const target = net.createServer((s) => s.destroy());
-  await new Promise<void>((r) => target.listen({ host: '127.0.0.1', port: 0 }, r));
-  const port = (target.address() as net.AddressInfo).port;
-  try {
-    return await new Promise<string>((resolve) => {
-      const socket = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1', localPort });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve('bound');
-      });
-      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? String(err)));
+const ESTABLISHED = '01';
+const LISTEN = '0A';
+
+/** A connection attempt to the port: 'connected', or the error's code. */
+function tryConnect(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve('connected');
     });
-  } finally {
-    await closeServer(target);
-  }
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? String(err)));
+  });
 }
 
 /** The status line of a plain HTTP request to the port, or the error that ended it. */
@@ -121,18 +121,18 @@ describe('a worker pool on port 0', { timeout: 60_000 }, () => {
   const p = pool(0);
   after(() => p.stop());
 
-  test('holds the chosen port from the probe until its workers listen, then leaves it to them alone', async () => {
+  test('holds the chosen port from the probe until its workers listen, without listening on it, then leaves it to them', async () => {
     await p.start();
     const port = p.addresses().http!.port;
-    // Between start() and the first apply (forking the workers), nothing else on this host can take the port:
-    // neither a listener nor an outgoing connection's source port.
-    assert.equal(await tryListen(port), 'EADDRINUSE');
-    assert.equal(await tryConnectFrom(port), 'EADDRINUSE');
+    // Between start() and the first apply (forking the workers): the port is bound (a connection of the primary to
+    // itself), so the kernel gives it to no outgoing connection; nothing listens, so a client is refused.
+    assert.deepEqual(socketsOn(port), [[ESTABLISHED, port]]);
+    assert.equal(await tryConnect(port), 'ECONNREFUSED');
 
     await p.apply(EMPTY_TABLE);
     assert.equal(p.notReady(), undefined);
-    // Every connection is a worker's: a connection that landed on a hold still in the group would be closed unanswered.
+    // The workers' two listeners, and no hold left.
+    assert.deepEqual(socketsOn(port).filter(([state]) => state !== '06'), [[LISTEN, 0], [LISTEN, 0]]);
     for (let i = 0; i < 24; i++) assert.equal(await statusLine(port), 'HTTP/1.1 404 Not Found', `connection ${i}`);
-    assert.equal(await tryListen(port), 'EADDRINUSE');
   });
 });
