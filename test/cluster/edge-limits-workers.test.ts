@@ -13,12 +13,12 @@
 //    counted as such.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { WebSocket } from 'ws';
 import { serve, type Server } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
 import { generateSelfSigned } from '../../src/tls/selfsigned.ts';
 import { converge, startWsBackend, type WsBackend } from '../helpers/l7-peers.ts';
+import { attemptHandshake, concurrentHandshakes, type HandshakeAttempt } from '../helpers/handshakes.ts';
 import { backendService, createConfigDir, webSocketRoute, type ConfigDir } from '../helpers/serve-harness.ts';
 
 const defaultCertificate = generateSelfSigned({ commonName: 'wsgate edge limits workers test' });
@@ -30,40 +30,11 @@ const LIMIT = 40;
 const BURST = 40;
 const ATTEMPTS = 100;
 
-interface Attempt {
-  readonly status: number;
-  readonly ws: WebSocket;
-  readonly closed: Promise<void>;
-}
-
-/** One handshake with Host `host`: 101 (kept open) or the refusal's status. */
-function attempt(port: number, host: string): Promise<Attempt> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { headers: { Host: host } });
-  const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
-  ws.on('error', () => {});
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve({ status: 101, ws, closed }));
-    ws.once('unexpected-response', (_req, res) => {
-      res.resume();
-      ws.terminate();
-      resolve({ status: res.statusCode ?? 0, ws, closed });
-    });
-    ws.once('error', reject);
-  });
-}
-
 /** `n` handshakes one after another, each held. */
-async function oneByOne(port: number, host: string, n: number): Promise<Attempt[]> {
-  const out: Attempt[] = [];
-  for (let i = 0; i < n; i++) out.push(await attempt(port, host));
+async function oneByOne(port: number, host: string, n: number): Promise<HandshakeAttempt[]> {
+  const out: HandshakeAttempt[] = [];
+  for (let i = 0; i < n; i++) out.push(await attemptHandshake(port, host));
   return out;
-}
-
-async function concurrently(port: number, host: string, n: number): Promise<{ admitted: Attempt[]; counts: Record<number, number> }> {
-  const all = await Promise.all(Array.from({ length: n }, () => attempt(port, host)));
-  const counts: Record<number, number> = {};
-  for (const a of all) counts[a.status] = (counts[a.status] ?? 0) + 1;
-  return { admitted: all.filter((a) => a.status === 101), counts };
 }
 
 /** The sum of a metric's series whose labels contain every `label="value"` given. */
@@ -82,7 +53,7 @@ describe(`wsgate serve --workers ${WORKERS}: the edge limits are the pod's, and 
   let server: Server;
   let port: number;
   let admin: string;
-  const held: Attempt[] = [];
+  const held: HandshakeAttempt[] = [];
 
   const workers = async (): Promise<{ worker: number; tunnels: number; notReady: string | null }[]> =>
     (await (await fetch(`${admin}/debug/workers`)).json()) as { worker: number; tunnels: number; notReady: string | null }[];
@@ -143,7 +114,7 @@ describe(`wsgate serve --workers ${WORKERS}: the edge limits are the pod's, and 
     assert.deepEqual(first.map((a) => a.status), Array<number>(FIRST).fill(101));
     const spread = await workers();
     for (const w of spread) assert.ok(w.tunnels > 0, `worker ${w.worker} holds none of the first ${FIRST}: ${JSON.stringify(spread)}`);
-    const { admitted, counts } = await concurrently(port, host, ATTEMPTS);
+    const { admitted, counts } = await concurrentHandshakes(port, host, ATTEMPTS);
     held.push(...admitted);
     assert.deepEqual(counts, { 101: max - FIRST, 429: ATTEMPTS - (max - FIRST) });
     const status = await workers();

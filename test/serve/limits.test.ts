@@ -4,7 +4,6 @@
 // SIGKILL gives back the slots its connections held. Unlimited routes are not counted anywhere.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { WebSocket } from 'ws';
 import { defaultWorkers } from '../../src/cluster/plane.ts';
 import { serve, type Server } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/log/logger.ts';
@@ -12,43 +11,14 @@ import { createMetrics } from '../../src/metrics/metrics.ts';
 import { generateSelfSigned } from '../../src/tls/selfsigned.ts';
 import { closeServer, converge, handshake, httpHead, listen, rawConnect, readUntil, startWsBackend, type WsBackend } from '../helpers/l7-peers.ts';
 import net from 'node:net';
+import { attemptHandshake, concurrentHandshakes, type HandshakeAttempt } from '../helpers/handshakes.ts';
 import { backendService, createConfigDir, webSocketRoute, type ConfigDir } from '../helpers/serve-harness.ts';
 
 const defaultCertificate = generateSelfSigned({ commonName: 'wsgate limits test' });
 const LIMIT = 10;
 const ATTEMPTS = 30;
 
-interface Attempt {
-  readonly status: number;
-  readonly ws: WebSocket;
-  readonly closed: Promise<void>;
-}
-
-/** One handshake with Host `host`: 101 (kept open) or the refusal's status. */
-function attempt(port: number, host: string): Promise<Attempt> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { headers: { Host: host } });
-  const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
-  ws.on('error', () => {});
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve({ status: 101, ws, closed }));
-    ws.once('unexpected-response', (_req, res) => {
-      res.resume();
-      ws.terminate();
-      resolve({ status: res.statusCode ?? 0, ws, closed });
-    });
-    ws.once('error', reject);
-  });
-}
-
-/** `n` handshakes at once; the statuses counted, the admitted ones held. */
-async function concurrently(port: number, host: string, n: number): Promise<{ admitted: Attempt[]; counts: Record<number, number> }> {
-  const all = await Promise.all(Array.from({ length: n }, () => attempt(port, host)));
-  const counts: Record<number, number> = {};
-  for (const a of all) counts[a.status] = (counts[a.status] ?? 0) + 1;
-  return { admitted: all.filter((a) => a.status === 101), counts };
-}
-
-async function closeAll(held: Attempt[]): Promise<void> {
+async function closeAll(held: HandshakeAttempt[]): Promise<void> {
   for (const a of held) a.ws.close();
   await Promise.all(held.map((a) => a.closed));
   held.length = 0;
@@ -62,7 +32,7 @@ for (const workers of [defaultWorkers(), 1]) {
     let port: number;
     let admin: string;
     let tunnelPort: number;
-    const held: Attempt[] = [];
+    const held: HandshakeAttempt[] = [];
 
     before(async () => {
       echo = await startWsBackend();
@@ -108,11 +78,11 @@ for (const workers of [defaultWorkers(), 1]) {
     });
 
     test(`admits exactly ${LIMIT} of ${ATTEMPTS} concurrent handshakes to a route with maxConnections ${LIMIT}, and 429 to the rest`, async () => {
-      const { admitted, counts } = await concurrently(port, 'total.test', ATTEMPTS);
+      const { admitted, counts } = await concurrentHandshakes(port, 'total.test', ATTEMPTS);
       held.push(...admitted);
       assert.deepEqual(counts, { 101: LIMIT, 429: ATTEMPTS - LIMIT });
       // Still full: one more is refused.
-      assert.equal((await attempt(port, 'total.test')).status, 429);
+      assert.equal((await attemptHandshake(port, 'total.test')).status, 429);
     });
 
     if (workers > 1) {
@@ -120,7 +90,7 @@ for (const workers of [defaultWorkers(), 1]) {
         const status = (await (await fetch(`${admin}/debug/workers`)).json()) as { pid: number; tunnels: number }[];
         const victim = status.reduce((a, b) => (b.tunnels > a.tunnels ? b : a));
         assert.ok(victim.tunnels > 0, JSON.stringify(status));
-        const closed = new Set<Attempt>();
+        const closed = new Set<HandshakeAttempt>();
         for (const a of held) void a.closed.then(() => closed.add(a));
         process.kill(victim.pid, 'SIGKILL');
         await converge(async () => {
@@ -130,7 +100,7 @@ for (const workers of [defaultWorkers(), 1]) {
         // The victim's connections close with it; the others stay open.
         await converge(() => closed.size === victim.tunnels, `the victim's ${victim.tunnels} connections closed`, 1, 10_000);
         const survivors = held.filter((a) => !closed.has(a));
-        const { admitted, counts } = await concurrently(port, 'total.test', ATTEMPTS);
+        const { admitted, counts } = await concurrentHandshakes(port, 'total.test', ATTEMPTS);
         assert.deepEqual(counts, { 101: victim.tunnels, 429: ATTEMPTS - victim.tunnels });
         held.length = 0;
         held.push(...survivors, ...admitted);
@@ -139,7 +109,7 @@ for (const workers of [defaultWorkers(), 1]) {
 
     test(`admits exactly ${LIMIT} of ${ATTEMPTS} concurrent handshakes from one client to a route with maxConnectionsPerClient ${LIMIT}`, async () => {
       await closeAll(held);
-      const { admitted, counts } = await concurrently(port, 'client.test', ATTEMPTS);
+      const { admitted, counts } = await concurrentHandshakes(port, 'client.test', ATTEMPTS);
       held.push(...admitted);
       assert.deepEqual(counts, { 101: LIMIT, 429: ATTEMPTS - LIMIT });
     });
@@ -149,11 +119,11 @@ for (const workers of [defaultWorkers(), 1]) {
       one.ws.close();
       await one.closed;
       await converge(async () => {
-        const a = await attempt(port, 'client.test');
+        const a = await attemptHandshake(port, 'client.test');
         if (a.status === 101) held.push(a);
         return a.status === 101;
       }, 'a freed slot', 1, 10_000);
-      assert.equal((await attempt(port, 'client.test')).status, 429);
+      assert.equal((await attemptHandshake(port, 'client.test')).status, 429);
     });
 
     test(`admits exactly ${LIMIT} of ${ATTEMPTS} concurrent connections to a TCPTunnel with maxConnections ${LIMIT}`, async () => {
@@ -176,7 +146,7 @@ for (const workers of [defaultWorkers(), 1]) {
     });
 
     test(`admits all ${ATTEMPTS} to a route without limits`, async () => {
-      const { admitted, counts } = await concurrently(port, 'free.test', ATTEMPTS);
+      const { admitted, counts } = await concurrentHandshakes(port, 'free.test', ATTEMPTS);
       held.push(...admitted);
       assert.deepEqual(counts, { 101: ATTEMPTS });
       await closeAll(held);
