@@ -1,8 +1,11 @@
 // The process logger's stdout (logger.ts): asynchronous and batched, yet a line is never held for long and never
 // lost at exit. Each case runs a real child process whose stdout is a pipe, as in a container.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, createReadStream, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 
 const LOGGER = new URL('../../src/log/logger.ts', import.meta.url).href;
@@ -76,4 +79,61 @@ test('every buffered line is written when the process exits at once after loggin
   assert.equal(await c.exited, 3);
   const got = c.lines.map((l) => (JSON.parse(l) as { i: number }).i);
   assert.deepEqual(got, Array.from({ length: 50 }, (_, i) => i));
+});
+
+test('several processes logging to one pipe, as the primary and its workers do, never cut each other\'s lines', async () => {
+  // A FIFO is a real pipe, as a container's stdout is (a child's 'pipe' stdio is a socket pair, which has no
+  // PIPE_BUF). Three writers log LINES access-log lines each as fast as they can; the reader takes a chunk per turn,
+  // so the pipe runs full and the writers wait on it, which is when a write longer than PIPE_BUF is cut.
+  const dir = mkdtempSync(join(tmpdir(), 'wsgate-log-fifo-'));
+  const fifo = join(dir, 'stdout');
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+  const WRITERS = 3;
+  const LINES = 20_000;
+  try {
+    // Read and write (Linux opens a FIFO so without waiting for the other end): the writers' stdout. Closed once they
+    // have it, so that the reader sees the end when the last of them exits.
+    const fd = openSync(fifo, 'r+');
+    const reader = createReadStream(fifo, { highWaterMark: 4096 });
+    await once(reader, 'open');
+    const exits: Promise<unknown>[] = [];
+    for (let w = 0; w < WRITERS; w++) {
+      const p = spawn(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import { createLogger } from ${JSON.stringify(LOGGER)};\nconst log = createLogger('info');\n` +
+            `const pad = 'x'.repeat(200);\nfor (let i = 0; i < ${LINES}; i++) log.info({ w: ${w}, i, pad }, 'tunnel closed');`,
+        ],
+        { stdio: ['ignore', fd, 'inherit'] },
+      );
+      exits.push(once(p, 'exit'));
+    }
+    closeSync(fd);
+    let text = '';
+    reader.setEncoding('utf8');
+    for await (const chunk of reader) {
+      text += chunk as string;
+      // One chunk per turn: a reader slower than three writers.
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(exits);
+    const lines = text.split('\n');
+    assert.equal(lines.pop(), '', 'the stream ends at the end of a line');
+    const next = Array<number>(WRITERS).fill(0);
+    for (const l of lines) {
+      let parsed: { w: number; i: number };
+      try {
+        parsed = JSON.parse(l) as { w: number; i: number };
+      } catch {
+        assert.fail(`a line cut by another process's: ${l.slice(0, 120)}…`);
+      }
+      assert.equal(parsed.i, next[parsed.w], `writer ${parsed.w}'s lines in order`);
+      next[parsed.w]!++;
+    }
+    assert.deepEqual(next, Array<number>(WRITERS).fill(LINES));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
