@@ -43,27 +43,9 @@ export function probePort(host: string, port: number, what: string): Promise<num
       });
     });
   }
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, localAddress: host, localPort: port });
-    // Whatever happens to the socket after the answer is of no interest.
-    socket.on('error', () => {});
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(port);
-    }, SELF_CONNECT_TIMEOUT_MS);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      // A reset, not a close: no TIME_WAIT left on the port.
-      socket.resetAndDestroy();
-      resolve(port);
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      socket.destroy();
-      // The bind's errors (libuv reports them at connect). Anything else happened after the port was bound: free.
-      if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL' || err.code === 'EPERM') reject(failed(err));
-      else resolve(port);
-    });
+  return holdPort(host, port, what).then((hold) => {
+    hold.release();
+    return port;
   });
 }
 
@@ -80,21 +62,25 @@ export interface PortHold {
 export function holdPort(host: string, port: number, what: string): Promise<PortHold> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host, port, localAddress: host, localPort: port });
-    // Whatever happens to the connection once the port is bound does not matter: the bind is what holds it.
+    // Once the port is bound, what happens to the connection does not matter: the bind is what holds it.
     socket.on('error', () => {});
-    // A reset, not a close: no TIME_WAIT left on the port.
-    const hold: PortHold = { port, release: () => void socket.resetAndDestroy() };
-    const timer = setTimeout(() => resolve(hold), SELF_CONNECT_TIMEOUT_MS);
-    socket.once('connect', () => {
+    // A reset, not a close: no TIME_WAIT left on the port. (A self-connect that never completed is just closed.)
+    const hold: PortHold = { port, release: () => void (socket.connecting ? socket.destroy() : socket.resetAndDestroy()) };
+    const bound = (): void => {
       clearTimeout(timer);
+      socket.off('error', failed);
       resolve(hold);
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => {
+    };
+    const failed = (err: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
       socket.destroy();
+      // The bind's errors (libuv reports them at connect). Anything else happened after the port was bound.
       if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL' || err.code === 'EPERM') {
         reject(new WsgateError(ErrorCodes.LISTEN, `cannot listen on ${host}:${port} (${what})`, { cause: err }));
       } else resolve(hold);
-    });
+    };
+    const timer = setTimeout(bound, SELF_CONNECT_TIMEOUT_MS);
+    socket.once('connect', bound);
+    socket.once('error', failed);
   });
 }
