@@ -7,22 +7,13 @@ import { after, before, describe, test } from 'node:test';
 import { nativeTunnels } from '../../src/proxy/native-relay.ts';
 import { catchAll } from '../helpers/fixtures.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
-import { openClient, roundTrip, startWsBackend, type WsBackend } from '../helpers/l7-peers.ts';
+import { converge, openClient, roundTrip, startWsBackend, type WsBackend } from '../helpers/l7-peers.ts';
 
 let backend: WsBackend;
 before(async () => {
   backend = await startWsBackend();
 });
 after(() => backend.close());
-
-/** Waits (bounded) until `probe` holds, polled every 10 ms. */
-async function until(probe: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!probe()) {
-    assert.ok(Date.now() < deadline, `never: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('WebSocket tunnels on the native relay', () => {
   let gw: TestGateway;
@@ -32,7 +23,7 @@ describe('WebSocket tunnels on the native relay', () => {
     gw = await startGateway(catchAll([backend.port], { inspectFrames: false }));
     const before = nativeTunnels();
     const c = await openClient(`${gw.wsUrl}/pipe`);
-    await until(() => nativeTunnels() === before + 1, 'the tunnel is on the native relay');
+    await converge(() => nativeTunnels() === before + 1, 'the tunnel is on the native relay');
     const big = randomBytes(1 << 20);
     assert.ok((await roundTrip(c, big)).data.equals(big), '1 MiB message intact');
     for (let i = 0; i < 50; i++) assert.equal((await roundTrip(c, `message ${i}`)).data.toString(), `message ${i}`);

@@ -19,7 +19,9 @@ import { L4Proxy } from '../../src/proxy/l4.ts';
 import { ConnectionLimits } from '../../src/proxy/limits.ts';
 import { chooseRelay, nativePipes, nativeTunnels, type RelayChoice } from '../../src/proxy/native-relay.ts';
 import { TunnelRegistry } from '../../src/proxy/registry.ts';
+import { converge } from '../helpers/l7-peers.ts';
 import { metricSum } from '../helpers/metrics.ts';
+import { Peer } from '../helpers/peer.ts';
 
 const LOCALHOST = '127.0.0.1';
 // A full collection on demand, to see what a live tunnel still holds (WeakRefs cleared only by a collection).
@@ -54,71 +56,6 @@ function tunnelRoute(port: number, endpoint: Endpoint, extras: Partial<TunnelRou
   };
 }
 
-/** Buffers what a socket receives; reads exact byte counts without racing 'data' events. */
-class Peer {
-  readonly socket: net.Socket;
-  readonly closed: Promise<void>;
-  sawEnd = false;
-  #chunks: Buffer[] = [];
-  #length = 0;
-  #done = false;
-  #wake: (() => void) | undefined;
-
-  constructor(socket: net.Socket) {
-    this.socket = socket;
-    socket.on('error', () => {});
-    socket.on('data', (chunk: Buffer) => {
-      this.#chunks.push(chunk);
-      this.#length += chunk.length;
-      this.#notify();
-    });
-    socket.on('end', () => {
-      this.sawEnd = true;
-      this.#done = true;
-      this.#notify();
-    });
-    this.closed = new Promise((resolve) =>
-      socket.once('close', () => {
-        this.#done = true;
-        this.#notify();
-        resolve();
-      }),
-    );
-  }
-
-  get received(): number {
-    return this.#length;
-  }
-
-  async read(n: number): Promise<Buffer> {
-    while (this.#length < n) {
-      if (this.#done) throw new Error(`peer closed after ${this.#length} of ${n} bytes`);
-      await this.#changed();
-    }
-    const all = Buffer.concat(this.#chunks, this.#length);
-    this.#chunks = [all.subarray(n)];
-    this.#length -= n;
-    return all.subarray(0, n);
-  }
-
-  /** Waits for the peer's FIN (or close); returns everything not read yet. */
-  async readToEnd(): Promise<Buffer> {
-    while (!this.#done) await this.#changed();
-    return this.read(this.#length);
-  }
-
-  #notify(): void {
-    const w = this.#wake;
-    this.#wake = undefined;
-    w?.();
-  }
-
-  #changed(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#wake = resolve;
-    });
-  }
-}
 
 interface Harness {
   readonly metrics: Metrics;
@@ -207,18 +144,6 @@ async function roundTrip(client: Peer, backend: Peer, data: Buffer): Promise<voi
   assert.deepEqual(await client.read(data.length), data);
 }
 
-/** Eventually-consistent check: `probe` true `times` times in a row, polled every 20 ms, within `timeoutMs`. */
-async function converge(probe: () => boolean | Promise<boolean>, what: string, times = 3, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let streak = 0;
-  while (Date.now() < deadline) {
-    streak = (await probe()) ? streak + 1 : 0;
-    if (streak >= times) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.fail(`not converged: ${what}`);
-}
-
 async function outcomes(m: Metrics): Promise<Record<string, number>> {
   const metric = m.registry.getSingleMetric('wsgate_connections_total')!;
   const out: Record<string, number> = {};
@@ -283,6 +208,8 @@ for (const relay of RELAYS) {
       await converge(
         async () => (await metricSum(h.metrics, 'wsgate_tunnel_bytes_total', { direction: 'upstream' })) === data.length + 4,
         'upstream bytes counted by the sweep',
+        3,
+        10_000,
       );
       assert.equal(h.registry.size, 1);
     });
@@ -329,7 +256,8 @@ for (const relay of RELAYS) {
           return same;
         },
         'the backend stalls',
-        10,
+        // 200 ms of no progress, polled every 10 ms.
+        20,
         30_000,
       );
       const held = flood.length - backend.socket.writableLength;
@@ -376,7 +304,7 @@ for (const relay of RELAYS) {
       test('an idle tunnel holds no pipe: its emptied pipes go back to the pool', async (t) => {
         const h = await start(t, relay);
         await openTunnel(h, relay);
-        await converge(() => nativePipes().inUse === 0, 'no pipe in use while the tunnel is idle');
+        await converge(() => nativePipes().inUse === 0, 'no pipe in use while the tunnel is idle', 3, 10_000);
         assert.equal(h.registry.size, 1);
         assert.ok(nativePipes().pooled >= 1, 'the pipe it used is kept for the next busy direction');
       });
@@ -386,7 +314,7 @@ for (const relay of RELAYS) {
         const before = await metricSum(h.metrics, 'wsgate_native_relay_tunnels');
         const { client } = await openTunnel(h, relay);
         assert.equal(await metricSum(h.metrics, 'wsgate_native_relay_tunnels'), before + 1);
-        await converge(() => nativePipes().inUse === 0, 'no pipe in use while the tunnel is idle');
+        await converge(() => nativePipes().inUse === 0, 'no pipe in use while the tunnel is idle', 3, 10_000);
         assert.equal(await metricSum(h.metrics, 'wsgate_native_relay_pipes', { state: 'in_use' }), 0);
         assert.equal(await metricSum(h.metrics, 'wsgate_native_relay_pipes', { state: 'pooled' }), nativePipes().pooled);
         assert.ok(nativePipes().pooled >= 1);
@@ -418,7 +346,7 @@ for (const relay of RELAYS) {
         await converge(() => {
           gc();
           return proxySockets.every((r) => r.deref() === undefined);
-        }, 'both sockets of the native tunnel collected');
+        }, 'both sockets of the native tunnel collected', 3, 10_000);
         assert.equal(h.registry.size, 1, 'the tunnel lives on');
         await roundTrip(client, backend, Buffer.from('still relayed'));
       });
@@ -449,7 +377,7 @@ for (const relay of RELAYS) {
         backend.socket.destroy();
       }
       await Promise.all(tunnels.flatMap(({ client, backend }) => [client.closed, backend.closed]));
-      await converge(() => openDescriptors() === baseline, `back to ${baseline} descriptors`);
+      await converge(() => openDescriptors() === baseline, `back to ${baseline} descriptors`, 3, 10_000);
       assert.equal(h.registry.size, 0);
       assert.equal(nativePipes().inUse, 0, 'no pipe held by a closed tunnel');
     });
