@@ -425,6 +425,15 @@ static void *relay_main(void *arg) {
   return NULL;
 }
 
+/** A command for the relay thread (zeroed: no reset, no tunnel). */
+static command *new_command(int op, uint32_t slot) {
+  command *c = calloc(1, sizeof *c);
+  if (c == NULL) abort();
+  c->op = op;
+  c->slot = slot;
+  return c;
+}
+
 static void enqueue(command *c) {
   pthread_mutex_lock(&g_lock);
   if (g_tail != NULL) g_tail->next = c;
@@ -569,10 +578,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   }
   g_counters[slot * 2] = 0;
   g_counters[slot * 2 + 1] = 0;
-  command *c = calloc(1, sizeof *c);
-  if (c == NULL) abort();
-  c->op = OP_ADD;
-  c->slot = slot;
+  command *c = new_command(OP_ADD, slot);
   c->t = t;
   enqueue(c);
   return NULL;
@@ -583,11 +589,9 @@ static napi_value js_shutdown(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  command *c = calloc(1, sizeof *c);
-  if (c == NULL) abort();
-  c->op = OP_SHUTDOWN;
-  CHECK(env, napi_get_value_uint32(env, argv[0], &c->slot));
-  enqueue(c);
+  uint32_t slot;
+  CHECK(env, napi_get_value_uint32(env, argv[0], &slot));
+  enqueue(new_command(OP_SHUTDOWN, slot));
   return NULL;
 }
 
@@ -596,13 +600,13 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  command *c = calloc(1, sizeof *c);
-  if (c == NULL) abort();
-  c->op = OP_CLOSE;
+  // Arguments first: a bad one returns before anything is allocated.
+  uint32_t slot;
   bool a = false, b = false;
-  CHECK(env, napi_get_value_uint32(env, argv[0], &c->slot));
+  CHECK(env, napi_get_value_uint32(env, argv[0], &slot));
   CHECK(env, napi_get_value_bool(env, argv[1], &a));
   CHECK(env, napi_get_value_bool(env, argv[2], &b));
+  command *c = new_command(OP_CLOSE, slot);
   c->rst_client = a;
   c->rst_upstream = b;
   enqueue(c);
