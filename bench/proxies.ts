@@ -37,6 +37,12 @@ export interface RunningProxy {
   readonly ports: Ports;
   /** wsgate's admin listener (/metrics, /debug/workers), null for the others. */
   readonly admin: number | null;
+  /**
+   * The Node targets (wsgate, node-min): the port their inspector opens on SIGUSR1 (`--inspect-port`), through
+   * which the idle phase asks V8 for a full collection before it reads RSS (measure.ts collectGarbage()). Null for
+   * nginx and HAProxy, which hold no garbage.
+   */
+  readonly inspect: number | null;
   readonly notes: readonly string[];
   stop(): Promise<void>;
 }
@@ -60,13 +66,13 @@ const REPO = resolve(import.meta.dirname, '..');
  * (two checkouts) do not collide.
  */
 export const PORT_OFFSET = Number(process.env['WSGATE_BENCH_PORT_OFFSET'] ?? 0);
-const PROXY_PORTS: Record<ProxyName, { ws: number; l4: number; admin: number }> = {
-  wsgate: { ws: 18101 + PORT_OFFSET, l4: 18102 + PORT_OFFSET, admin: 18190 + PORT_OFFSET },
-  'wsgate-pipe': { ws: 18111 + PORT_OFFSET, l4: 18112 + PORT_OFFSET, admin: 18191 + PORT_OFFSET },
-  'wsgate-js': { ws: 18121 + PORT_OFFSET, l4: 18122 + PORT_OFFSET, admin: 18192 + PORT_OFFSET },
-  'node-min': { ws: 18131 + PORT_OFFSET, l4: 0, admin: 0 },
-  nginx: { ws: 18201 + PORT_OFFSET, l4: 18202 + PORT_OFFSET, admin: 0 },
-  haproxy: { ws: 18301 + PORT_OFFSET, l4: 18302 + PORT_OFFSET, admin: 0 },
+const PROXY_PORTS: Record<ProxyName, { ws: number; l4: number; admin: number; inspect: number }> = {
+  wsgate: { ws: 18101 + PORT_OFFSET, l4: 18102 + PORT_OFFSET, admin: 18190 + PORT_OFFSET, inspect: 18103 + PORT_OFFSET },
+  'wsgate-pipe': { ws: 18111 + PORT_OFFSET, l4: 18112 + PORT_OFFSET, admin: 18191 + PORT_OFFSET, inspect: 18113 + PORT_OFFSET },
+  'wsgate-js': { ws: 18121 + PORT_OFFSET, l4: 18122 + PORT_OFFSET, admin: 18192 + PORT_OFFSET, inspect: 18123 + PORT_OFFSET },
+  'node-min': { ws: 18131 + PORT_OFFSET, l4: 0, admin: 0, inspect: 18133 + PORT_OFFSET },
+  nginx: { ws: 18201 + PORT_OFFSET, l4: 18202 + PORT_OFFSET, admin: 0, inspect: 0 },
+  haproxy: { ws: 18301 + PORT_OFFSET, l4: 18302 + PORT_OFFSET, admin: 0, inspect: 0 },
 };
 export const BACKEND_PORTS: BackendPorts = { ws: 18001 + PORT_OFFSET, source: 18002 + PORT_OFFSET };
 
@@ -111,6 +117,9 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
     writeFileSync(join(configDir, 'bench.yaml'), wsgateConfig(o.backend, ports.l4, inspectFrames));
     if (name === 'wsgate-pipe') l4 = null;
     const nodeArgs = o.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir];
+    // Where the inspector would listen if SIGUSR1 opened it (the idle phase does, to collect garbage); nothing
+    // listens before that.
+    nodeArgs.push(`--inspect-port=127.0.0.1:${ports.inspect}`);
     // The access log is wsgate's stdout (pino, level info): stdout.log.
     // What the image runs: the compiled JavaScript (run.ts builds dist/ first) with wsgate's V8 flags.
     child = spawnPinned(o.cpu, process.execPath, [
@@ -137,7 +146,7 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
   } else if (name === 'node-min') {
     // Issue 13's "minimal Node 24 proxy" (bench/minimal-proxy.ts): the floor of plain Node streams. WebSocket only.
     l4 = null;
-    child = spawnPinned(o.cpu, process.execPath, [join(REPO, 'bench/minimal-proxy.ts'), String(ports.ws), String(o.backend.ws)], { stdio, cwd: REPO });
+    child = spawnPinned(o.cpu, process.execPath, [`--inspect-port=127.0.0.1:${ports.inspect}`, join(REPO, 'bench/minimal-proxy.ts'), String(ports.ws), String(o.backend.ws)], { stdio, cwd: REPO });
     notes.push('a raw net proxy: hand-split head, two pipes; no checks, metrics or log (the floor of Node streams)');
   } else if (name === 'nginx') {
     const stream = existsSync(NGINX_STREAM_MODULE);
@@ -165,6 +174,7 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
     pid,
     ports: { ws: ports.ws, l4 },
     admin: name.startsWith('wsgate') ? ports.admin : null,
+    inspect: ports.inspect > 0 ? ports.inspect : null,
     notes,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;

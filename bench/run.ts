@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LoadResult, LoadRun, LoadSpec } from './load.ts';
 import { NODE_FLAGS } from '../src/cli/node-flags.ts';
-import { anonBytes, cpuByProcess, cpuJiffies, cpuSeconds, median, rssBytes } from './measure.ts';
+import { anonBytes, collectGarbage, cpuByProcess, cpuJiffies, cpuSeconds, median, rssBytes } from './measure.ts';
 import { summariseProfile } from './profile.ts';
 import {
   BACKEND_PORTS,
@@ -163,7 +163,13 @@ let backendPid = 0;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function measureTarget(target: TargetName, round: number, ports: { ws: number; l4: number | null }, pid: number | null): Promise<Figures> {
+async function measureTarget(
+  target: TargetName,
+  round: number,
+  ports: { ws: number; l4: number | null },
+  pid: number | null,
+  inspect: number | null,
+): Promise<Figures> {
   const f: Figures = {
     echo64Rate: NaN, echo64CpuUs: NaN, echo64Busy: NaN, echo64LoadBusy: NaN, echo64LoadCoreBusy: NaN, sessionLoadBusy: NaN, echo16kRate: NaN, echo16kCpuUs: NaN, echo16kBusy: NaN,
     latencyP50Us: NaN, latencyP99Us: NaN, sessionRate: NaN, sessionCpuUs: NaN, sessionBusy: NaN,
@@ -201,6 +207,11 @@ async function measureTarget(target: TargetName, round: number, ports: { ws: num
   if (phases.has('idle')) await idlePhase();
   async function idlePhase(): Promise<void> {
     await sleep(settleMs);
+    // A Node proxy collects its garbage first, here and with the connections held (measure.ts collectGarbage()).
+    const collect = async (): Promise<void> => {
+      if (pid !== null && inspect !== null) await collectGarbage(pid, inspect);
+    };
+    await collect();
     const rssBefore = pid === null ? NaN : rssBytes(pid);
     if (pid !== null) {
       // The idle process itself (issue 9, item 20: a worker or sidecar at most 80 MB, 30 MB private).
@@ -217,6 +228,7 @@ async function measureTarget(target: TargetName, round: number, ports: { ws: num
       async () => {
         if (pid === null) return;
         await sleep(settleMs);
+        await collect();
         rssHeld = rssBytes(pid);
       },
     );
@@ -409,7 +421,7 @@ async function main(): Promise<number> {
           }
           const ports = proxy?.ports ?? { ws: BACKEND_PORTS.ws, l4: BACKEND_PORTS.source };
           const pid = proxy?.pid ?? null;
-          const f = await measureTarget(target, round, ports, pid);
+          const f = await measureTarget(target, round, ports, pid, proxy?.inspect ?? null);
           (perRound[target] ??= []).push(f);
           (byRound[round - 1] ??= {})[target] = f;
         } catch (err) {

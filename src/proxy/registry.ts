@@ -122,6 +122,21 @@ export class TunnelRegistry {
     return this.#scheduler.pending;
   }
 
+  /** Frame trackers of the WebSocket sessions: held, and parked while their tunnel is quiet (ws-session.ts). */
+  frameTrackers(): { live: number; parked: number } {
+    let live = 0;
+    let parked = 0;
+    for (const t of this.#tunnels) {
+      const s = t.session;
+      if (s === undefined) continue;
+      for (const dir of [true, false]) {
+        if (s.tracker(dir) === null) parked++;
+        else live++;
+      }
+    }
+    return { live, parked };
+  }
+
   /** Live tunnels per endpoint key of one route rule (for /debug and tests of drains and rebalancing). */
   tunnelsByEndpoint(routeId: string): Map<string, number> {
     const out = new Map<string, number>();

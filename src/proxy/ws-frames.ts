@@ -238,6 +238,27 @@ export class FrameTracker {
     return this.#state === S_HEADER || this.#state === S_CONTROL || this.#state === S_PENDING;
   }
 
+  /**
+   * Nothing in flight and nothing to report: at a frame boundary outside any message, no byte held or released, no
+   * stop pending or requested, not failed, no close frame seen, every counter read and reset. A tracker at rest is
+   * the same as a new one made with the same options and `stopOn`, so a relay may let it go and make that one when
+   * bytes come (ws-session.ts parks the trackers of a quiet tunnel this way).
+   */
+  get atRest(): boolean {
+    return (
+      this.#state === S_HEADER &&
+      this.#units === 0 &&
+      this.#released === null &&
+      (this.#bits & (B_IN_MESSAGE | B_PEEKED | B_PAUSE)) === 0 &&
+      this.closeCode === 0 &&
+      this.messages === 0 &&
+      this.dataFrames === 0 &&
+      this.pings === 0 &&
+      this.pongs === 0 &&
+      this.closes === 0
+    );
+  }
+
   /** Bytes currently held back from earlier chunks (never more than 131). */
   get heldBytes(): number {
     return this.#units & 0xff;

@@ -52,9 +52,10 @@ export function wsSeries(m: Metrics, route: string): WsSeries {
 
 /** Adds what the session's trackers counted since the last flush to the metrics, and resets those counters. */
 export function flushSession(m: Metrics, route: string, s: WsSeries, session: WsSession): void {
-  const directions = [session.up, session.down] as const;
   for (let d = 0; d < 2; d++) {
-    const t = directions[d]!;
+    // A parked tracker has nothing to count (it was parked at rest, counters read).
+    const t = session.tracker(d === 0);
+    if (t === null) continue;
     if (t.messages > 0) {
       (d === 0 ? s.messagesUp : s.messagesDown).inc(t.messages);
       if (d === 0) session.messagesUp += t.messages;

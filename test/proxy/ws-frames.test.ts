@@ -458,3 +458,57 @@ describe('frames wsgate builds, read back by ws', () => {
     assert.throws(() => controlFrame(Opcode.TEXT, Buffer.alloc(1), false), RangeError);
   });
 });
+
+describe('atRest: when a tracker may be let go and made again', () => {
+  const counted = (t: FrameTracker): void => {
+    t.messages = t.dataFrames = t.pings = t.pongs = t.closes = 0;
+  };
+
+  test('a new tracker is at rest; one that counted frames is not until its counters are read', () => {
+    const t = client();
+    assert.equal(t.atRest, true);
+    t.takeReleased();
+    assert.equal(t.push(bytes(text(3))), bytes(text(3)).length);
+    assert.equal(t.atRest, false, 'a message counted, not read yet');
+    counted(t);
+    assert.equal(t.atRest, true);
+  });
+
+  test('not at rest inside a payload, with a header held, inside a fragmented message, or stopped at a control frame', () => {
+    const inPayload = client();
+    inPayload.push(bytes(text(100)).subarray(0, 50));
+    counted(inPayload);
+    assert.equal(inPayload.atRest, false, 'inside a payload');
+
+    const held = client();
+    held.push(bytes(text(3)).subarray(0, 1));
+    assert.equal(held.atRest, false, 'half a header held');
+
+    const open = client();
+    open.push(bytes(text(3, { fin: false })));
+    counted(open);
+    assert.equal(open.atRest, false, 'a message is open');
+    open.push(bytes({ opcode: Opcode.CONTINUATION, masked: true, payload: Buffer.alloc(2) }));
+    counted(open);
+    assert.equal(open.atRest, true, 'the message ended');
+
+    const stopped = client();
+    stopped.stopOn = StopOn.PONG;
+    stopped.push(bytes({ opcode: Opcode.PONG, masked: true, payload: Buffer.alloc(5) }));
+    assert.equal(stopped.stop, Stop.CONTROL);
+    counted(stopped);
+    assert.equal(stopped.atRest, false, 'a control frame waits for the relay');
+  });
+
+  test('never at rest once a close frame was seen or it failed', () => {
+    const closed = client();
+    closed.push(bytes({ opcode: Opcode.CLOSE, masked: true, payload: closePayload(1000, '') }));
+    counted(closed);
+    assert.equal(closed.atRest, false);
+    const failed = client();
+    failed.push(bytes(text(3, { masked: false })));
+    counted(failed);
+    assert.equal(failed.failure, 'unmasked_client_frame');
+    assert.equal(failed.atRest, false);
+  });
+});
