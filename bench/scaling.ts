@@ -56,6 +56,8 @@ type NumericKey = { [K in keyof ScalingRun]: ScalingRun[K] extends number ? K : 
 export interface ScalingDeps {
   readonly rounds: number;
   readonly phaseMs: number;
+  /** Unmeasured sessions before the sessions phase (run.ts says why). */
+  readonly sessionWarmMs: number;
   readonly settleMs: number;
   /** Bytes each L4 connection asks the byte source for (the phase ends at phaseMs or when all have arrived). */
   readonly l4BytesPerConn: number;
@@ -168,6 +170,7 @@ async function measureOnce(d: ScalingDeps, workers: number, round: number): Prom
       );
     }
 
+    if (d.sessionWarmMs > 0) await d.runLoad({ kind: 'sessions', port: proxy.ports.ws, workers: 32, durationMs: d.sessionWarmMs, maxSessions: 500_000 }, null);
     const sessions = await d.runLoad({ kind: 'sessions', port: proxy.ports.ws, workers: 32, durationMs: d.phaseMs, maxSessions: 500_000 }, proxy.pid);
     if (ok('scaling sessions', sessions)) {
       const n = sessions.result.count;
