@@ -1,6 +1,7 @@
 // All of wsgate's Prometheus metrics, in their own registry (never prom-client's global one), created once per
 // process by the entry point and passed down. Labels are routes (`namespace/name`), never clients.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Deferred } from './deferred.ts';
 import type { Layer, RoutingTable } from '../model/table.ts';
 import { nativePipes, nativeTunnels } from '../proxy/native-relay.ts';
 
@@ -65,6 +66,24 @@ export interface Metrics {
   readonly nativeRelayPipes: Gauge<'state'>;
   /** Tunnels closed to even out the spread across a route's endpoints (rebalance.enabled). */
   readonly rebalanceCloses: Counter<'route'>;
+  /**
+   * The series a tunnel updates, counted as plain numbers and added to the metrics above when they are read
+   * (deferred.ts): what a tunnel's open, sweep and close update, once per session or more.
+   */
+  readonly deferred: DeferredMetrics;
+}
+
+export interface DeferredMetrics {
+  readonly connectionsActive: Deferred<'route' | 'layer'>;
+  readonly connectionsTotal: Deferred<'route' | 'layer' | 'outcome'>;
+  readonly tunnelBytes: Deferred<'route' | 'direction'>;
+  readonly wsMessages: Deferred<'route' | 'direction'>;
+  readonly wsFrames: Deferred<'route' | 'direction' | 'kind'>;
+  readonly wsCloses: Deferred<'route' | 'initiator' | 'code'>;
+  readonly wsKeepaliveTimeouts: Deferred<'route' | 'side'>;
+  readonly wsLimitCloses: Deferred<'route' | 'limit'>;
+  readonly wsThrottledSeconds: Deferred<'route'>;
+  readonly wsProtocolErrors: Deferred<'route' | 'reason'>;
 }
 
 /**
@@ -90,7 +109,7 @@ export const PRIMARY_OWNED_METRICS: readonly string[] = [
 export function createMetrics(version: string, opts: { defaultMetrics?: boolean; worker?: boolean } = {}): Metrics {
   const registry = new Registry();
   const registers = [registry];
-  const m: Metrics = {
+  const base: Omit<Metrics, 'deferred'> = {
     registry,
     connectionsActive: new Gauge({
       name: 'wsgate_connections_active',
@@ -301,6 +320,20 @@ export function createMetrics(version: string, opts: { defaultMetrics?: boolean;
       registers,
     }),
   };
+  const m: Metrics = Object.assign(base, {
+    deferred: {
+      connectionsActive: new Deferred(base.connectionsActive),
+      connectionsTotal: new Deferred(base.connectionsTotal),
+      tunnelBytes: new Deferred(base.tunnelBytes),
+      wsMessages: new Deferred(base.wsMessages),
+      wsFrames: new Deferred(base.wsFrames),
+      wsCloses: new Deferred(base.wsCloses),
+      wsKeepaliveTimeouts: new Deferred(base.wsKeepaliveTimeouts),
+      wsLimitCloses: new Deferred(base.wsLimitCloses),
+      wsThrottledSeconds: new Deferred(base.wsThrottledSeconds),
+      wsProtocolErrors: new Deferred(base.wsProtocolErrors),
+    },
+  });
   m.buildInfo.set({ version }, 1);
   m.leader.set(0);
   m.configReloads.inc({ result: 'success' }, 0);
@@ -359,6 +392,9 @@ export function setRouteMaxConnections(m: Metrics, table: RoutingTable): void {
  * routes leave the table, so that their series do not accumulate forever.
  */
 export async function removeRouteSeries(m: Metrics, gone: (route: string) => boolean): Promise<void> {
+  // What the gone routes' tunnels counted is added first (get() below applies it), then their series are forgotten.
+  for (const d of Object.values(m.deferred) as Deferred<string>[]) d.apply();
+  for (const d of Object.values(m.deferred) as Deferred<string>[]) d.forget(gone);
   const routeMetrics = [
     m.connectionsActive,
     m.connectionsTotal,

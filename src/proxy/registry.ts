@@ -470,7 +470,7 @@ export class TunnelRegistry {
     s.live--;
     let total = s.outcomes.get(outcome);
     if (!total) {
-      total = this.#metrics.connectionsTotal.labels({ route: s.route, layer: s.layer, outcome });
+      total = this.#metrics.deferred.connectionsTotal.series({ route: s.route, layer: s.layer, outcome });
       s.outcomes.set(outcome, total);
     }
     total.inc();
@@ -551,10 +551,10 @@ export class TunnelRegistry {
       s = {
         route,
         layer,
-        active: m.connectionsActive.labels({ route, layer }),
+        active: m.deferred.connectionsActive.series({ route, layer }),
         duration: m.connectionDuration.labels({ route, layer }),
-        bytesUp: m.tunnelBytes.labels({ route, direction: 'upstream' }),
-        bytesDown: m.tunnelBytes.labels({ route, direction: 'downstream' }),
+        bytesUp: m.deferred.tunnelBytes.series({ route, direction: 'upstream' }),
+        bytesDown: m.deferred.tunnelBytes.series({ route, direction: 'downstream' }),
         outcomes: new Map(),
         live: 0,
         ws: undefined,

@@ -2,7 +2,8 @@
 // (registry.ts) tracks it. What a tunnel keeps after its handshake is this small record and shared handler
 // functions: a closure made during the handshake would keep the handshake's whole scope alive for its life.
 import net, { type Socket } from 'node:net';
-import type { Counter, Gauge, Histogram } from 'prom-client';
+import type { Histogram } from 'prom-client';
+import type { DeferredSeries } from '../metrics/deferred.ts';
 import type { Layer, LoadBalancing, OnRemoval, Policy, Rebalance } from '../model/table.ts';
 import type { Balancer } from './balancer.ts';
 import type { DrainBatch, Drainable } from './drain.ts';
@@ -200,17 +201,17 @@ export function clientWritten(t: Tunnel): number {
 }
 
 /**
- * The metric series of one route and layer, resolved once: prom-client hashes a label object on every call,
- * which a tunnel's open and close would otherwise pay five times.
+ * The metric series of one route and layer, resolved once. The counters and the gauge are deferred
+ * (metrics/deferred.ts): prom-client hashes a label object on every call, even a child's.
  */
 export interface RouteSeries {
   readonly route: string;
   readonly layer: Layer;
-  readonly active: Gauge.Internal<'route' | 'layer'>;
+  readonly active: DeferredSeries;
   readonly duration: Histogram.Internal<'route' | 'layer'>;
-  readonly bytesUp: Counter.Internal;
-  readonly bytesDown: Counter.Internal;
-  readonly outcomes: Map<Outcome, Counter.Internal>;
+  readonly bytesUp: DeferredSeries;
+  readonly bytesDown: DeferredSeries;
+  readonly outcomes: Map<Outcome, DeferredSeries>;
   /** Live tunnels of this route and layer (the gauge's value, which prom-client cannot read back cheaply). */
   live: number;
   /** The WebSocket metrics of the route, made with its first WebSocket session. */

@@ -1,22 +1,22 @@
-// The WebSocket metrics of one route, resolved once (prom-client hashes a label object on every call), and the
+// The WebSocket metrics of one route, resolved once as deferred series (metrics/deferred.ts), and the
 // flush that the registry's sweep runs once a second for each session: counters accumulate in the trackers and
 // sessions, never a prom-client call per frame.
-import type { Counter } from 'prom-client';
+import type { DeferredSeries } from '../metrics/deferred.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { WsSession } from './ws-session.ts';
 
 export interface WsSeries {
-  readonly messagesUp: Counter.Internal;
-  readonly messagesDown: Counter.Internal;
+  readonly messagesUp: DeferredSeries;
+  readonly messagesDown: DeferredSeries;
   /** [direction 0 = upstream, 1 = downstream][kind 0 data, 1 ping, 2 pong, 3 close] */
-  readonly frames: readonly (readonly Counter.Internal[])[];
-  readonly keepaliveClient: Counter.Internal;
-  readonly keepaliveBackend: Counter.Internal;
-  readonly limitSize: Counter.Internal;
-  readonly limitRate: Counter.Internal;
-  readonly throttled: Counter.Internal;
-  readonly protocolErrors: Map<string, Counter.Internal>;
-  readonly closes: Map<string, Counter.Internal>;
+  readonly frames: readonly (readonly DeferredSeries[])[];
+  readonly keepaliveClient: DeferredSeries;
+  readonly keepaliveBackend: DeferredSeries;
+  readonly limitSize: DeferredSeries;
+  readonly limitRate: DeferredSeries;
+  readonly throttled: DeferredSeries;
+  readonly protocolErrors: Map<string, DeferredSeries>;
+  readonly closes: Map<string, DeferredSeries>;
 }
 
 const KINDS = ['data', 'ping', 'pong', 'close'] as const;
@@ -25,26 +25,26 @@ const INITIATORS = ['client', 'backend', 'wsgate', 'none'] as const;
 const CODE_BUCKETS = ['1000', '1001', '1002', '1006', '1008', '1009', '1011', '4xxx', 'other'] as const;
 
 export function wsSeries(m: Metrics, route: string): WsSeries {
-  const frames = (direction: string): Counter.Internal[] => KINDS.map((kind) => m.wsFrames.labels({ route, direction, kind }));
+  const frames = (direction: string): DeferredSeries[] => KINDS.map((kind) => m.deferred.wsFrames.series({ route, direction, kind }));
   // Every close series exists from the route's first WebSocket, at 0: a series born at its first increment hides
   // that increment from rate() and increase().
-  const closes = new Map<string, Counter.Internal>();
+  const closes = new Map<string, DeferredSeries>();
   for (const initiator of INITIATORS) {
     for (const code of CODE_BUCKETS) {
-      const c = m.wsCloses.labels({ route, initiator, code });
+      const c = m.deferred.wsCloses.series({ route, initiator, code });
       c.inc(0);
       closes.set(`${initiator}\0${code}`, c);
     }
   }
   return {
-    messagesUp: m.wsMessages.labels({ route, direction: 'upstream' }),
-    messagesDown: m.wsMessages.labels({ route, direction: 'downstream' }),
+    messagesUp: m.deferred.wsMessages.series({ route, direction: 'upstream' }),
+    messagesDown: m.deferred.wsMessages.series({ route, direction: 'downstream' }),
     frames: [frames('upstream'), frames('downstream')],
-    keepaliveClient: m.wsKeepaliveTimeouts.labels({ route, side: 'client' }),
-    keepaliveBackend: m.wsKeepaliveTimeouts.labels({ route, side: 'backend' }),
-    limitSize: m.wsLimitCloses.labels({ route, limit: 'message_size' }),
-    limitRate: m.wsLimitCloses.labels({ route, limit: 'message_rate' }),
-    throttled: m.wsThrottledSeconds.labels({ route }),
+    keepaliveClient: m.deferred.wsKeepaliveTimeouts.series({ route, side: 'client' }),
+    keepaliveBackend: m.deferred.wsKeepaliveTimeouts.series({ route, side: 'backend' }),
+    limitSize: m.deferred.wsLimitCloses.series({ route, limit: 'message_size' }),
+    limitRate: m.deferred.wsLimitCloses.series({ route, limit: 'message_rate' }),
+    throttled: m.deferred.wsThrottledSeconds.series({ route }),
     protocolErrors: new Map(),
     closes,
   };
@@ -84,7 +84,7 @@ export function flushSession(m: Metrics, route: string, s: WsSeries, session: Ws
     for (const [reason, n] of ev.protocolErrors) {
       let c = s.protocolErrors.get(reason);
       if (!c) {
-        c = m.wsProtocolErrors.labels({ route, reason });
+        c = m.deferred.wsProtocolErrors.series({ route, reason });
         s.protocolErrors.set(reason, c);
       }
       c.inc(n);
@@ -117,7 +117,7 @@ export function countClose(m: Metrics, route: string, s: WsSeries, session: WsSe
   const key = `${session.initiator}\0${code}`;
   let c = s.closes.get(key);
   if (!c) {
-    c = m.wsCloses.labels({ route, initiator: session.initiator, code });
+    c = m.deferred.wsCloses.series({ route, initiator: session.initiator, code });
     s.closes.set(key, c);
   }
   c.inc();
