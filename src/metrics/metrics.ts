@@ -73,18 +73,23 @@ export interface Metrics {
   readonly deferred: DeferredMetrics;
 }
 
-export interface DeferredMetrics {
-  readonly connectionsActive: Deferred<'route' | 'layer'>;
-  readonly connectionsTotal: Deferred<'route' | 'layer' | 'outcome'>;
-  readonly tunnelBytes: Deferred<'route' | 'direction'>;
-  readonly wsMessages: Deferred<'route' | 'direction'>;
-  readonly wsFrames: Deferred<'route' | 'direction' | 'kind'>;
-  readonly wsCloses: Deferred<'route' | 'initiator' | 'code'>;
-  readonly wsKeepaliveTimeouts: Deferred<'route' | 'side'>;
-  readonly wsLimitCloses: Deferred<'route' | 'limit'>;
-  readonly wsThrottledSeconds: Deferred<'route'>;
-  readonly wsProtocolErrors: Deferred<'route' | 'reason'>;
-}
+/** The metrics a tunnel updates: each has a deferred twin with the same labels. */
+const DEFERRED = [
+  'connectionsActive',
+  'connectionsTotal',
+  'tunnelBytes',
+  'wsMessages',
+  'wsFrames',
+  'wsCloses',
+  'wsKeepaliveTimeouts',
+  'wsLimitCloses',
+  'wsThrottledSeconds',
+  'wsProtocolErrors',
+] as const;
+
+type DeferredOf<M> = M extends Counter<infer L> ? Deferred<L> : M extends Gauge<infer L> ? Deferred<L> : never;
+
+export type DeferredMetrics = { readonly [K in (typeof DEFERRED)[number]]: DeferredOf<Metrics[K]> };
 
 /**
  * Metrics the primary of several workers owns (configuration, the controller, leadership, the build), which its
@@ -320,20 +325,8 @@ export function createMetrics(version: string, opts: { defaultMetrics?: boolean;
       registers,
     }),
   };
-  const m: Metrics = Object.assign(base, {
-    deferred: {
-      connectionsActive: new Deferred(base.connectionsActive),
-      connectionsTotal: new Deferred(base.connectionsTotal),
-      tunnelBytes: new Deferred(base.tunnelBytes),
-      wsMessages: new Deferred(base.wsMessages),
-      wsFrames: new Deferred(base.wsFrames),
-      wsCloses: new Deferred(base.wsCloses),
-      wsKeepaliveTimeouts: new Deferred(base.wsKeepaliveTimeouts),
-      wsLimitCloses: new Deferred(base.wsLimitCloses),
-      wsThrottledSeconds: new Deferred(base.wsThrottledSeconds),
-      wsProtocolErrors: new Deferred(base.wsProtocolErrors),
-    },
-  });
+  const deferred = Object.fromEntries(DEFERRED.map((name) => [name, new Deferred(base[name])])) as unknown as DeferredMetrics;
+  const m: Metrics = Object.assign(base, { deferred });
   m.buildInfo.set({ version }, 1);
   m.leader.set(0);
   m.configReloads.inc({ result: 'success' }, 0);
