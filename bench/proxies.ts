@@ -169,6 +169,7 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
     exited.then(() => false),
   ]);
   if (!ready) throw new Error(`${name} exited at start; see ${dir}/stderr.log`);
+  if (name.startsWith('wsgate')) notes.push(await relayLoaded(ports.admin));
   return {
     name,
     pid,
@@ -184,6 +185,25 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * What relay the wsgate process actually runs, from its /debug/workers: `--relay native` falls back to the
+ * JavaScript relay where the addon does not load (not built: `npm ci --omit=dev`, no compiler), and a run that
+ * measured the JavaScript relay under the `native` label would say the wrong thing about both.
+ */
+async function relayLoaded(adminPort: number): Promise<string> {
+  try {
+    const workers = (await (await fetch(`http://127.0.0.1:${adminPort}/debug/workers`)).json()) as { relay?: string; relayFallback?: string | null }[];
+    const w = workers[0];
+    if (w?.relayFallback) {
+      process.stderr.write(`bench: wsgate on ${adminPort}: native relay NOT loaded (${w.relayFallback.split('\n')[0]}); its figures are the JavaScript relay's\n`);
+      return `relay loaded: js, NOT native (${w.relayFallback.split('\n')[0]})`;
+    }
+    return `relay loaded: ${w?.relay ?? 'unknown'}`;
+  } catch (err) {
+    return `relay loaded: unknown (/debug/workers: ${err instanceof Error ? err.message : String(err)})`;
+  }
 }
 
 /** Resolves once a WebSocket handshake on `port` is answered 101 (the route is live, not only the listener). */
