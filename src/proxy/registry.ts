@@ -129,10 +129,9 @@ export class TunnelRegistry {
     for (const t of this.#tunnels) {
       const s = t.session;
       if (s === undefined) continue;
-      for (const dir of [true, false]) {
-        if (s.tracker(dir) === null) parked++;
-        else live++;
-      }
+      const held = (s.tracker(true) === null ? 0 : 1) + (s.tracker(false) === null ? 0 : 1);
+      live += held;
+      parked += 2 - held;
     }
     return { live, parked };
   }
