@@ -12,7 +12,7 @@ import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { headEnd } from './frames.ts';
 
-export type ProxyName = 'wsgate' | 'wsgate-pipe' | 'wsgate-js' | 'node-min' | 'nginx' | 'haproxy';
+export type ProxyName = 'wsgate' | 'wsgate-pipe' | 'wsgate-js' | 'node-min' | 'node-raw' | 'nginx' | 'haproxy';
 export type TargetName = 'direct' | ProxyName;
 
 export const NGINX = '/usr/sbin/nginx';
@@ -61,6 +61,8 @@ export interface StartOptions {
 }
 
 const REPO = resolve(import.meta.dirname, '..');
+/** The native relay that node-raw hands its tunnels to (native/, built by npm ci). */
+const RELAY_ADDON = join(REPO, 'native/build/Release/wsgate_relay.node');
 /**
  * Added to every fixed port of the bench (WSGATE_BENCH_PORT_OFFSET, default 0), so that two benches on one machine
  * (two checkouts) do not collide.
@@ -71,6 +73,7 @@ const PROXY_PORTS: Record<ProxyName, { ws: number; l4: number; admin: number; in
   'wsgate-pipe': { ws: 18111 + PORT_OFFSET, l4: 18112 + PORT_OFFSET, admin: 18191 + PORT_OFFSET, inspect: 18113 + PORT_OFFSET },
   'wsgate-js': { ws: 18121 + PORT_OFFSET, l4: 18122 + PORT_OFFSET, admin: 18192 + PORT_OFFSET, inspect: 18123 + PORT_OFFSET },
   'node-min': { ws: 18131 + PORT_OFFSET, l4: 0, admin: 0, inspect: 18133 + PORT_OFFSET },
+  'node-raw': { ws: 18141 + PORT_OFFSET, l4: 0, admin: 0, inspect: 18143 + PORT_OFFSET },
   nginx: { ws: 18201 + PORT_OFFSET, l4: 18202 + PORT_OFFSET, admin: 0, inspect: 0 },
   haproxy: { ws: 18301 + PORT_OFFSET, l4: 18302 + PORT_OFFSET, admin: 0, inspect: 0 },
 };
@@ -93,6 +96,7 @@ export function childFdLimit(): number {
 
 export function available(name: ProxyName): { ok: boolean; note?: string } {
   if (name.startsWith('wsgate') || name === 'node-min') return { ok: true };
+  if (name === 'node-raw') return existsSync(RELAY_ADDON) ? { ok: true } : { ok: false, note: `the native relay is not built (${RELAY_ADDON})` };
   if (name === 'nginx') return existsSync(NGINX) ? { ok: true } : { ok: false, note: `${NGINX} not installed` };
   return existsSync(HAPROXY) ? { ok: true } : { ok: false, note: `${HAPROXY} not installed` };
 }
@@ -148,6 +152,11 @@ export async function startProxy(name: ProxyName, o: StartOptions): Promise<Runn
     l4 = null;
     child = spawnPinned(o.cpu, process.execPath, [`--inspect-port=127.0.0.1:${ports.inspect}`, join(REPO, 'bench/minimal-proxy.ts'), String(ports.ws), String(o.backend.ws)], { stdio, cwd: REPO });
     notes.push('a raw net proxy: hand-split head, two pipes; no checks, metrics or log (the floor of Node streams)');
+  } else if (name === 'node-raw') {
+    // What a session costs Node without a net.Socket (bench/raw-proxy.ts): raw handles, llhttp, the native relay.
+    l4 = null;
+    child = spawnPinned(o.cpu, process.execPath, [`--inspect-port=127.0.0.1:${ports.inspect}`, join(REPO, 'bench/raw-proxy.ts'), String(ports.ws), String(o.backend.ws)], { stdio, cwd: REPO });
+    notes.push('raw libuv handles, llhttp both ways, then the native relay; no checks, metrics or log (the floor of a session without net.Socket)');
   } else if (name === 'nginx') {
     const stream = existsSync(NGINX_STREAM_MODULE);
     if (!stream) {

@@ -1,4 +1,4 @@
-// One table: a row per figure, a column per target (direct, wsgate, wsgate-pipe, wsgate-js, node-min, nginx, haproxy), the ratios of
+// One table: a row per figure, a column per target (direct, wsgate, wsgate-pipe, wsgate-js, node-min, node-raw, nginx, haproxy), the ratios of
 // wsgate to each peer, and the issue's target for the figures that have one. Then issue 10's budget for frame
 // tracking: wsgate (frames tracked) against the same route as a byte pipe (inspectFrames: false) on the JavaScript
 // relay (wsgate-js) and on the native one (wsgate-pipe), in the same run.

@@ -14,9 +14,9 @@
 //     sessions, L4 and the idle process, the CPU of every process of the proxy, the load's and the machine's, each
 //     worker's live connections (/debug/workers); a "workers 1 vs 2" table with the ratio 2 ÷ 1 per figure.
 // Flags: --quick (one short round: the CI smoke), --rounds N, --seconds S (per phase), --hold K,
-//        --targets direct,wsgate,wsgate-pipe,wsgate-js,node-min,nginx,haproxy (wsgate-js: wsgate-pipe with --relay js,
+//        --targets direct,wsgate,wsgate-pipe,wsgate-js,node-min,node-raw,nginx,haproxy (wsgate-js: wsgate-pipe with --relay js,
 //        its echo and L4 phases: L4 beside the native relay, echo for the frame tracker's own cost; node-min: bench/minimal-proxy.ts, issue 13's minimal Node
-//        proxy), --profile (wsgate and wsgate-pipe under --cpu-prof;
+//        proxy; node-raw: bench/raw-proxy.ts, a session without net.Socket: raw handles, llhttp, the native relay), --profile (wsgate and wsgate-pipe under --cpu-prof;
 //        each profile summarised at the end), --drain-clients N (2000; quick 500), --drain-window S (10; quick 2),
 //        --session-warmup S (10; quick 0.5: sessions run unmeasured before the sessions phase), --no-drain, --phases idle,echo64,echo16k,latency,sessions,l4,flood,scaling (default all, --quick all but
 //        scaling; the warm-up always runs; e.g. `--phases sessions --no-drain` profiles or compares the handshake
@@ -51,7 +51,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string' },
     seconds: { type: 'string' },
     hold: { type: 'string' },
-    targets: { type: 'string', default: 'direct,wsgate,wsgate-pipe,wsgate-js,node-min,nginx,haproxy' },
+    targets: { type: 'string', default: 'direct,wsgate,wsgate-pipe,wsgate-js,node-min,node-raw,nginx,haproxy' },
     profile: { type: 'boolean', default: false },
     'drain-clients': { type: 'string' },
     'drain-window': { type: 'string' },
