@@ -1,15 +1,9 @@
 // wsgate's native relay for L4 tunnels (issue 13, direction 3): takes over the two sockets of an established tunnel
-// and relays them with splice(2) through a pipe per direction, so that the bytes never enter user space. JavaScript
-// keeps everything else: routing, limits, metrics, drains, idle timeouts (src/proxy/native-relay.ts).
-//
-// It runs in the process's own event loop, not on a thread: its epoll descriptor is watched by libuv (a uv_poll), and
-// a turn of the relay runs when it is readable; add(), shutdown() and close() act at once, on the calling thread. A
-// thread of its own (the first version) cost every short tunnel two wake-ups across threads, on the core that also
-// runs the worker's JavaScript: a worker per core is the default, as nginx's and HAProxy's are, so there was no
-// other core for it (docs/architecture.md, "The native relay runs in the event loop").
+// and relays them on its own thread with splice(2) through a pipe per direction, so that the bytes never enter user
+// space. JavaScript keeps everything else: routing, limits, metrics, drains, idle timeouts (src/proxy/native-relay.ts).
 //
 // Ownership: add() dup()s the two descriptors it is given (the caller then destroys its sockets, which closes the
-// originals); from then on the relay alone closes the duplicates, exactly once, and reports the close.
+// originals); from then on the relay thread alone closes the duplicates, exactly once, and reports the close.
 //
 // Per tunnel, direction 0 is client -> upstream and direction 1 is upstream -> client. Each direction:
 //  1. writes the bytes JavaScript had already read (`head`) to its sink first;
@@ -25,20 +19,22 @@
 // UPSTREAM_ERROR: the other side is reset, as the JS relay does) or when JavaScript closes it (CLOSED).
 //
 // Byte counters: JavaScript hands over an ArrayBuffer of doubles, two per slot (bytes read from the client, bytes
-// written to the client: what the JS relay reads from client.bytesRead / bytesWritten), stored after every pump.
+// written to the client: what the JS relay reads from client.bytesRead / bytesWritten); the thread stores them with
+// relaxed atomic 64-bit stores, so a reader sees a whole value, maybe one pump old.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <uv.h>
 
 #define SPLICE_FLAGS (SPLICE_F_NONBLOCK | SPLICE_F_MOVE)
 /** Asked for per splice into a pipe; the pipe's free room bounds what one call moves. */
@@ -98,6 +94,7 @@ typedef struct command {
   uint32_t slot;
   int rst_client, rst_upstream;
   tunnel *t;
+  struct command *next;
 } command;
 
 typedef struct {
@@ -106,19 +103,19 @@ typedef struct {
   int err;
 } report;
 
-// Process-wide state: one relay per process (each wsgate worker is a process), all of it on the loop's thread.
-static int g_epoll = -1;
-/** Node's loop watching g_epoll; and, while tunnels are on the again list, turning without waiting. */
-static uv_poll_t g_poll;
-static uv_idle_t g_idle;
+// Process-wide state: one relay thread per process (each wsgate worker is a process).
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static command *g_head, *g_tail;
+static int g_epoll = -1, g_wake = -1;
+static pthread_t g_thread;
 static napi_threadsafe_function g_tsfn;
 static napi_ref g_counters_ref;
 static uint64_t *g_counters;
 static uint32_t g_slots;
-/** Tunnels by slot. */
+/** Owned by the relay thread: tunnels by slot. */
 static tunnel **g_table;
 static char g_scratch[65536];
-/** The pipe pool, and how many pipes exist, pooled and in use (read by JavaScript). */
+/** The pipe pool (relay thread only), and how many pipes exist, pooled and in use (read by JavaScript). */
 static int g_pool[PIPE_POOL_MAX][2];
 static int g_pooled;
 static uint32_t g_pipes_pooled, g_pipes_used;
@@ -179,13 +176,11 @@ static void post(uint32_t slot, int reason, int err) {
   r->slot = slot;
   r->reason = reason;
   r->err = err;
-  // Through the loop, never from here: a close found inside add() or close() must not call JavaScript back while
-  // JavaScript is still in that call (native-relay.ts registers the tunnel after add() returns).
   napi_call_threadsafe_function(g_tsfn, r, napi_tsfn_nonblocking);
 }
 
 static tunnel *g_free_list;
-/** Tunnels to pump again before waiting. */
+/** Tunnels to pump again before waiting (relay thread only). */
 static tunnel *g_again;
 
 static void close_tunnel(tunnel *t, int reason, int err, int rst_client, int rst_upstream) {
@@ -346,7 +341,13 @@ static void pump(tunnel *t) {
   }
 }
 
-static void run_command(command *c) {
+static void run_commands(void) {
+  pthread_mutex_lock(&g_lock);
+  command *c = g_head;
+  g_head = g_tail = NULL;
+  pthread_mutex_unlock(&g_lock);
+  while (c != NULL) {
+    command *next = c->next;
     if (c->op == OP_ADD) {
       tunnel *t = c->t;
       g_table[t->slot] = t;
@@ -375,35 +376,26 @@ static void run_command(command *c) {
       }
     }
     free(c);
+    c = next;
+  }
 }
 
-
-/** Tunnels closed in this turn are freed once nothing can point at them: no event of it, no place on the again list. */
-static void free_closed(void) {
-    tunnel *keep = NULL;
-    while (g_free_list != NULL) {
-      tunnel *t = g_free_list;
-      g_free_list = t->next_free;
-      if (t->queued) {
-        t->next_free = keep;
-        keep = t;
-      } else {
-        free(t);
-      }
-    }
-    g_free_list = keep;
-}
-
-/** One turn: the ready events (waiting up to `timeout` ms for them), then the again list, then the closed ones. */
-static void relay_turn(int timeout) {
+static void *relay_main(void *arg) {
+  (void)arg;
   struct epoll_event events[MAX_EVENTS];
-  {
-    int n = epoll_wait(g_epoll, events, MAX_EVENTS, timeout);
+  for (;;) {
+    int n = epoll_wait(g_epoll, events, MAX_EVENTS, g_again != NULL ? 0 : -1);
     if (n < 0) {
-      if (errno == EINTR) return;
+      if (errno == EINTR) continue;
       abort();
     }
     for (int i = 0; i < n; i++) {
+      if (events[i].data.ptr == NULL) {
+        uint64_t v;
+        (void)!read(g_wake, &v, sizeof v);
+        run_commands();
+        continue;
+      }
       endpoint *e = events[i].data.ptr;
       if (!e->t->closed) pump(e->t);
     }
@@ -416,32 +408,24 @@ static void relay_turn(int timeout) {
       t->queued = 0;
       if (!t->closed) pump(t);
     }
-    free_closed();
+    // Closed ones are freed once nothing can point at them: no event of this batch, no place on the again list.
+    tunnel *keep = NULL;
+    while (g_free_list != NULL) {
+      tunnel *t = g_free_list;
+      g_free_list = t->next_free;
+      if (t->queued) {
+        t->next_free = keep;
+        keep = t;
+      } else {
+        free(t);
+      }
+    }
+    g_free_list = keep;
   }
+  return NULL;
 }
 
-static void on_idle(uv_idle_t *h);
-
-/** A turn without waiting; while tunnels are on the again list, the loop comes back at once. */
-static void inline_turn(void) {
-  relay_turn(0);
-  if (g_again != NULL) uv_idle_start(&g_idle, on_idle);
-  else uv_idle_stop(&g_idle);
-}
-
-static void on_idle(uv_idle_t *h) {
-  (void)h;
-  inline_turn();
-}
-
-static void on_poll(uv_poll_t *h, int status, int events) {
-  (void)h;
-  (void)status;
-  (void)events;
-  inline_turn();
-}
-
-/** A command from JavaScript (zeroed: no reset, no tunnel). */
+/** A command for the relay thread (zeroed: no reset, no tunnel). */
 static command *new_command(int op, uint32_t slot) {
   command *c = calloc(1, sizeof *c);
   if (c == NULL) abort();
@@ -450,11 +434,14 @@ static command *new_command(int op, uint32_t slot) {
   return c;
 }
 
-/** Runs a command from JavaScript now (the relay is on this thread), then what it left on the again and free lists. */
 static void enqueue(command *c) {
-  run_command(c);
-  free_closed();
-  if (g_again != NULL) uv_idle_start(&g_idle, on_idle);
+  pthread_mutex_lock(&g_lock);
+  if (g_tail != NULL) g_tail->next = c;
+  else g_head = c;
+  g_tail = c;
+  pthread_mutex_unlock(&g_lock);
+  uint64_t one = 1;
+  (void)!write(g_wake, &one, sizeof one);
 }
 
 // ---- JavaScript side ----------------------------------------------------------------------------------------------
@@ -488,7 +475,7 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
-/** init(counters: ArrayBuffer, onClose(slot, reason, errno)): starts the relay in this event loop; returns the slot count. */
+/** init(counters: ArrayBuffer, onClose(slot, reason, errno)): starts the relay thread; returns the slot count. */
 static napi_value js_init(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], name, result;
@@ -511,13 +498,13 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   CHECK(env, napi_unref_threadsafe_function(env, g_tsfn));
   g_epoll = epoll_create1(EPOLL_CLOEXEC);
   if (g_epoll < 0) return throw_errno(env, "epoll_create1", errno);
-  // Watched by Node's own loop; neither handle keeps it alive (the close reports do, while tunnels live).
-  struct uv_loop_s *loop;
-  CHECK(env, napi_get_uv_event_loop(env, &loop));
-  if (uv_poll_init(loop, &g_poll, g_epoll) != 0 || uv_idle_init(loop, &g_idle) != 0) return throw_errno(env, "uv_poll_init", EINVAL);
-  uv_poll_start(&g_poll, UV_READABLE, on_poll);
-  uv_unref((uv_handle_t *)&g_poll);
-  uv_unref((uv_handle_t *)&g_idle);
+  g_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (g_wake < 0) return throw_errno(env, "eventfd", errno);
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+  if (epoll_ctl(g_epoll, EPOLL_CTL_ADD, g_wake, &ev) != 0) return throw_errno(env, "epoll_ctl", errno);
+  int err = pthread_create(&g_thread, NULL, relay_main, NULL);
+  if (err != 0) return throw_errno(env, "pthread_create", err);
+  pthread_detach(g_thread);
   CHECK(env, napi_create_uint32(env, g_slots, &result));
   return result;
 }
@@ -538,9 +525,9 @@ static int take_head(napi_env env, napi_value v, direction *x) {
 }
 
 /**
- * add(slot, clientFd, upstreamFd, headUp?, headDown?): dup()s both descriptors and hands them to the relay,
+ * add(slot, clientFd, upstreamFd, headUp?, headDown?): dup()s both descriptors and hands them to the relay thread,
  * with the bytes already read from the client (headUp, for the upstream) and from the upstream (headDown). The
- * caller must destroy its sockets afterwards: the originals are its to close, the duplicates the relay's.
+ * caller must destroy its sockets afterwards: the originals are its to close, the duplicates the thread's.
  */
 static napi_value js_add(napi_env env, napi_callback_info info) {
   size_t argc = 5;

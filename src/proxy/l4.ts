@@ -22,6 +22,7 @@ import type { ConnectionLimits } from './limits.ts';
 import { proxyV1Header, proxyV2Header } from './proxy-protocol.ts';
 import { parseClientHello } from './sni.ts';
 import type { PendingConnection, TunnelRegistry } from './registry.ts';
+import { keepAliveOn, keepAliveOnListener } from './listener-keepalive.ts';
 import { connectUpstream } from './upstream.ts';
 
 export interface L4ProxyDeps {
@@ -147,10 +148,13 @@ export class L4Proxy {
       // Nothing is read until this proxy decides to: an SNI port reads the hello, a plain port resumes in pipe().
       pauseOnConnect: true,
       noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: 60_000,
     });
-    server.on('connection', (socket) => this.#serverOnConnection(port, socket));
+    // TCP keepalive: the listener's, inherited, else each connection's (listener-keepalive.ts).
+    let keepAliveInherited = false;
+    server.on('connection', (socket) => {
+      if (!keepAliveInherited) keepAliveOn(socket);
+      this.#serverOnConnection(port, socket);
+    });
     return new Promise((resolve) => {
       const onError = (err: Error): void => {
         const error = new WsgateError(ErrorCodes.LISTEN, `cannot listen on ${host}:${port}`, { cause: err });
@@ -161,6 +165,7 @@ export class L4Proxy {
       server.once('error', onError);
       server.listen({ port, host, reusePort: this.#deps.reusePort === true }, () => {
         server.removeListener('error', onError);
+        keepAliveInherited = keepAliveOnListener(server);
         // Errors after bind (e.g. accept() hitting EMFILE) must not crash the process; Node keeps listening.
         server.on('error', (err) => this.#log.error({ port, err }, 'tunnel listener error'));
         if (this.#closed || !this.#ports.has(port)) {

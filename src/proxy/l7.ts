@@ -37,6 +37,7 @@ import { Router } from './router.ts';
 import type { TunnelRegistry } from './registry.ts';
 import { Upgrade, type UpgradeDeps, type UpgradeRequest } from './upgrade.ts';
 import { modifyHeaders, redirectLocation, rewriteRequest } from './filters.ts';
+import { keepAliveOnListener } from './listener-keepalive.ts';
 import { ListenerPorts } from './listener-ports.ts';
 
 export interface ListenAddress {
@@ -95,6 +96,8 @@ interface Listener {
   readonly front: HandshakeFront;
   readonly proto: 'http' | 'https';
   port: number;
+  /** Its accepted connections inherit TCP keepalive from the listening socket (listener-keepalive.ts). */
+  keepAliveInherited: boolean;
   /** [issue 14] A Gateway API listener port routes with its own table (listener-ports.ts); absent = the main one. */
   readonly router?: () => Router;
 }
@@ -225,7 +228,7 @@ export class L7Proxy {
       headersTimeoutMs: this.#handshakeTimeoutMs,
       checkIntervalMs: Math.min(1000, this.#handshakeTimeoutMs),
     });
-    const l: Listener = { server, front, proto, port: addr.port, ...(router !== undefined ? { router } : {}) };
+    const l: Listener = { server, front, proto, port: addr.port, keepAliveInherited: false, ...(router !== undefined ? { router } : {}) };
     // A client that half-closes after its request (printf ... | nc -N) still gets its response: its FIN ends the
     // request stream, not the exchange (Node's default aborts the request and ends the socket).
     (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
@@ -255,6 +258,8 @@ export class L7Proxy {
     });
     server.on('error', (err) => this.#d.log.error({ err, proto }, 'listener error'));
     l.port = (server.address() as AddressInfo).port;
+    // Before any connection is accepted: 'listening' runs before the loop first polls the new socket.
+    l.keepAliveInherited = keepAliveOnListener(server);
     if (main) this.#listeners.push(l);
   }
 

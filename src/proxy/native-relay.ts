@@ -1,7 +1,7 @@
 // The native relay (issue 13, direction 3): an established L4 tunnel's two descriptors handed to native/relay.c,
-// which relays them with splice(2) in this process's event loop, so that the bytes never enter JavaScript. JavaScript
-// keeps the tunnel's record (registry.ts): the sweep reads its byte counters, a drain or an idle timeout asks the
-// relay to close it, and the relay reports its end with a reason.
+// which relays them with splice(2) on its own thread, so that the bytes never enter the process. JavaScript keeps
+// the tunnel's record (registry.ts): the sweep reads its byte counters, a drain or an idle timeout asks the relay to
+// close it, and the relay reports its end with a reason.
 //
 // Handover, in this order (handOver()):
 //  1. only a plain TCP socket pair with nothing in flight JavaScript would lose: connected, not ended either way,
@@ -136,7 +136,7 @@ function relayOnClose(slot: number, reason: number, _err: number): void {
   link.owner.relayClosed(link, REASONS[reason]);
 }
 
-/** Loads the addon and starts its relay (in this event loop), once per process; returns why it cannot, or undefined. */
+/** Loads the addon and starts its thread, once per process; returns why it cannot, or undefined. */
 function loadAddon(): string | undefined {
   if (addon !== undefined || loadError !== undefined) return loadError;
   try {

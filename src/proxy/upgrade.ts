@@ -36,6 +36,7 @@ import { CLIENT_CLOSED_REQUEST, type Outcome } from './outcomes.ts';
 import type { TargetRejection } from './normalize.ts';
 import type { Router } from './router.ts';
 import type { PendingConnection, TunnelRegistry } from './registry.ts';
+import { keepAliveOn } from './listener-keepalive.ts';
 import { connectUpstream, type Upstream } from './upstream.ts';
 import { allowedRsvOf } from './ws-session.ts';
 import { modifyHeaders, redirectLocation, rewriteRequest } from './filters.ts';
@@ -59,6 +60,8 @@ export interface UpgradeDeps {
 export interface ListenerInfo {
   readonly proto: 'http' | 'https';
   readonly port: number;
+  /** The listening socket has TCP keepalive, which its connections inherit (listener-keepalive.ts). */
+  readonly keepAliveInherited?: boolean;
 }
 
 /** What a handshake looks for in the request, resolved at the edge (see l7.ts). */
@@ -105,6 +108,8 @@ export class Upgrade implements PendingConnection {
   #hashKey: string | undefined;
   /** [issue 12] The Set-Cookie to add to the 101 (affinity.ts), once the endpoint is known. */
   #setCookie: string | undefined;
+  /** The tunnel's client socket must be given TCP keepalive itself: its listener's is not inherited. */
+  #keepAlive = true;
 
   constructor(deps: UpgradeDeps, client: Socket, head: Buffer, r: UpgradeRequest) {
     this.#d = deps;
@@ -120,6 +125,7 @@ export class Upgrade implements PendingConnection {
   /** Runs the handshake against `router`'s table. */
   start(r: UpgradeRequest, router: Router, listener: ListenerInfo): void {
     const client = this.#client;
+    this.#keepAlive = listener.keepAliveInherited !== true;
     // Errors before the tunnel exists end the handshake through 'close'; the tunnel brings its own handlers.
     client.on('error', noop);
     // on(), not once(): 'close' fires once anyway, and once() wraps the listener in a closure; #end removes it.
@@ -339,7 +345,7 @@ export class Upgrade implements PendingConnection {
     // The 101, and in the same write the backend's first frames if they shared its read: they belong to the client
     // (h2o#1272).
     client.write(ev.rest.length > 0 ? Buffer.concat([head, ev.rest]) : head);
-    client.setKeepAlive(true, 60_000);
+    if (this.#keepAlive) keepAliveOn(client);
     client.removeListener('error', noop);
     up.socket.removeListener('error', noop);
     this.#d.metrics.handshakeDuration.observe({ route: route.route }, (performance.now() - this.#startedAt) / 1000);

@@ -1,0 +1,128 @@
+// TCP keepalive on every connection wsgate accepts (issue 13: set once on the listening socket and inherited,
+// listener-keepalive.ts), seen from outside: `ss -o` lists each accepted socket's keepalive timer. A WebSocket whose
+// frames are tracked (the JavaScript relay), one on a byte-pipe route (the native relay: the socket wsgate accepted,
+// now held by the relay), and an L4 tunnel, with the default --workers and with one.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { defaultWorkers } from '../../src/cluster/plane.ts';
+import { serve, type Server } from '../../src/cli/serve.ts';
+import { silentLogger } from '../../src/log/logger.ts';
+import { createMetrics } from '../../src/metrics/metrics.ts';
+import { generateSelfSigned } from '../../src/tls/selfsigned.ts';
+import { closeServer, converge, handshake, httpHead, listen, rawConnect, readUntil, roundTrip, startWsBackend, type Client, type WsBackend } from '../helpers/l7-peers.ts';
+import { backendService, createConfigDir, openWithHost, webSocketRoute, type ConfigDir } from '../helpers/serve-harness.ts';
+
+const defaultCertificate = generateSelfSigned({ commonName: 'wsgate keepalive test' });
+
+/** The established sockets whose local port is `port` (wsgate's side of connections to it), as `ss -tno` shows them. */
+function acceptedSockets(port: number): string[] {
+  const out = execFileSync('ss', ['-H', '-t', '-n', '-o', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.trim() !== '');
+}
+
+/**
+ * Waits until the `count` accepted sockets of `port` all show a keepalive timer. `ss` shows one timer per socket, the
+ * one running: while bytes just sent wait for their ACK it is the retransmission timer (`timer:(on,...)`), so the
+ * check is repeated (bounded) until the connections are quiet; without keepalive it never holds.
+ */
+async function expectKeepAlive(port: number, count: number): Promise<void> {
+  let last: string[] = [];
+  try {
+    await converge(
+      () => {
+        last = acceptedSockets(port);
+        return last.length === count && last.every((l) => /timer:\(keepalive,/.test(l));
+      },
+      `${count} socket(s) on port ${port} with a keepalive timer`,
+      1,
+      5_000,
+    );
+  } catch (err) {
+    assert.fail(`${(err as Error).message}; ss shows:\n${last.join('\n')}`);
+  }
+}
+
+for (const workers of [defaultWorkers(), 1]) {
+  describe(`wsgate serve --workers ${workers}: TCP keepalive on accepted connections`, { timeout: 60_000 }, () => {
+    let echo: WsBackend;
+    let dir: ConfigDir;
+    let server: Server;
+    let httpPort: number;
+    let tunnelPort: number;
+    const clients: Client[] = [];
+    const raw: net.Socket[] = [];
+
+    before(async () => {
+      echo = await startWsBackend();
+      const probe = net.createServer();
+      tunnelPort = await listen(probe);
+      await closeServer(probe);
+      dir = createConfigDir();
+      dir.write('config.yaml', [
+        ...backendService('echo', echo.port),
+        webSocketRoute('tracked', { hostnames: ['tracked.test'], rules: [{ backends: [{ service: 'echo' }] }] }),
+        webSocketRoute('pipe', { hostnames: ['pipe.test'], rules: [{ backends: [{ service: 'echo' }] }], policy: { inspectFrames: false } }),
+        {
+          apiVersion: 'wsgate.io/v1alpha1',
+          kind: 'TCPTunnel',
+          metadata: { name: 'tunnel', namespace: 'default' },
+          spec: { port: tunnelPort, backends: [{ service: 'echo', port: 80 }] },
+        },
+      ]);
+      const local = { host: '127.0.0.1', port: 0 };
+      server = await serve({
+        log: silentLogger(),
+        logLevel: 'silent',
+        metrics: createMetrics('test', { defaultMetrics: false }),
+        configPath: dir.path,
+        ingressClass: 'wsgate',
+        httpAddr: local,
+        adminAddr: local,
+        tunnelHost: '127.0.0.1',
+        handshakeTimeoutMs: 5000,
+        defaultCertificate,
+        workers,
+      });
+      httpPort = server.plane.addresses().http!.port;
+    });
+
+    after(async () => {
+      for (const c of clients) c.ws.terminate();
+      for (const s of raw) s.destroy();
+      await server?.stop();
+      await echo?.close();
+      dir?.dispose();
+    });
+
+    test('every tunnel accepted on the L7 listener has a keepalive timer, frames tracked or not', async () => {
+      for (const host of ['tracked.test', 'pipe.test']) {
+        const c = await openWithHost(`ws://127.0.0.1:${httpPort}/`, host);
+        clients.push(c);
+        assert.equal((await roundTrip(c, host)).data.toString(), host);
+      }
+      await expectKeepAlive(httpPort, 2);
+    });
+
+    test('an L4 tunnel has one too', async () => {
+      // The tunnel's listener binds when the table is applied: wait until it accepts.
+      let s: net.Socket | undefined;
+      await converge(
+        async () => {
+          s = await rawConnect(tunnelPort).catch(() => undefined);
+          return s !== undefined;
+        },
+        `the TCPTunnel listener on ${tunnelPort}`,
+        1,
+        10_000,
+      );
+      raw.push(s!);
+      // A handshake through the tunnel to the echo backend: the tunnel is established end to end.
+      s!.write(handshake({ host: 'tunnel.test' }));
+      const { value } = await readUntil(s!, httpHead);
+      assert.match(value, /^HTTP\/1\.1 101 /);
+      await expectKeepAlive(tunnelPort, 1);
+    });
+  });
+}
