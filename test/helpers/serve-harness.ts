@@ -196,7 +196,7 @@ const defaultCertificate = generateSelfSigned({ commonName: 'wsgate serve test d
 
 export async function startServe(
   configPath: string,
-  o: { log?: Logger; defaultMetrics?: boolean; debounceMs?: number } = {},
+  o: { log?: Logger; defaultMetrics?: boolean; debounceMs?: number; workers?: number } = {},
 ): Promise<ServeHarness> {
   const metrics = createMetrics('test', { defaultMetrics: o.defaultMetrics ?? false });
   const local = { host: '127.0.0.1', port: 0 };
@@ -212,6 +212,7 @@ export async function startServe(
     handshakeTimeoutMs: 10_000,
     defaultCertificate,
     debounceMs: o.debounceMs ?? 20,
+    ...(o.workers !== undefined ? { workers: o.workers } : {}),
   });
   const a = server.plane.addresses();
   const adminUrl = `http://127.0.0.1:${a.admin!.port}`;

@@ -4,17 +4,11 @@
 // now held by the relay), and an L4 tunnel, with the default --workers and with one.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import net from 'node:net';
+import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { defaultWorkers } from '../../src/cluster/plane.ts';
-import { serve, type Server } from '../../src/cli/serve.ts';
-import { silentLogger } from '../../src/log/logger.ts';
-import { createMetrics } from '../../src/metrics/metrics.ts';
-import { generateSelfSigned } from '../../src/tls/selfsigned.ts';
-import { closeServer, converge, handshake, httpHead, listen, rawConnect, readUntil, roundTrip, startWsBackend, type Client, type WsBackend } from '../helpers/l7-peers.ts';
-import { backendService, createConfigDir, openWithHost, webSocketRoute, type ConfigDir } from '../helpers/serve-harness.ts';
-
-const defaultCertificate = generateSelfSigned({ commonName: 'wsgate keepalive test' });
+import { closedPort, converge, handshake, httpHead, rawConnect, readUntil, roundTrip, startWsBackend, type Client, type WsBackend } from '../helpers/l7-peers.ts';
+import { backendService, createConfigDir, openWithHost, startServe, webSocketRoute, type ConfigDir, type ServeHarness } from '../helpers/serve-harness.ts';
 
 /** The established sockets whose local port is `port` (wsgate's side of connections to it), as `ss -tno` shows them. */
 function acceptedSockets(port: number): string[] {
@@ -48,7 +42,7 @@ for (const workers of [defaultWorkers(), 1]) {
   describe(`wsgate serve --workers ${workers}: TCP keepalive on accepted connections`, { timeout: 60_000 }, () => {
     let echo: WsBackend;
     let dir: ConfigDir;
-    let server: Server;
+    let server: ServeHarness;
     let httpPort: number;
     let tunnelPort: number;
     const clients: Client[] = [];
@@ -56,9 +50,8 @@ for (const workers of [defaultWorkers(), 1]) {
 
     before(async () => {
       echo = await startWsBackend();
-      const probe = net.createServer();
-      tunnelPort = await listen(probe);
-      await closeServer(probe);
+      // A free port for the TCPTunnel's listener (wsgate binds it when the table is applied).
+      tunnelPort = await closedPort();
       dir = createConfigDir();
       dir.write('config.yaml', [
         ...backendService('echo', echo.port),
@@ -71,27 +64,14 @@ for (const workers of [defaultWorkers(), 1]) {
           spec: { port: tunnelPort, backends: [{ service: 'echo', port: 80 }] },
         },
       ]);
-      const local = { host: '127.0.0.1', port: 0 };
-      server = await serve({
-        log: silentLogger(),
-        logLevel: 'silent',
-        metrics: createMetrics('test', { defaultMetrics: false }),
-        configPath: dir.path,
-        ingressClass: 'wsgate',
-        httpAddr: local,
-        adminAddr: local,
-        tunnelHost: '127.0.0.1',
-        handshakeTimeoutMs: 5000,
-        defaultCertificate,
-        workers,
-      });
-      httpPort = server.plane.addresses().http!.port;
+      server = await startServe(dir.path, { workers });
+      httpPort = server.httpPort;
     });
 
     after(async () => {
       for (const c of clients) c.ws.terminate();
       for (const s of raw) s.destroy();
-      await server?.stop();
+      await server?.close();
       await echo?.close();
       dir?.dispose();
     });
