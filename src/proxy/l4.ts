@@ -165,7 +165,7 @@ export class L4Proxy {
       server.once('error', onError);
       server.listen({ port, host, reusePort: this.#deps.reusePort === true }, () => {
         server.removeListener('error', onError);
-        keepAliveInherited = keepAliveOnListener(server);
+        keepAliveOnListener(server, (yes) => (keepAliveInherited = yes));
         // Errors after bind (e.g. accept() hitting EMFILE) must not crash the process; Node keeps listening.
         server.on('error', (err) => this.#log.error({ port, err }, 'tunnel listener error'));
         if (this.#closed || !this.#ports.has(port)) {

@@ -258,8 +258,7 @@ export class L7Proxy {
     });
     server.on('error', (err) => this.#d.log.error({ err, proto }, 'listener error'));
     l.port = (server.address() as AddressInfo).port;
-    // Before any connection is accepted: 'listening' runs before the loop first polls the new socket.
-    l.keepAliveInherited = keepAliveOnListener(server);
+    keepAliveOnListener(server, (yes) => (l.keepAliveInherited = yes));
     if (main) this.#listeners.push(l);
   }
 

@@ -17,14 +17,17 @@ interface KeepAliveHandle {
 }
 
 /**
- * Sets keepalive on `server`'s listening socket; true when the connections it accepts inherit it, false when each
- * must be set (keepAliveOn()). Call it once the server listens.
+ * Sets keepalive on `server`'s listening socket, once it listens. `inherited(true)` is called when the connections
+ * it accepts from then on have it: not at once, but after the loop's next poll. A client whose handshake the kernel
+ * completed between listen() and this call is already in the accept queue, cloned from the listener without
+ * keepalive; libuv accepts everything queued in the first poll after it, and the caller sets those connections itself
+ * until `inherited` says otherwise (a few redundant setsockopt calls in the first instant, never a connection without).
  */
-export function keepAliveOnListener(server: net.Server): boolean {
-  if (process.platform !== 'linux') return false;
+export function keepAliveOnListener(server: net.Server, inherited: (yes: boolean) => void): void {
+  if (process.platform !== 'linux') return;
   const handle = (server as unknown as { _handle?: KeepAliveHandle | null })._handle;
-  if (typeof handle?.setKeepAlive !== 'function') return false;
-  return handle.setKeepAlive(true, KEEPALIVE_IDLE_MS / 1000) === 0;
+  if (typeof handle?.setKeepAlive !== 'function') return;
+  if (handle.setKeepAlive(true, KEEPALIVE_IDLE_MS / 1000) === 0) setImmediate(() => inherited(true));
 }
 
 /** Keepalive on one connection, where its listener's could not be inherited. */
