@@ -7,7 +7,9 @@
 //     llhttp as well (as backend-response.ts does);
 //  4. the 101 is written to the client, then both descriptors go to wsgate's native relay (native/relay.c, the
 //     same addon and the same `add` call as native-relay.ts), and both handles are closed.
-// No routing, checks, metrics or log: a floor, like node-min, never a product. It trusts its one backend.
+// No routing, checks, metrics or log: a floor, like node-min, never a product. It trusts its one backend, and takes
+// its writes (a head, a 101: a few hundred bytes on loopback) as done at once, where a product would hand the
+// descriptors over only once they were.
 //   node bench/raw-proxy.ts <listen port> <backend port>
 // Node internals it relies on (process.binding: tcp_wrap, stream_wrap; _http_common's HTTPParser) are those of the
 // pinned Node; a Node that changes them fails this target's correctness checks in the bench, loudly.
@@ -95,6 +97,8 @@ interface Session {
   /** Bytes after the request head, for the backend. */
   rest: Buffer | undefined;
   head: string;
+  /** The backend's answer head is complete; `switched`: it was a 101. */
+  answered: boolean;
   switched: boolean;
   done: boolean;
 }
@@ -124,14 +128,18 @@ function release(s: Session): void {
   pool.push(p);
 }
 
-// A request: the head the backend gets (rebuilt from llhttp's pairs, as wsgate's forward.ts does). A response: 101 or not.
+// A request: the head the backend gets (rebuilt from llhttp's pairs, as wsgate's forward.ts does). A response: whether
+// it is a 101.
 function onHeadersComplete(this: Parser, _maj: number, _min: number, headers: string[], _method: number, url: string, status: number): number {
   const s = this.session!;
   if (s.up === undefined) {
     let head = `GET ${url} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     s.head = head + '\r\n';
-  } else s.switched = status === 101;
+  } else {
+    s.answered = true;
+    s.switched = status === 101;
+  }
   return 2;
 }
 
@@ -188,8 +196,11 @@ function upOnRead(this: RawHandle, ab: ArrayBuffer | undefined): void {
   if (n < 0 || ab === undefined || s.parser === undefined) return end(s);
   const chunk = Buffer.from(ab, streamBaseState[kArrayBufferOffset], n);
   const ret = s.parser.execute(chunk);
-  // Anything but a 101 (or bytes llhttp refuses) ends the session: a floor needs no refusal path.
-  if (typeof ret !== 'number' || !s.switched) return end(s);
+  if (typeof ret !== 'number') return end(s);
+  // A head that continues in the next read: wait for it. Anything but a 101 ends the session: a floor needs no
+  // refusal path.
+  if (!s.answered) return;
+  if (!s.switched) return end(s);
   this.readStop();
   release(s);
   // The 101 and anything after it, as read, go to the client; then both descriptors to the relay.
@@ -209,7 +220,7 @@ if (server.bind('127.0.0.1', listenPort!) !== 0 || server.listen(4096) !== 0) {
 server.onconnection = (err, client) => {
   if (err !== 0 || client === undefined) return;
   client.setNoDelay(true);
-  const s: Session = { client, up: undefined, parser: undefined, rest: undefined, head: '', switched: false, done: false };
+  const s: Session = { client, up: undefined, parser: undefined, rest: undefined, head: '', answered: false, switched: false, done: false };
   client[SESSION] = s;
   client.onread = clientOnRead;
   client.readStart();
