@@ -1,7 +1,7 @@
 // TCP keepalive on every connection wsgate accepts (issue 13: set once on the listening socket and inherited,
 // listener-keepalive.ts), seen from outside: `ss -o` lists each accepted socket's keepalive timer. A WebSocket whose
 // frames are tracked (the JavaScript relay), one on a byte-pipe route (the native relay: the socket wsgate accepted,
-// now held by the relay), and an L4 tunnel, with the default --workers and with one.
+// now held by the relay), one over TLS, and an L4 tunnel, with the default --workers and with one.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import type net from 'node:net';
@@ -83,6 +83,14 @@ for (const workers of [defaultWorkers(), 1]) {
         assert.equal((await roundTrip(c, host)).data.toString(), host);
       }
       await expectKeepAlive(httpPort, 2);
+    });
+
+    test('a tunnel accepted on the TLS listener has one on its TCP socket', async () => {
+      // The default certificate (self-signed): this checks the socket under TLS, not the certificate.
+      const c = await openWithHost(`wss://127.0.0.1:${server.httpsPort}/`, 'tracked.test', { servername: 'tracked.test', rejectUnauthorized: false });
+      clients.push(c);
+      assert.equal((await roundTrip(c, 'over TLS')).data.toString(), 'over TLS');
+      await expectKeepAlive(server.httpsPort, 1);
     });
 
     test('an L4 tunnel has one too', async () => {
